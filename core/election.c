@@ -1,0 +1,241 @@
+/* Elections: the public face of one resource's lease in the engine. User
+ * threads only change wishes (campaign, resign, close) and wait; the engine
+ * thread does all backend I/O. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+
+static void index_insert(reign_factory *f, reign_election *e)
+{
+    size_t b = e->hash % f->n_buckets;
+    e->next_in_bucket = f->buckets[b];
+    f->buckets[b] = e;
+    e->next = f->elections;
+    if (f->elections != NULL)
+        f->elections->prev = e;
+    f->elections = e;
+    f->n_elections++;
+}
+
+static void index_remove(reign_factory *f, reign_election *e)
+{
+    reign_election **p = &f->buckets[e->hash % f->n_buckets];
+    while (*p != e)
+        p = &(*p)->next_in_bucket;
+    *p = e->next_in_bucket;
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        f->elections = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    f->n_elections--;
+}
+
+/* Grow the index so lookups stay O(1) with many thousands of resources. */
+static void index_grow(reign_factory *f)
+{
+    if (f->n_elections < f->n_buckets)
+        return;
+    size_t n = f->n_buckets * 4;
+    reign_election **buckets = calloc(n, sizeof *buckets);
+    if (buckets == NULL)
+        return; /* longer chains, still correct */
+    for (reign_election *e = f->elections; e; e = e->next) {
+        e->next_in_bucket = buckets[e->hash % n];
+        buckets[e->hash % n] = e;
+    }
+    free(f->buckets);
+    f->buckets = buckets;
+    f->n_buckets = n;
+}
+
+int reign_election_new(reign_factory *f, const char *resource_id, reign_election **out)
+{
+    if (f == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_new: NULL argument");
+    int rc = reign_resource_id_check(resource_id);
+    if (rc != REIGN_OK)
+        return rc;
+    reign_election *e = calloc(1, sizeof *e);
+    if (e == NULL || (e->resource = strdup(resource_id)) == NULL) {
+        free(e);
+        return reign_error_set(REIGN_ENOMEM, "election_new: out of memory");
+    }
+    e->factory = f;
+    e->resource_len = strlen(resource_id);
+    e->hash = reign_engine_hash(e->resource, e->resource_len);
+    pthread_mutex_lock(&f->mu);
+    if (f->stopping) {
+        rc = reign_error_set(REIGN_ECLOSED, "election_new: factory is closing");
+    } else if (reign_engine_find(f, e->resource, e->resource_len, e->hash) != NULL) {
+        rc = reign_error_set(REIGN_EBUSY, "election_new: resource already has an election in "
+                                          "this factory");
+    } else {
+        index_grow(f);
+        index_insert(f, e);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (rc != REIGN_OK) {
+        free(e->resource);
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return REIGN_OK;
+}
+
+int reign_election_set_callback(reign_election *e, reign_election_fn fn, void *payload)
+{
+    if (e == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_set_callback: NULL election");
+    reign_factory *f = e->factory;
+    pthread_mutex_lock(&f->mu);
+    e->callback = fn;
+    e->callback_payload = payload;
+    pthread_mutex_unlock(&f->mu);
+    return REIGN_OK;
+}
+
+const char *reign_election_resource(const reign_election *e)
+{
+    return e->resource;
+}
+
+/* With f->mu held. */
+static int campaign_locked(reign_election *e)
+{
+    if (e->closing)
+        return reign_error_set(REIGN_ECLOSED, "election %s: closing", e->resource);
+    if (!e->campaigning) {
+        e->campaigning = true;
+        e->retry_at = 0;
+    }
+    return REIGN_OK;
+}
+
+int reign_election_start(reign_election *e)
+{
+    if (e == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_start: NULL election");
+    reign_factory *f = e->factory;
+    pthread_mutex_lock(&f->mu);
+    int rc = campaign_locked(e);
+    pthread_mutex_unlock(&f->mu);
+    if (rc == REIGN_OK)
+        reign_engine_wake(f);
+    return rc;
+}
+
+bool reign_election_is_master(const reign_election *e)
+{
+    int64_t deadline = atomic_load_explicit(&e->deadline_ns, memory_order_acquire);
+    return deadline != 0 && reign_clock_now_ns() < deadline;
+}
+
+int reign_election_term(const reign_election *e, uint64_t *out)
+{
+    if (e == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_term: NULL argument");
+    for (;;) {
+        int64_t d1 = atomic_load(&e->deadline_ns);
+        uint64_t term = atomic_load(&e->term);
+        int64_t d2 = atomic_load(&e->deadline_ns);
+        if (d1 != d2)
+            continue; /* changed under us: read again */
+        if (d1 == 0 || reign_clock_now_ns() >= d1)
+            return reign_error_set(REIGN_ENOTMASTER, "election %s: not master", e->resource);
+        *out = term;
+        return REIGN_OK;
+    }
+}
+
+int reign_election_wait(reign_election *e, int64_t timeout_ms)
+{
+    if (e == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_wait: NULL election");
+    reign_factory *f = e->factory;
+    if (reign_engine_is_engine_thread(f))
+        return reign_error_set(REIGN_ESTATE, "election_wait: not from a reign callback");
+    reign_mono_ns until = timeout_ms >= 0 ? reign_clock_now_ns() + timeout_ms * REIGN_NS_PER_MS : 0;
+    pthread_mutex_lock(&f->mu);
+    int rc = campaign_locked(e);
+    if (rc == REIGN_OK)
+        reign_engine_wake(f);
+    e->waiters++;
+    while (rc == REIGN_OK && !reign_election_is_master(e)) {
+        if (e->closing) {
+            rc = reign_error_set(REIGN_ECLOSED, "election %s: closed while waiting", e->resource);
+            break;
+        }
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&f->changed, &f->mu);
+            continue;
+        }
+        if (reign_clock_now_ns() >= until) {
+            rc = reign_error_set(REIGN_ETIMEDOUT, "election %s: not master after %lld ms",
+                                 e->resource, (long long)timeout_ms);
+            break;
+        }
+        struct timespec ts = reign_clock_timespec(until);
+        pthread_cond_timedwait(&f->changed, &f->mu, &ts);
+    }
+    e->waiters--;
+    pthread_cond_broadcast(&f->changed); /* a closer may wait for us to leave */
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* With f->mu held: wait until no op of e is out and no release is owed. */
+static void wait_settled(reign_factory *f, reign_election *e)
+{
+    if (reign_engine_is_engine_thread(f))
+        return; /* from a callback: the release goes out after it returns */
+    while (e->in_flight || e->release_pending)
+        pthread_cond_wait(&f->changed, &f->mu);
+}
+
+int reign_election_resign(reign_election *e)
+{
+    if (e == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_resign: NULL election");
+    reign_factory *f = e->factory;
+    pthread_mutex_lock(&f->mu);
+    e->campaigning = false;
+    reign_engine_drop_mastership(f, e, REIGN_LOST_RESIGNED);
+    reign_engine_wake(f);
+    wait_settled(f, e);
+    pthread_mutex_unlock(&f->mu);
+    return REIGN_OK;
+}
+
+int reign_election_close(reign_election *e)
+{
+    if (e == NULL)
+        return REIGN_OK;
+    reign_factory *f = e->factory;
+    if (reign_engine_is_engine_thread(f))
+        return reign_error_set(REIGN_ESTATE, "election_close: not from a reign callback");
+    pthread_mutex_lock(&f->mu);
+    e->campaigning = false;
+    e->closing = true;
+    reign_engine_drop_mastership(f, e, REIGN_LOST_CLOSED);
+    pthread_cond_broadcast(&f->changed); /* waiters return ECLOSED */
+    reign_engine_wake(f);
+    while (!e->removed || e->waiters > 0)
+        pthread_cond_wait(&f->changed, &f->mu);
+    index_remove(f, e);
+    pthread_mutex_unlock(&f->mu);
+    free(e->resource);
+    free(e);
+    return REIGN_OK;
+}
+
+int reign_election_current_master(reign_election *e, reign_master **out)
+{
+    if (e == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_current_master: NULL election");
+    return reign_factory_current_master(e->factory, e->resource, out);
+}

@@ -1,0 +1,579 @@
+/* The lease engine thread of a factory.
+ *
+ * Each iteration of the loop:
+ *   1. gather (under f->mu): end beliefs whose deadline passed, then collect
+ *      the ops that are due — RELEASE owed, RENEW at about ttl/3 (renewals
+ *      due soon ride along, so a tick costs one round trip), ACQUIRE of
+ *      campaigning elections, READ requests — and mark them in flight;
+ *   2. deliver queued events to callbacks (no lock held);
+ *   3. execute the batch on the backend (no lock held: is_master never waits
+ *      for I/O, it reads the atomic deadline);
+ *   4. apply the results (under f->mu), deliver events, wake waiters;
+ *   5. poll the wake-up fd and the backend's notification fd until the
+ *      next due time.
+ * This thread is the only one that calls the backend (DESIGN.md §3).
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "error.h"
+
+typedef struct batch {
+    reign_op *ops;
+    reign_election **owners;  /* NULL for READ ops */
+    read_request **reads;     /* the READ request of a READ op */
+    size_t n, cap;
+} batch;
+
+typedef struct removal_list {
+    reign_election **items;
+    size_t n, cap;
+} removal_list;
+
+uint64_t reign_engine_hash(const char *resource, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)resource[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,
+                                  uint64_t hash)
+{
+    for (reign_election *e = f->buckets[hash % f->n_buckets]; e; e = e->next_in_bucket)
+        if (e->hash == hash && e->resource_len == len && memcmp(e->resource, resource, len) == 0)
+            return e;
+    return NULL;
+}
+
+bool reign_engine_is_engine_thread(const reign_factory *f)
+{
+    return f->thread_started && pthread_equal(pthread_self(), f->thread);
+}
+
+void reign_engine_wake(reign_factory *f)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do
+        n = write(f->wake_fd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN means the counter is already non-zero: the engine will wake. */
+}
+
+void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_kind kind,
+                              uint64_t term, reign_lost_reason reason)
+{
+    if (kind == REIGN_EVENT_GAINED)
+        f->stats.gained++;
+    else
+        f->stats.lost++;
+    if (e->callback == NULL)
+        return;
+    if (f->n_events == f->cap_events) {
+        size_t cap = f->cap_events ? f->cap_events * 2 : 16;
+        engine_event *ev = realloc(f->events, cap * sizeof *ev);
+        if (ev == NULL) {
+            /* Belief is already right (is_master); only the callback is lost. */
+            reign_log(&f->logger, REIGN_LOG_ERROR, "engine", "out of memory: event dropped");
+            return;
+        }
+        f->events = ev;
+        f->cap_events = cap;
+    }
+    f->events[f->n_events++] = (engine_event){e, {kind, term, reason}};
+}
+
+void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_lost_reason reason)
+{
+    if (!e->master)
+        return;
+    atomic_store(&e->deadline_ns, 0);
+    e->master = false;
+    e->release_pending = true;
+    e->release_term = e->held_term;
+    f->stats.masterships--;
+    reign_engine_queue_event(f, e, REIGN_EVENT_LOST, e->held_term, reason);
+}
+
+static void set_master(reign_factory *f, reign_election *e, uint64_t term, reign_mono_ns deadline,
+                       reign_mono_ns t_sent)
+{
+    e->master = true;
+    e->held_term = term;
+    e->renew_at = t_sent + f->renew_ns;
+    atomic_store(&e->term, term);
+    atomic_store(&e->deadline_ns, deadline);
+    f->stats.masterships++;
+    reign_engine_queue_event(f, e, REIGN_EVENT_GAINED, term, REIGN_LOST_NONE);
+}
+
+/* ---- batch building ---------------------------------------------------- */
+
+static int batch_push(batch *b, reign_op_kind kind, const char *res, size_t len, uint64_t term,
+                      reign_election *owner, read_request *read)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        reign_op *ops = realloc(b->ops, cap * sizeof *ops);
+        if (ops == NULL)
+            return REIGN_ENOMEM;
+        b->ops = ops;
+        reign_election **owners = realloc(b->owners, cap * sizeof *owners);
+        if (owners == NULL)
+            return REIGN_ENOMEM;
+        b->owners = owners;
+        read_request **reads = realloc(b->reads, cap * sizeof *reads);
+        if (reads == NULL)
+            return REIGN_ENOMEM;
+        b->reads = reads;
+        b->cap = cap;
+    }
+    b->ops[b->n] = (reign_op){.kind = kind, .resource = res, .resource_len = len, .term = term,
+                              .out_remaining_ms = -1};
+    b->owners[b->n] = owner;
+    b->reads[b->n] = read;
+    b->n++;
+    return REIGN_OK;
+}
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ops[i].out_holder);
+        free(b->ops[i].out_metadata);
+        free(b->ops[i].out_error);
+    }
+    b->n = 0;
+}
+
+static reign_mono_ns min_ns(reign_mono_ns a, reign_mono_ns b)
+{
+    return a < b ? a : b;
+}
+
+/* Gather what is due at `now` into b; return the next time anything is due. */
+static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, removal_list *removals)
+{
+    reign_mono_ns next = now + 60 * 1000 * REIGN_NS_PER_MS;
+    /* Ride-along windows: renewals due within renew/2 and campaign retries due
+     * within retry/10 join a batch that goes anyway. */
+    bool renew_due = false;
+    for (reign_election *e = f->elections; e; e = e->next) {
+        int64_t deadline = atomic_load(&e->deadline_ns);
+        if (e->master && deadline <= now)
+            reign_engine_drop_mastership(f, e, REIGN_LOST_EXPIRED);
+        if (e->master && !e->in_flight && e->renew_at <= now)
+            renew_due = true;
+        if (f->retry_all && e->campaigning && !e->master)
+            e->retry_at = now;
+    }
+    f->retry_all = false;
+    reign_mono_ns renew_horizon = now + (renew_due ? f->renew_ns / 2 : 0);
+    reign_mono_ns retry_horizon = now + f->retry_ms * REIGN_NS_PER_MS / 10;
+
+    for (reign_election *e = f->elections; e; e = e->next) {
+        if (e->in_flight)
+            continue;
+        if (e->closing && !e->master && !e->release_pending) {
+            if (removals->n == removals->cap) {
+                size_t cap = removals->cap ? removals->cap * 2 : 8;
+                reign_election **items = realloc(removals->items, cap * sizeof *items);
+                if (items == NULL)
+                    continue; /* try again next iteration */
+                removals->items = items;
+                removals->cap = cap;
+            }
+            removals->items[removals->n++] = e;
+            e->in_flight = true; /* keep it out of later gathers */
+            continue;
+        }
+        int rc = REIGN_OK;
+        if (e->release_pending) {
+            rc = batch_push(b, REIGN_OP_RELEASE, e->resource, e->resource_len, e->release_term, e,
+                            NULL);
+            f->stats.ops_release++;
+        } else if (e->master) {
+            if (e->renew_at <= renew_horizon) {
+                rc = batch_push(b, REIGN_OP_RENEW, e->resource, e->resource_len, e->held_term, e,
+                                NULL);
+                f->stats.ops_renew++;
+            } else {
+                next = min_ns(next, e->renew_at);
+            }
+            next = min_ns(next, atomic_load(&e->deadline_ns));
+        } else if (e->campaigning && !e->closing) {
+            if (e->retry_at <= retry_horizon) {
+                rc = batch_push(b, REIGN_OP_ACQUIRE, e->resource, e->resource_len, 0, e, NULL);
+                f->stats.ops_acquire++;
+            } else {
+                next = min_ns(next, e->retry_at);
+            }
+        } else {
+            continue;
+        }
+        if (rc != REIGN_OK) {
+            next = now + 10 * REIGN_NS_PER_MS; /* out of memory: try again soon */
+            break;
+        }
+        if (b->n > 0 && b->owners[b->n - 1] == e)
+            e->in_flight = true;
+    }
+    while (f->reads != NULL) {
+        read_request *r = f->reads;
+        if (batch_push(b, REIGN_OP_READ, r->resource, r->resource_len, 0, NULL, r) != REIGN_OK) {
+            next = now + 10 * REIGN_NS_PER_MS; /* out of memory: the rest wait */
+            break;
+        }
+        f->reads = r->next;
+        f->stats.ops_read++;
+    }
+    return next;
+}
+
+/* ---- applying results ---------------------------------------------------- */
+
+static reign_master *master_from_op(reign_op *op)
+{
+    reign_master *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->instance_id = op->out_holder != NULL ? op->out_holder : strdup("");
+    m->metadata = op->out_metadata != NULL ? op->out_metadata : strdup("");
+    m->term = op->out_term;
+    op->out_holder = NULL;
+    op->out_metadata = NULL;
+    if (m->instance_id == NULL || m->metadata == NULL) {
+        reign_master_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void apply_read(reign_factory *f, reign_op *op, read_request *r)
+{
+    r->done = true;
+    if (op->result == REIGN_RES_OK) {
+        r->master = master_from_op(op);
+        r->status = r->master != NULL ? REIGN_OK : REIGN_ENOMEM;
+    } else if (op->result == REIGN_RES_NONE) {
+        r->status = REIGN_ENOMASTER;
+    } else {
+        r->status = op->result == REIGN_RES_ERROR && op->out_status != REIGN_OK ? op->out_status
+                                                                                 : REIGN_EBACKEND;
+        r->error = op->out_error;
+        op->out_error = NULL;
+        f->stats.op_errors++;
+    }
+}
+
+static void log_op_error(reign_factory *f, const reign_election *e, const reign_op *op)
+{
+    static const char *const names[] = {"?", "ACQUIRE", "RENEW", "RELEASE", "READ"};
+    f->stats.op_errors++;
+    reign_log(&f->logger, REIGN_LOG_DEBUG, "engine", "%s %.*s failed: %s",
+              names[op->kind <= REIGN_OP_READ ? op->kind : 0], (int)e->resource_len, e->resource,
+              op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
+}
+
+static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns t_sent,
+                          reign_mono_ns now)
+{
+    switch (op->result) {
+    case REIGN_RES_OK: {
+        reign_mono_ns deadline = t_sent + f->belief_ns;
+        if (!e->campaigning || e->closing || deadline <= now) {
+            /* Won a lease nobody wants (resigned meanwhile) or won too late
+             * to believe in: give it back so others need not wait a TTL. */
+            e->release_pending = true;
+            e->release_term = op->out_term;
+            e->retry_at = now;
+            return;
+        }
+        set_master(f, e, op->out_term, deadline, t_sent);
+        return;
+    }
+    case REIGN_RES_HELD:
+        if (op->out_holder != NULL && strcmp(op->out_holder, f->instance_id) == 0) {
+            /* Our own lease from an earlier belief (an expired deadline or an
+             * ACQUIRE whose answer was lost): release it, then campaign. */
+            e->release_pending = true;
+            e->release_term = op->out_term;
+            e->retry_at = now;
+            return;
+        }
+        if (op->out_remaining_ms >= 0 && op->out_remaining_ms < f->retry_ms)
+            e->retry_at = now + (op->out_remaining_ms + 1) * REIGN_NS_PER_MS;
+        else
+            e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        return;
+    default:
+        log_op_error(f, e, op);
+        e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        return;
+    }
+}
+
+static void apply_renew(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns t_sent,
+                        reign_mono_ns now)
+{
+    if (!e->master || e->held_term != op->term)
+        return; /* resigned or closed meanwhile; the release handles it */
+    if (atomic_load(&e->deadline_ns) <= now) {
+        /* The deadline passed while the RENEW was out: belief has ended
+         * already; do not resurrect it, start over. */
+        reign_engine_drop_mastership(f, e, REIGN_LOST_EXPIRED);
+        e->retry_at = now;
+        return;
+    }
+    switch (op->result) {
+    case REIGN_RES_OK:
+        e->renew_at = t_sent + f->renew_ns;
+        atomic_store(&e->deadline_ns, t_sent + f->belief_ns);
+        return;
+    case REIGN_RES_LOST:
+        reign_engine_drop_mastership(f, e, REIGN_LOST_BACKEND);
+        e->release_pending = false; /* not ours: nothing to release */
+        e->retry_at = now;
+        return;
+    default:
+        /* Outcome unknown: keep believing until the deadline, try again soon. */
+        log_op_error(f, e, op);
+        e->renew_at = now + f->renew_ns / 6;
+        return;
+    }
+}
+
+static void apply_release(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns now)
+{
+    if (op->result == REIGN_RES_ERROR || op->result == REIGN_RES_UNSET)
+        log_op_error(f, e, op); /* harmless: the lease expires on the backend */
+    if (e->release_pending && e->release_term == op->term)
+        e->release_pending = false;
+    e->retry_at = now;
+}
+
+static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_ns now)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        reign_op *op = &b->ops[i];
+        if (op->result == REIGN_RES_UNSET) {
+            op->result = REIGN_RES_ERROR;
+            if (op->out_status == REIGN_OK)
+                op->out_status = REIGN_EBACKEND;
+        }
+        if (op->kind == REIGN_OP_READ) {
+            apply_read(f, op, b->reads[i]);
+            continue;
+        }
+        reign_election *e = b->owners[i];
+        e->in_flight = false;
+        switch (op->kind) {
+        case REIGN_OP_ACQUIRE: apply_acquire(f, e, op, t_sent, now); break;
+        case REIGN_OP_RENEW: apply_renew(f, e, op, t_sent, now); break;
+        case REIGN_OP_RELEASE: apply_release(f, e, op, now); break;
+        default: break;
+        }
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void deliver_events(reign_factory *f)
+{
+    pthread_mutex_lock(&f->mu);
+    engine_event *events = f->events;
+    size_t n = f->n_events;
+    f->events = NULL;
+    f->n_events = f->cap_events = 0;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < n; i++)
+        events[i].election->callback(events[i].election, &events[i].event,
+                                     events[i].election->callback_payload);
+    free(events);
+}
+
+/* Resources a notification named, collected without the lock held. */
+typedef struct released_list {
+    char **names;
+    size_t *lens;
+    size_t n, cap;
+    bool all;
+} released_list;
+
+static void on_released(void *ctx, const char *resource, size_t len)
+{
+    released_list *l = ctx;
+    if (resource == NULL || l->all) {
+        l->all = true;
+        return;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **names = realloc(l->names, cap * sizeof *names);
+        size_t *lens = names ? realloc(l->lens, cap * sizeof *lens) : NULL;
+        if (names != NULL)
+            l->names = names;
+        if (lens == NULL) {
+            l->all = true; /* cannot remember which: retry them all */
+            return;
+        }
+        l->lens = lens;
+        l->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        l->all = true;
+        return;
+    }
+    memcpy(copy, resource, len);
+    copy[len] = '\0';
+    l->names[l->n] = copy;
+    l->lens[l->n++] = len;
+}
+
+static void apply_released(reign_factory *f, released_list *l)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stats.notifications++;
+    if (l->all)
+        f->retry_all = true;
+    for (size_t i = 0; i < l->n; i++) {
+        reign_election *e =
+            reign_engine_find(f, l->names[i], l->lens[i], reign_engine_hash(l->names[i], l->lens[i]));
+        if (e != NULL && e->campaigning && !e->master)
+            e->retry_at = 0;
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    free(l->lens);
+}
+
+static void wait_for_work(reign_factory *f, reign_mono_ns next)
+{
+    struct pollfd fds[2] = {{.fd = f->wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+    if (f->backend->notify_fd != NULL && f->backend->notify_drain != NULL)
+        fds[1].fd = f->backend->notify_fd(f->state);
+    reign_mono_ns now = reign_clock_now_ns();
+    int timeout_ms = 0;
+    if (next > now) {
+        /* Round up: waking a hair early would spin until the due time. */
+        int64_t ms = (next - now + REIGN_NS_PER_MS - 1) / REIGN_NS_PER_MS;
+        timeout_ms = ms > 60000 ? 60000 : (int)ms;
+    }
+    int n = poll(fds, fds[1].fd >= 0 ? 2 : 1, timeout_ms);
+    if (n <= 0)
+        return;
+    if (fds[0].revents & POLLIN) {
+        uint64_t v;
+        ssize_t r = read(f->wake_fd, &v, sizeof v);
+        (void)r;
+    }
+    if (fds[1].fd >= 0 && fds[1].revents != 0) {
+        released_list l = {0};
+        f->backend->notify_drain(f->state, on_released, &l);
+        apply_released(f, &l);
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    reign_factory *f = arg;
+    batch b = {0};
+    removal_list removals = {0};
+
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        bool stopping = f->stopping;
+        reign_mono_ns now = reign_clock_now_ns();
+        reign_mono_ns next = gather(f, now, &b, &removals);
+        bool has_renew = false;
+        for (size_t i = 0; i < b.n; i++)
+            has_renew |= b.ops[i].kind == REIGN_OP_RENEW;
+        if (b.n > 0) {
+            f->stats.batches++;
+            f->stats.renew_batches += has_renew;
+        }
+        pthread_mutex_unlock(&f->mu);
+
+        deliver_events(f);
+
+        bool did_io = b.n > 0;
+        if (did_io) {
+            reign_mono_ns t_sent = reign_clock_now_ns();
+            int rc = f->backend->execute(f->state, b.ops, b.n, f->op_timeout_ms);
+            if (rc != REIGN_OK) {
+                for (size_t i = 0; i < b.n; i++)
+                    if (b.ops[i].result == REIGN_RES_UNSET || b.ops[i].result == REIGN_RES_ERROR)
+                        b.ops[i].out_status = b.ops[i].out_status ? b.ops[i].out_status : rc;
+            }
+            pthread_mutex_lock(&f->mu);
+            apply(f, &b, t_sent, reign_clock_now_ns());
+            pthread_mutex_unlock(&f->mu);
+            batch_clear(&b);
+            deliver_events(f);
+        }
+
+        pthread_mutex_lock(&f->mu);
+        for (size_t i = 0; i < removals.n; i++)
+            removals.items[i]->removed = true;
+        removals.n = 0;
+        pthread_cond_broadcast(&f->changed);
+        bool idle_stop = stopping && f->elections == NULL;
+        pthread_mutex_unlock(&f->mu);
+
+        if (idle_stop)
+            break;
+        /* After I/O, gather again at once: results often make more work due
+         * (a RELEASE before a re-ACQUIRE, a closing election to drop). */
+        if (!did_io && !stopping)
+            wait_for_work(f, next);
+        else if (stopping)
+            wait_for_work(f, reign_clock_now_ns() + 10 * REIGN_NS_PER_MS);
+    }
+    free(b.ops);
+    free(b.owners);
+    free(b.reads);
+    free(removals.items);
+    return NULL;
+}
+
+int reign_engine_start(reign_factory *f)
+{
+    f->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (f->wake_fd < 0)
+        return reign_error_set(REIGN_EIO, "engine: eventfd: %s", strerror(errno));
+    int rc = pthread_create(&f->thread, NULL, engine_main, f);
+    if (rc != 0) {
+        close(f->wake_fd);
+        f->wake_fd = -1;
+        return reign_error_set(REIGN_ENOMEM, "engine: cannot start thread: %s", strerror(rc));
+    }
+    f->thread_started = true;
+    return REIGN_OK;
+}
+
+void reign_engine_stop(reign_factory *f)
+{
+    if (!f->thread_started)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stopping = true;
+    pthread_mutex_unlock(&f->mu);
+    reign_engine_wake(f);
+    pthread_join(f->thread, NULL);
+    f->thread_started = false;
+    close(f->wake_fd);
+    f->wake_fd = -1;
+}

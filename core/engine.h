@@ -1,0 +1,124 @@
+/* The lease engine: one thread per factory that batches lease operations,
+ * keeps every mastership's local deadline and tells elections what happened.
+ * factory.c and election.c are its public faces; they share these structs. */
+#ifndef REIGN_CORE_ENGINE_H
+#define REIGN_CORE_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "log.h"
+#include "reign/backend.h"
+#include "uri.h"
+
+typedef struct read_request read_request;
+
+struct reign_election {
+    reign_factory *factory;
+    char *resource;
+    size_t resource_len;
+    uint64_t hash;
+    reign_election_fn callback;  /* set before start; read by the engine */
+    void *callback_payload;
+
+    /* The lock-free view is_master and term read. Written only with
+     * factory->mu held; deadline 0 = not master. The term is stored before
+     * the deadline, so a reader that sees the same deadline before and after
+     * reading the term has a consistent pair. */
+    _Atomic int64_t deadline_ns;
+    _Atomic uint64_t term;
+
+    /* Guarded by factory->mu. */
+    bool campaigning;        /* wants mastership */
+    bool master;             /* holds a lease (belief also needs the deadline) */
+    uint64_t held_term;
+    reign_mono_ns renew_at;  /* next RENEW when master */
+    reign_mono_ns retry_at;  /* next ACQUIRE when campaigning */
+    bool release_pending;    /* a RELEASE of release_term is owed */
+    uint64_t release_term;
+    bool in_flight;          /* an op for it is in the batch being executed */
+    bool closing;            /* close requested */
+    bool removed;            /* the engine dropped it: the closer may free */
+    unsigned waiters;        /* threads inside reign_election_wait */
+    reign_election *next_in_bucket;
+    reign_election *prev, *next; /* factory's list */
+};
+
+typedef struct engine_event {
+    reign_election *election;
+    reign_event event;
+} engine_event;
+
+struct read_request {
+    const char *resource;
+    size_t resource_len;
+    bool done;
+    int status;
+    reign_master *master;
+    char *error;
+    read_request *next;
+};
+
+struct reign_factory {
+    const reign_backend *backend;
+    void *state;
+    reign_uri uri;
+    reign_backend_config cfg;
+    reign_logger logger;
+    char *instance_id;
+    char *metadata;
+    int64_t ttl_ms;
+    int64_t retry_ms;
+    int64_t op_timeout_ms;
+    reign_mono_ns belief_ns;  /* ttl × (1 − drift) − margin */
+    reign_mono_ns renew_ns;   /* renewal period, about ttl/3 */
+
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;              /* eventfd: user threads poke the engine */
+
+    pthread_mutex_t mu;       /* guards everything below and the elections' guarded fields */
+    pthread_cond_t changed;   /* broadcast after every state change */
+    bool stopping;
+    reign_election *elections; /* list head */
+    size_t n_elections;
+    reign_election **buckets;  /* resource → election */
+    size_t n_buckets;
+    read_request *reads;       /* pending READ requests */
+    engine_event *events;      /* to deliver on the engine thread */
+    size_t n_events, cap_events;
+    bool retry_all;            /* a notification without a resource */
+    reign_stats stats;
+};
+
+/* Start/stop the engine thread of an opened factory. */
+int reign_engine_start(reign_factory *f);
+void reign_engine_stop(reign_factory *f);
+
+/* Wake the engine (from any thread). */
+void reign_engine_wake(reign_factory *f);
+
+/* With f->mu held: queue an event for the engine thread to deliver. */
+void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_kind kind,
+                              uint64_t term, reign_lost_reason reason);
+
+/* With f->mu held: end belief in the current mastership now and owe a
+ * RELEASE for it. */
+void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_lost_reason reason);
+
+/* True when called on f's engine thread (whose callbacks must not block on it). */
+bool reign_engine_is_engine_thread(const reign_factory *f);
+
+/* Election index (f->mu held). */
+reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,
+                                  uint64_t hash);
+uint64_t reign_engine_hash(const char *resource, size_t len);
+
+/* REIGN_OK for a valid resource ID (1..REIGN_RESOURCE_ID_MAX bytes), else
+ * REIGN_EINVAL with a message. */
+int reign_resource_id_check(const char *resource_id);
+
+#endif

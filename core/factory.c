@@ -1,0 +1,287 @@
+/* Factories: options and URI → backend state + engine thread; statistics and
+ * current-master reads for any resource. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "error.h"
+#include "registry.h"
+
+#define DEFAULT_TTL_MS 10000
+#define DEFAULT_RETRY_MS 1000
+#define DEFAULT_DRIFT 0.01
+#define MIN_TTL_MS 20
+#define MAX_TTL_MS (INT64_C(24) * 3600 * 1000)
+#define INITIAL_BUCKETS 1024
+
+static char *default_instance_id(void)
+{
+    char host[256] = "localhost";
+    if (gethostname(host, sizeof host - 1) != 0)
+        strcpy(host, "localhost");
+    host[sizeof host - 1] = '\0';
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
+        rnd = (uint32_t)reign_clock_now_ns() ^ (uint32_t)getpid() * 2654435761u;
+    return reign_strdup_printf("%s:%ld:%08x", host, (long)getpid(), rnd);
+}
+
+static int check_options(const reign_options *o)
+{
+    if (o->version == 0 || o->version > REIGN_OPTIONS_VERSION)
+        return reign_error_set(REIGN_EINVAL,
+                               "options: reign_options.version %u unsupported (use "
+                               "REIGN_OPTIONS_INIT; this library knows 1..%d)",
+                               o->version, REIGN_OPTIONS_VERSION);
+    if (o->ttl_ms < 0)
+        return reign_error_set(REIGN_EINVAL, "options: ttl_ms %lld is negative",
+                               (long long)o->ttl_ms);
+    if (o->retry_interval_ms < 0)
+        return reign_error_set(REIGN_EINVAL, "options: retry_interval_ms %lld is negative",
+                               (long long)o->retry_interval_ms);
+    if (o->op_timeout_ms < 0)
+        return reign_error_set(REIGN_EINVAL, "options: op_timeout_ms %lld is negative",
+                               (long long)o->op_timeout_ms);
+    if (o->safety_margin_ms < 0)
+        return reign_error_set(REIGN_EINVAL, "options: safety_margin_ms %lld is negative",
+                               (long long)o->safety_margin_ms);
+    if (!(o->max_drift >= 0.0 && o->max_drift < 0.5))
+        return reign_error_set(REIGN_EINVAL, "options: max_drift %g must be in [0, 0.5)",
+                               o->max_drift);
+    if (o->instance_id != NULL && (o->instance_id[0] == '\0' || strlen(o->instance_id) > 255))
+        return reign_error_set(REIGN_EINVAL, "options: instance_id must be 1..255 bytes");
+    if (o->metadata != NULL && strlen(o->metadata) > 4096)
+        return reign_error_set(REIGN_EINVAL, "options: metadata longer than 4096 bytes");
+    return REIGN_OK;
+}
+
+/* Settle TTL, timeouts and the belief window from options and URI. */
+static int settle_timing(reign_factory *f, const reign_options *o)
+{
+    int64_t ttl = DEFAULT_TTL_MS;
+    const char *uri_ttl = reign_backend_param(&f->cfg, "ttl");
+    if (uri_ttl != NULL && reign_parse_duration_ms(uri_ttl, &ttl) != REIGN_OK)
+        return reign_error_set(REIGN_EURI,
+                               "uri %s: ttl=%s is not a positive duration (e.g. 500, 500ms, 10s)",
+                               f->uri.redacted, uri_ttl);
+    if (o->ttl_ms > 0)
+        ttl = o->ttl_ms;
+    if (ttl < MIN_TTL_MS || ttl > MAX_TTL_MS)
+        return reign_error_set(REIGN_EINVAL, "options: ttl %lld ms is outside %d ms .. 24 h",
+                               (long long)ttl, MIN_TTL_MS);
+    double drift = o->max_drift > 0 ? o->max_drift : DEFAULT_DRIFT;
+    int64_t margin = o->safety_margin_ms > 0 ? o->safety_margin_ms : (ttl / 20 < 100 ? ttl / 20 : 100);
+    int64_t belief_ms = (int64_t)((double)ttl * (1.0 - drift)) - margin;
+    if (belief_ms < ttl / 2)
+        return reign_error_set(REIGN_EINVAL,
+                               "options: safety_margin_ms %lld leaves less than half of ttl %lld ms "
+                               "to believe in",
+                               (long long)margin, (long long)ttl);
+    f->ttl_ms = ttl;
+    f->belief_ns = (reign_mono_ns)((double)ttl * (1.0 - drift) * (double)REIGN_NS_PER_MS) -
+                   margin * REIGN_NS_PER_MS;
+    f->renew_ns = ttl * REIGN_NS_PER_MS / 3;
+    f->retry_ms = o->retry_interval_ms > 0 ? o->retry_interval_ms : DEFAULT_RETRY_MS;
+    f->op_timeout_ms = o->op_timeout_ms > 0 ? o->op_timeout_ms : (ttl / 3 < 5000 ? ttl / 3 : 5000);
+    return REIGN_OK;
+}
+
+static void factory_free(reign_factory *f)
+{
+    if (f == NULL)
+        return;
+    if (f->state != NULL)
+        f->backend->close(f->state);
+    reign_uri_free(&f->uri);
+    free(f->instance_id);
+    free(f->metadata);
+    free(f->buckets);
+    free(f->events);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->changed);
+    free(f);
+}
+
+int reign_factory_open(const char *uri, const reign_options *options, reign_factory **out)
+{
+    reign_options defaults = REIGN_OPTIONS_INIT;
+    const reign_options *o = options != NULL ? options : &defaults;
+    char *default_uri = NULL;
+    reign_factory *f = NULL;
+    int rc;
+
+    reign_error_clear();
+    if (out == NULL)
+        return reign_error_set(REIGN_EINVAL, "factory_open: out is NULL");
+    if ((rc = check_options(o)) != REIGN_OK)
+        return rc;
+    if (uri == NULL)
+        uri = getenv("REIGN_URI");
+    if (uri == NULL || uri[0] == '\0') {
+        default_uri = reign_strdup_printf("file:///tmp/reign-%ld", (long)getuid());
+        if (default_uri == NULL)
+            return reign_error_set(REIGN_ENOMEM, "factory_open: out of memory");
+        uri = default_uri;
+    }
+
+    f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        rc = reign_error_set(REIGN_ENOMEM, "factory_open: out of memory");
+        goto out;
+    }
+    f->wake_fd = -1;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    f->logger.fn = o->logger;
+    f->logger.payload = o->logger_payload;
+
+    if ((rc = reign_uri_parse(uri, &f->uri)) != REIGN_OK)
+        goto out;
+    if ((rc = reign_registry_find(f->uri.scheme, &f->backend)) != REIGN_OK)
+        goto out;
+    f->instance_id = o->instance_id != NULL ? strdup(o->instance_id) : default_instance_id();
+    f->metadata = strdup(o->metadata != NULL ? o->metadata : "");
+    f->n_buckets = INITIAL_BUCKETS;
+    f->buckets = calloc(f->n_buckets, sizeof *f->buckets);
+    if (f->instance_id == NULL || f->metadata == NULL || f->buckets == NULL) {
+        rc = reign_error_set(REIGN_ENOMEM, "factory_open: out of memory");
+        goto out;
+    }
+
+    f->cfg = (reign_backend_config){
+        .uri = f->uri.raw, .uri_redacted = f->uri.redacted, .scheme = f->uri.scheme,
+        .user = f->uri.user, .password = f->uri.password, .host = f->uri.host,
+        .port = f->uri.port, .path = f->uri.path, .params = f->uri.params,
+        .n_params = f->uri.n_params, .instance_id = f->instance_id, .metadata = f->metadata,
+        .logger = o->logger, .logger_payload = o->logger_payload};
+    if ((rc = settle_timing(f, o)) != REIGN_OK)
+        goto out;
+    f->cfg.ttl_ms = f->ttl_ms;
+    f->cfg.op_timeout_ms = f->op_timeout_ms;
+
+    reign_error_clear();
+    void *state = NULL;
+    rc = f->backend->open(&f->cfg, &state);
+    if (rc != REIGN_OK) {
+        if (reign_last_error()[0] == '\0')
+            reign_error_set(rc, "%s: cannot open %s", f->uri.scheme, f->uri.redacted);
+        goto out;
+    }
+    f->state = state;
+    if ((rc = reign_uri_check_all_used(&f->uri)) != REIGN_OK)
+        goto out;
+    if ((rc = reign_engine_start(f)) != REIGN_OK)
+        goto out;
+    reign_log(&f->logger, REIGN_LOG_INFO, "factory", "opened %s as %s (ttl %lld ms)",
+              f->uri.redacted, f->instance_id, (long long)f->ttl_ms);
+    *out = f;
+    f = NULL;
+out:
+    factory_free(f);
+    free(default_uri);
+    return rc;
+}
+
+int reign_factory_close(reign_factory *f)
+{
+    if (f == NULL)
+        return REIGN_OK;
+    pthread_mutex_lock(&f->mu);
+    size_t open_elections = f->n_elections;
+    pthread_mutex_unlock(&f->mu);
+    if (open_elections > 0)
+        return reign_error_set(REIGN_EBUSY, "factory_close: %zu election(s) still open; close them first",
+                               open_elections);
+    reign_engine_stop(f);
+    factory_free(f);
+    return REIGN_OK;
+}
+
+const char *reign_factory_instance_id(const reign_factory *f)
+{
+    return f->instance_id;
+}
+
+const char *reign_factory_uri(const reign_factory *f)
+{
+    return f->uri.redacted;
+}
+
+int64_t reign_factory_ttl_ms(const reign_factory *f)
+{
+    return f->ttl_ms;
+}
+
+int reign_factory_stats(reign_factory *f, reign_stats *out)
+{
+    if (f == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "factory_stats: NULL argument");
+    pthread_mutex_lock(&f->mu);
+    *out = f->stats;
+    pthread_mutex_unlock(&f->mu);
+    return REIGN_OK;
+}
+
+int reign_resource_id_check(const char *resource_id)
+{
+    if (resource_id == NULL)
+        return reign_error_set(REIGN_EINVAL, "resource ID is NULL");
+    size_t len = strnlen(resource_id, REIGN_RESOURCE_ID_MAX + 1);
+    if (len == 0)
+        return reign_error_set(REIGN_EINVAL, "resource ID is empty");
+    if (len > REIGN_RESOURCE_ID_MAX)
+        return reign_error_set(REIGN_EINVAL, "resource ID is longer than %d bytes",
+                               REIGN_RESOURCE_ID_MAX);
+    return REIGN_OK;
+}
+
+int reign_factory_current_master(reign_factory *f, const char *resource_id, reign_master **out)
+{
+    if (f == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "current_master: NULL argument");
+    int rc = reign_resource_id_check(resource_id);
+    if (rc != REIGN_OK)
+        return rc;
+    if (reign_engine_is_engine_thread(f))
+        return reign_error_set(REIGN_ESTATE, "current_master: not from a reign callback (it would "
+                                             "wait for the thread running the callback)");
+    read_request r = {.resource = resource_id, .resource_len = strlen(resource_id)};
+    pthread_mutex_lock(&f->mu);
+    r.next = f->reads;
+    f->reads = &r;
+    pthread_mutex_unlock(&f->mu);
+    reign_engine_wake(f);
+    pthread_mutex_lock(&f->mu);
+    /* The engine always answers: a backend returns within op_timeout_ms. */
+    while (!r.done)
+        pthread_cond_wait(&f->changed, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    if (r.status == REIGN_OK) {
+        *out = r.master;
+        return REIGN_OK;
+    }
+    if (r.status == REIGN_ENOMASTER)
+        rc = reign_error_set(REIGN_ENOMASTER, "%s: no master", resource_id);
+    else
+        rc = reign_error_set(r.status, "current_master %s: %s", resource_id,
+                             r.error != NULL ? r.error : reign_status_str(r.status));
+    free(r.error);
+    return rc;
+}
+
+void reign_master_free(reign_master *m)
+{
+    if (m == NULL)
+        return;
+    free(m->instance_id);
+    free(m->metadata);
+    free(m);
+}

@@ -1,0 +1,10 @@
+/* The table of backends built into this library (from REIGN_WITH_<BACKEND>). */
+#ifndef REIGN_CORE_REGISTRY_H
+#define REIGN_CORE_REGISTRY_H
+
+#include "reign/backend.h"
+
+/* The backend serving `scheme`, or REIGN_EURI naming the schemes known. */
+int reign_registry_find(const char *scheme, const reign_backend **out);
+
+#endif

@@ -1,0 +1,166 @@
+/* The backend contract: what a storage backend implements for reign's core.
+ *
+ * A backend implements atomic lease operations, nothing more. The core owns
+ * threads, clocks, deadlines, retries, batching and election semantics; a
+ * backend owns its connection and wire protocol. It never sleeps to wait for
+ * a lease, never decides mastership and keeps no deadline of its own.
+ *
+ *   op       meaning
+ *   ACQUIRE  no live lease on res: create one for this instance with a term
+ *            greater than every earlier term of res → OK(out_term);
+ *            else → HELD(out_holder, out_term, out_metadata)
+ *   RENEW    live lease of this instance with `term` → extend by ttl → OK;
+ *            else → LOST
+ *   RELEASE  live lease of this instance with `term` → end it, keep the term
+ *            history → OK; else → LOST (harmless)
+ *   READ     → OK(out_holder, out_term, out_metadata) or NONE
+ *
+ * Any op may end in ERROR (outcome unknown, e.g. a timeout): the core then
+ * assumes nothing — an ACQUIRE in error never makes anyone master.
+ *
+ * Duties of the core: it calls every member from its one engine thread per
+ * factory (never concurrently for one state); it never puts two ops on one
+ * resource in a batch except RELEASE before ACQUIRE; it frees out_* strings.
+ * Duties of the backend: fill result of every op, even when the whole batch
+ * fails; return within the timeout it is given; hold no lock on return.
+ */
+#ifndef REIGN_BACKEND_H
+#define REIGN_BACKEND_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reign/reign.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REIGN_BACKEND_VERSION 1
+
+typedef enum reign_op_kind {
+    REIGN_OP_ACQUIRE = 1,
+    REIGN_OP_RENEW = 2,
+    REIGN_OP_RELEASE = 3,
+    REIGN_OP_READ = 4,
+} reign_op_kind;
+
+typedef enum reign_op_result {
+    REIGN_RES_UNSET = 0,  /* backend left it: the core treats it as ERROR */
+    REIGN_RES_OK = 1,     /* acquired / renewed / released / READ found one */
+    REIGN_RES_HELD = 2,   /* ACQUIRE: another live lease exists */
+    REIGN_RES_LOST = 3,   /* RENEW/RELEASE: that lease is not ours (any more) */
+    REIGN_RES_NONE = 4,   /* READ: no live lease */
+    REIGN_RES_ERROR = 5,  /* failed, outcome unknown; see status/error */
+} reign_op_result;
+
+typedef struct reign_op {
+    /* In, set by the core. */
+    reign_op_kind kind;
+    const char *resource;     /* NUL-terminated, 1..REIGN_RESOURCE_ID_MAX bytes */
+    size_t resource_len;
+    uint64_t term;            /* RENEW, RELEASE: the term this instance holds */
+
+    /* Out, set by the backend. Strings are malloc'd; the core frees them. */
+    reign_op_result result;
+    uint64_t out_term;        /* ACQUIRE OK: new term; HELD, READ OK: holder's */
+    char *out_holder;         /* HELD, READ OK: holder's instance ID */
+    char *out_metadata;       /* HELD, READ OK: holder's metadata (may be NULL) */
+    int64_t out_remaining_ms; /* HELD, READ OK: lease time left if known, else -1 */
+    int out_status;           /* ERROR: a reign_status */
+    char *out_error;          /* ERROR: message, malloc'd (see reign_op_fail) */
+} reign_op;
+
+/* Told by notify_drain which resource may have been freed (NULL: unknown). */
+typedef void (*reign_released_fn)(void *ctx, const char *resource, size_t resource_len);
+
+/* A query parameter of the URI, percent-decoded. */
+typedef struct reign_uri_param {
+    char *name;
+    char *value;
+    int used;  /* set by reign_backend_param; unused ones are refused */
+} reign_uri_param;
+
+/* What open gets. Everything is owned by the core and lives until close. */
+typedef struct reign_backend_config {
+    const char *uri;           /* as the user gave it: may hold secrets, never log */
+    const char *uri_redacted;  /* password replaced by *** */
+    const char *scheme;        /* "file", "redis", … */
+    const char *user;          /* NULL if absent (decoded) */
+    const char *password;      /* NULL if absent (decoded) */
+    const char *host;          /* NULL if absent */
+    int port;                  /* 0 if absent */
+    const char *path;          /* decoded path, "" if absent */
+    reign_uri_param *params;
+    size_t n_params;
+    const char *instance_id;   /* this instance: holder name in every lease */
+    const char *metadata;      /* this instance's metadata, "" if none */
+    int64_t ttl_ms;            /* lease TTL for ACQUIRE and RENEW */
+    int64_t op_timeout_ms;     /* the default bound for one batch */
+    reign_log_fn logger;
+    void *logger_payload;
+} reign_backend_config;
+
+/* A backend. Members are only ever appended; each says the version that
+ * added it, and the core reads a member only if version is at least that. */
+typedef struct reign_backend {
+    int version;          /* REIGN_BACKEND_VERSION the backend was built for */
+    const char *scheme;   /* URI scheme(s) it serves, e.g. "redis"; see also alt */
+    const char *scheme_alt;  /* a second scheme ("postgresql"), or NULL */
+
+    /* Required. Connect/prepare. On success *state_out is the backend's state.
+     * On failure return a reign_status and set a message with
+     * reign_backend_error; nothing is leaked. May block up to
+     * cfg->op_timeout_ms. */
+    int (*open)(const reign_backend_config *cfg, void **state_out);
+
+    /* Required. Run a batch; fill every op's result. Return REIGN_OK when the
+     * ops carry their own results (some may be ERROR), or a status when the
+     * whole batch failed — then the core treats unset results as ERROR.
+     * Must return within timeout_ms. */
+    int (*execute)(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+
+    /* Optional (NULL = no notifications). A file descriptor that becomes
+     * readable when some lease may have been released or expired, or -1 for
+     * none right now. Asked before every wait: it may change (reconnect). */
+    int (*notify_fd)(void *state);
+
+    /* Optional, with notify_fd. Called when the fd is readable: consume what
+     * is pending without blocking, and for each resource that may have been
+     * freed call released(ctx, resource, resource_len) — or call it once with
+     * resource NULL when the backend cannot tell which (the core then retries
+     * every campaigning election). Calling it for nothing is allowed. */
+    void (*notify_drain)(void *state, reign_released_fn released, void *ctx);
+
+    /* Required. Free everything. Leases still held need not be released:
+     * the core releases them first. NULL state is never passed. */
+    void (*close)(void *state);
+} reign_backend;
+
+/* ---- Helpers the core offers backends (and only backends) --------------- */
+
+/* Set this thread's last-error message (for open). */
+REIGN_EXTERN void reign_backend_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Mark an op failed with a status and a message. */
+REIGN_EXTERN void reign_op_fail(reign_op *op, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The value of query parameter `name` (marks it used), NULL if absent. */
+REIGN_EXTERN const char *reign_backend_param(const reign_backend_config *cfg, const char *name);
+
+/* Log through the factory's logger. */
+REIGN_EXTERN void reign_backend_log(const reign_backend_config *cfg, int level, const char *fmt,
+                                    ...) __attribute__((format(printf, 3, 4)));
+
+/* Parse a positive integer parameter with a unit of milliseconds; REIGN_EURI
+ * with a message naming it on garbage. Leaves *out untouched if absent. */
+REIGN_EXTERN int reign_backend_param_ms(const reign_backend_config *cfg, const char *name,
+                                        int64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REIGN_BACKEND_H */

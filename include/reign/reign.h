@@ -1,0 +1,357 @@
+/* reign: master election per resource ID with pluggable backends.
+ *
+ * This is the whole public API. Types are opaque; every fallible call returns
+ * a reign_status (REIGN_OK = 0) and leaves a message for the calling thread in
+ * reign_last_error(). Out-parameters come last, are named `out`, and are set
+ * only on success.
+ *
+ * Threading: unless a function says otherwise it is thread-safe and may be
+ * called from any thread. Callbacks run on the factory's engine thread; they
+ * must not block for long and must not close the object that invoked them.
+ *
+ * Map of this header:
+ *   1. status codes and errors      5. runner (Trillian semantics)
+ *   2. options and factory          6. master tracker
+ *   3. election (one resource)      7. shard manager
+ *   4. master info, statistics      8. logging
+ */
+#ifndef REIGN_REIGN_H
+#define REIGN_REIGN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define REIGN_EXTERN __attribute__((visibility("default")))
+#else
+#define REIGN_EXTERN
+#endif
+
+#define REIGN_VERSION_STRING "0.1.0"
+
+/* ---- 1. Status codes and errors ---------------------------------------- */
+
+typedef enum reign_status {
+    REIGN_OK = 0,
+    REIGN_EINVAL = -1,       /* bad argument or configuration value */
+    REIGN_ENOMEM = -2,       /* out of memory */
+    REIGN_EURI = -3,         /* malformed URI, unknown scheme or parameter */
+    REIGN_EBACKEND = -4,     /* backend unreachable or failed (retryable) */
+    REIGN_ETIMEDOUT = -5,    /* the given timeout passed */
+    REIGN_ENOTMASTER = -6,   /* this instance is not master */
+    REIGN_ENOMASTER = -7,    /* nobody is master of the resource */
+    REIGN_ECLOSED = -8,      /* the object is closing or closed */
+    REIGN_ESTATE = -9,       /* call not valid in the current state */
+    REIGN_EIO = -10,         /* local I/O error (file backend) */
+    REIGN_EPROTO = -11,      /* garbage from a server or a lock file */
+    REIGN_EAUTH = -12,       /* authentication or permission refused */
+    REIGN_EBUSY = -13,       /* resource already in use in this factory */
+    REIGN_EBUG = -99,        /* internal error: a bug in reign, please report */
+} reign_status;
+
+/* Static name of a status ("REIGN_ETIMEDOUT: timed out"). Never NULL. */
+REIGN_EXTERN const char *reign_status_str(int status);
+
+/* This thread's message for the last failed call, "" if none. Valid until
+ * the next reign call on this thread. Never NULL. */
+REIGN_EXTERN const char *reign_last_error(void);
+
+/* ---- 2. Options and factory --------------------------------------------- */
+
+/* Log levels, lowest = most severe. */
+enum { REIGN_LOG_ERROR = 0, REIGN_LOG_WARN = 1, REIGN_LOG_INFO = 2, REIGN_LOG_DEBUG = 3 };
+
+/* Called from any reign thread; must be thread-safe. `component` is e.g.
+ * "engine", "redis"; `message` never contains a password. */
+typedef void (*reign_log_fn)(int level, const char *component, const char *message,
+                             void *payload);
+
+#define REIGN_OPTIONS_VERSION 1
+
+/* Zero means "default" for every numeric field. */
+typedef struct reign_options {
+    unsigned version;           /* REIGN_OPTIONS_VERSION */
+    const char *instance_id;    /* NULL: "host:pid:random" */
+    const char *metadata;       /* shown to observers (e.g. an address); NULL = "" */
+    int64_t ttl_ms;             /* lease TTL; 0: URI's ttl= or 10000 */
+    int64_t retry_interval_ms;  /* campaign retry when no notification; 0: 1000 */
+    int64_t op_timeout_ms;      /* bound on one backend batch; 0: min(ttl/3, 5000) */
+    double max_drift;           /* assumed clock rate error; 0: 0.01 */
+    int64_t safety_margin_ms;   /* subtracted from every deadline; 0: min(ttl/20, 100) */
+    reign_log_fn logger;        /* NULL: stderr, level from REIGN_LOG */
+    void *logger_payload;
+} reign_options;
+
+#define REIGN_OPTIONS_INIT {REIGN_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0.0, 0, NULL, NULL}
+
+typedef struct reign_factory reign_factory;
+
+/* Open a factory for the backend the URI names:
+ *   file:///dir   mem://name   noop://   redis://…   (see docs/backends/)
+ * A NULL uri means $REIGN_URI, else file:///tmp/reign-$UID.
+ * `options` may be NULL for defaults. Starts the engine thread; for networked
+ * backends the first connection is made before returning (bounded by
+ * op_timeout_ms). Blocks. */
+REIGN_EXTERN int reign_factory_open(const char *uri, const reign_options *options,
+                                    reign_factory **out);
+
+/* Resign every mastership, stop the engine, free. All elections of the
+ * factory must be closed first (REIGN_EBUSY otherwise: nothing is freed).
+ * NULL is a no-op. Blocks up to op_timeout_ms. */
+REIGN_EXTERN int reign_factory_close(reign_factory *factory);
+
+/* The instance ID in use (owned by the factory). */
+REIGN_EXTERN const char *reign_factory_instance_id(const reign_factory *factory);
+
+/* The URI with any password replaced by "***" (owned by the factory). */
+REIGN_EXTERN const char *reign_factory_uri(const reign_factory *factory);
+
+/* Effective lease TTL in milliseconds. */
+REIGN_EXTERN int64_t reign_factory_ttl_ms(const reign_factory *factory);
+
+/* Longest resource ID accepted, in bytes. IDs are C strings of 1..this
+ * bytes; any byte but NUL is allowed. */
+#define REIGN_RESOURCE_ID_MAX 1024
+
+/* ---- 3. Election ------------------------------------------------------- */
+
+typedef struct reign_election reign_election;
+
+typedef enum reign_event_kind {
+    REIGN_EVENT_GAINED = 1,  /* became master with `term` */
+    REIGN_EVENT_LOST = 2,    /* stopped being master of `term`, see reason */
+} reign_event_kind;
+
+typedef enum reign_lost_reason {
+    REIGN_LOST_NONE = 0,
+    REIGN_LOST_RESIGNED = 1,  /* reign_election_resign or a runner resignation */
+    REIGN_LOST_EXPIRED = 2,   /* local deadline passed without a renewal */
+    REIGN_LOST_BACKEND = 3,   /* the backend said the lease is not ours */
+    REIGN_LOST_CLOSED = 4,    /* reign_election_close */
+} reign_lost_reason;
+
+typedef struct reign_event {
+    reign_event_kind kind;
+    uint64_t term;
+    reign_lost_reason reason; /* REIGN_EVENT_LOST only */
+} reign_event;
+
+typedef void (*reign_election_fn)(reign_election *election, const reign_event *event,
+                                  void *payload);
+
+/* New election for one resource ID; not campaigning until start. At most one
+ * election per resource per factory (REIGN_EBUSY). */
+REIGN_EXTERN int reign_election_new(reign_factory *factory, const char *resource_id,
+                                    reign_election **out);
+
+/* Set the callback for gained/lost events, before start. Runs on the engine
+ * thread without reign locks held. */
+REIGN_EXTERN int reign_election_set_callback(reign_election *election, reign_election_fn fn,
+                                             void *payload);
+
+/* Begin campaigning. Does not block. Starting a started election is OK. */
+REIGN_EXTERN int reign_election_start(reign_election *election);
+
+/* Campaign if not campaigning, then block until master (REIGN_OK), the
+ * timeout passes (REIGN_ETIMEDOUT) or the election closes (REIGN_ECLOSED).
+ * timeout_ms < 0 waits forever. */
+REIGN_EXTERN int reign_election_wait(reign_election *election, int64_t timeout_ms);
+
+/* True while this instance is master: no I/O, no lock, a few ns. Becomes
+ * false at the local deadline even if the backend never answers. */
+REIGN_EXTERN bool reign_election_is_master(const reign_election *election);
+
+/* The fencing term of the current mastership; REIGN_ENOTMASTER if not master. */
+REIGN_EXTERN int reign_election_term(const reign_election *election, uint64_t *out);
+
+/* Give up mastership (if held) and stop campaigning until the next start or
+ * wait. Blocks until the release was sent (bounded by op_timeout_ms); belief
+ * ends before this returns. */
+REIGN_EXTERN int reign_election_resign(reign_election *election);
+
+/* Resign if master, stop campaigning, free. NULL is a no-op. Blocks like
+ * resign. Must not be called from this election's callback. */
+REIGN_EXTERN int reign_election_close(reign_election *election);
+
+REIGN_EXTERN const char *reign_election_resource(const reign_election *election);
+
+/* ---- 4. Master info and statistics --------------------------------------- */
+
+typedef struct reign_master {
+    char *instance_id;  /* holder's instance ID */
+    char *metadata;     /* holder's metadata ("" if none) */
+    uint64_t term;      /* holder's term */
+} reign_master;
+
+REIGN_EXTERN void reign_master_free(reign_master *master);
+
+/* Who is master of the election's resource, asked of the backend now
+ * (blocks, bounded by op_timeout_ms). REIGN_ENOMASTER if nobody. */
+REIGN_EXTERN int reign_election_current_master(reign_election *election, reign_master **out);
+
+/* The same for any resource ID, without an election. */
+REIGN_EXTERN int reign_factory_current_master(reign_factory *factory, const char *resource_id,
+                                              reign_master **out);
+
+typedef struct reign_stats {
+    uint64_t batches;        /* backend round trips (execute calls) */
+    uint64_t ops_acquire, ops_renew, ops_release, ops_read;
+    uint64_t op_errors;      /* ops that failed (backend errors) */
+    uint64_t notifications;  /* wake-ups from the backend's notification fd */
+    uint64_t renew_batches;  /* batches that carried at least one RENEW */
+    uint64_t gained, lost;   /* mastership transitions */
+    size_t masterships;      /* currently held */
+} reign_stats;
+
+REIGN_EXTERN int reign_factory_stats(reign_factory *factory, reign_stats *out);
+
+/* ---- 5. Runner ----------------------------------------------------------- */
+
+/* Drives one election like Trillian's election.Runner:
+ *   loop { pause random in [0, pre_election_pause); campaign until master;
+ *          tracker set true; every master_check_interval: if not master →
+ *          tracker set false, campaign again; once held master_hold_interval,
+ *          at each check resign with chance 1/resign_odds through a
+ *          resignation the application executes }.
+ * Values below the minimums are refused (REIGN_EINVAL naming the field). */
+#define REIGN_RUNNER_MIN_PRE_ELECTION_PAUSE_MS 10
+#define REIGN_RUNNER_MIN_MASTER_CHECK_INTERVAL_MS 50
+#define REIGN_RUNNER_MIN_MASTER_HOLD_INTERVAL_MS 10000
+
+typedef int64_t (*reign_clock_fn)(void *payload);    /* monotonic milliseconds */
+typedef uint64_t (*reign_random_fn)(void *payload);  /* uniform 64-bit */
+
+#define REIGN_RUNNER_CONFIG_VERSION 1
+typedef struct reign_runner_config {
+    unsigned version;                  /* REIGN_RUNNER_CONFIG_VERSION */
+    int64_t pre_election_pause_ms;     /* >= 10; default 1000 */
+    int64_t master_check_interval_ms;  /* >= 50; default 5000 */
+    int64_t master_hold_interval_ms;   /* >= 10000; default 60000 */
+    int64_t resign_odds;               /* 0 = never resign; default 1000 */
+    reign_clock_fn clock;              /* NULL: CLOCK_MONOTONIC */
+    reign_random_fn random;            /* NULL: internal generator */
+    void *clock_random_payload;
+} reign_runner_config;
+
+#define REIGN_RUNNER_CONFIG_INIT {REIGN_RUNNER_CONFIG_VERSION, 1000, 5000, 60000, 1000, NULL, NULL, NULL}
+
+/* Check a runner config: REIGN_OK or REIGN_EINVAL naming the field. */
+REIGN_EXTERN int reign_runner_config_check(const reign_runner_config *config);
+
+typedef struct reign_runner reign_runner;
+typedef struct reign_resignation reign_resignation;
+typedef struct reign_tracker reign_tracker;
+
+/* Called when a resignation is due. The application calls
+ * reign_resignation_execute once no master-only work is in flight (now or
+ * later, from any thread). Without a handler the runner resigns at once. */
+typedef void (*reign_resign_fn)(reign_runner *runner, reign_resignation *resignation,
+                                void *payload);
+
+/* tracker may be NULL. The runner does not own the election or tracker. */
+REIGN_EXTERN int reign_runner_new(reign_election *election, reign_tracker *tracker,
+                                  const reign_runner_config *config, reign_runner **out);
+REIGN_EXTERN int reign_runner_set_resign_handler(reign_runner *runner, reign_resign_fn fn,
+                                                 void *payload);
+
+/* One step at time `now_ms` (the config's clock): performs due actions (start
+ * campaigning, update the tracker, offer a resignation) without blocking and
+ * returns in *next_wake_ms when it wants the next step. Not thread-safe per
+ * runner: one thread steps a given runner. */
+REIGN_EXTERN int reign_runner_step(reign_runner *runner, int64_t now_ms, int64_t *next_wake_ms);
+
+/* Step in a loop until reign_runner_stop. Blocks. */
+REIGN_EXTERN int reign_runner_run(reign_runner *runner);
+/* Make run return soon; safe from any thread or a callback. */
+REIGN_EXTERN void reign_runner_stop(reign_runner *runner);
+/* Free; the runner must not be running. NULL is a no-op. Does not resign. */
+REIGN_EXTERN void reign_runner_free(reign_runner *runner);
+
+/* Resign now (blocks like reign_election_resign) and free the resignation.
+ * Executing a resignation of a runner that is no longer master only frees it. */
+REIGN_EXTERN int reign_resignation_execute(reign_resignation *resignation);
+
+/* ---- 6. Master tracker ---------------------------------------------------- */
+
+/* Called once per transition of an ID (not for repeated equal sets), from
+ * the thread that called reign_tracker_set, without the tracker's lock held. */
+typedef void (*reign_tracker_fn)(const char *resource_id, bool is_master, void *payload);
+
+REIGN_EXTERN int reign_tracker_new(const char *const *ids, size_t n_ids, reign_tracker_fn fn,
+                                   void *payload, reign_tracker **out);
+REIGN_EXTERN void reign_tracker_free(reign_tracker *tracker);
+
+/* Record mastership of an ID; an untracked ID becomes tracked. */
+REIGN_EXTERN int reign_tracker_set(reign_tracker *tracker, const char *resource_id,
+                                   bool is_master);
+/* Number of IDs currently held. */
+REIGN_EXTERN size_t reign_tracker_count(reign_tracker *tracker);
+
+/* Sorted arrays of strings, NULL-terminated; free with reign_strv_free. */
+REIGN_EXTERN int reign_tracker_held(reign_tracker *tracker, char ***out);
+REIGN_EXTERN int reign_tracker_ids(reign_tracker *tracker, char ***out);
+REIGN_EXTERN void reign_strv_free(char **strv);
+
+/* "a b [c] d" style summary: every ID, held ones in brackets. Caller frees
+ * with free(). */
+REIGN_EXTERN char *reign_tracker_string(reign_tracker *tracker);
+
+typedef struct reign_held_info {
+    char *resource_id;
+    int64_t since_ms;  /* monotonic ms when it became held */
+} reign_held_info;
+
+/* Held IDs, sorted, with since-when; free with reign_held_info_free. */
+REIGN_EXTERN int reign_tracker_held_info(reign_tracker *tracker, reign_held_info **out,
+                                         size_t *n_out);
+REIGN_EXTERN void reign_held_info_free(reign_held_info *info, size_t n);
+
+/* ---- 7. Shard manager ------------------------------------------------------- */
+
+/* Runs one runner per resource ID on a few threads (not a thread per
+ * resource), feeding a tracker, to spread work over instances. */
+typedef void (*reign_shard_fn)(const char *resource_id, bool is_master, uint64_t term,
+                               void *payload);
+
+#define REIGN_SHARD_CONFIG_VERSION 1
+typedef struct reign_shard_config {
+    unsigned version;            /* REIGN_SHARD_CONFIG_VERSION */
+    reign_runner_config runner;  /* per-resource runner settings */
+    unsigned threads;            /* stepping threads; 0: 2 */
+    reign_shard_fn on_change;    /* gained/lost, from a shard thread; may be NULL */
+    void *payload;
+} reign_shard_config;
+
+#define REIGN_SHARD_CONFIG_INIT {REIGN_SHARD_CONFIG_VERSION, REIGN_RUNNER_CONFIG_INIT, 0, NULL, NULL}
+
+typedef struct reign_shard reign_shard;
+
+REIGN_EXTERN int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids,
+                                 const reign_shard_config *config, reign_shard **out);
+REIGN_EXTERN int reign_shard_start(reign_shard *shard);
+/* Stop the threads and resign every held resource. Blocks. */
+REIGN_EXTERN int reign_shard_stop(reign_shard *shard);
+/* Stops if running, then frees. NULL is a no-op. */
+REIGN_EXTERN void reign_shard_free(reign_shard *shard);
+/* The shard's tracker (owned by the shard). */
+REIGN_EXTERN reign_tracker *reign_shard_tracker(reign_shard *shard);
+
+/* ---- 8. Logging -------------------------------------------------------------- */
+
+/* The default logger: "2026-11-25T19:35:21.123Z level component message" to
+ * stderr for levels at or below $REIGN_LOG (error|warn|info|debug; default warn). */
+REIGN_EXTERN void reign_log_stderr(int level, const char *component, const char *message,
+                                   void *payload);
+
+/* Monotonic clock in milliseconds, the one reign uses for deadlines. */
+REIGN_EXTERN int64_t reign_monotonic_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REIGN_REIGN_H */

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what reign needs to build and test on Debian 12, only if missing.
+# Usage: scripts/deps.sh [build|test]   (test adds the servers the tests start)
+set -euo pipefail
+
+want=(cmake ninja-build gcc pkg-config libcurl4-openssl-dev libhiredis-dev)
+if [ "${1:-build}" = test ]; then
+  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: run as root or install: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

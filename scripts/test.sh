@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# reign's whole test suite, as CI runs it: install what is missing, build
+# under ASan+UBSan, start the servers the tests need on 127.0.0.1 with
+# throw-away data, run unit + conformance + CLI tests, run the core under
+# TSan, stop the servers. Exit non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=$(nproc)
+
+scripts/deps.sh test
+
+work=$(mktemp -d /tmp/reign-test.XXXXXX)
+servers=()
+cleanup() {
+  local rc=$?
+  for s in "${servers[@]}"; do "$root/scripts/servers/$s.sh" stop "$work/$s" >/dev/null 2>&1 || true; done
+  if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "test: logs kept in $work" >&2; fi
+  exit $rc
+}
+trap cleanup EXIT
+
+passed=0 failed=0 skipped=0
+count_ctest() { # tally ctest's log: "N tests failed out of M"
+  local log=$1 total fails skips
+  total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$log" | tail -1)
+  fails=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)
+  skips=$(grep -c '\*\*\*Skipped\|Not Run' "$log" || true)
+  passed=$((passed + ${total:-0} - ${fails:-0} - skips)); failed=$((failed + ${fails:-1})); skipped=$((skipped + skips))
+}
+
+echo "== build (ASan+UBSan)"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=address \
+      -DREIGN_WITH_REDIS=OFF >/dev/null
+ninja -C build/asan >/dev/null
+
+echo "== servers"
+if [ -x scripts/servers/redis.sh ]; then
+  eval "$(scripts/servers/redis.sh start "$work/redis")"
+  servers+=(redis)
+  export REIGN_TEST_REDIS_URI="$REDIS_URI" REIGN_TEST_REDIS_CTL="$root/scripts/servers/redis.sh ctl $work/redis"
+fi
+
+echo "== unit, conformance and CLI tests (ASan+UBSan)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+rc=0
+ctest --test-dir build/asan --output-on-failure -j "$jobs" 2>&1 | tee "$work/ctest-asan.log" || rc=1
+count_ctest "$work/ctest-asan.log"
+
+echo "== core under TSan"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=thread \
+      -DREIGN_BUILD_BENCH=OFF -DREIGN_BUILD_EXAMPLES=OFF >/dev/null
+ninja -C build/tsan >/dev/null
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L unit 2>&1 | tee "$work/ctest-tsan.log" || rc=1
+count_ctest "$work/ctest-tsan.log"
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $rc

@@ -1,0 +1,327 @@
+/* The lease engine against the in-process mem:// backend: deadlines while
+ * the "server" stalls, terms, callbacks, batching, close and resign. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "reign/mem.h"
+#include "reign/reign.h"
+
+#define TTL_MS 300
+
+typedef struct events {
+    pthread_mutex_t mu;
+    int gained, lost;
+    reign_lost_reason last_reason;
+    uint64_t last_term;
+} events;
+
+static void on_event(reign_election *e, const reign_event *ev, void *payload)
+{
+    (void)e;
+    events *s = payload;
+    pthread_mutex_lock(&s->mu);
+    if (ev->kind == REIGN_EVENT_GAINED)
+        s->gained++;
+    else {
+        s->lost++;
+        s->last_reason = ev->reason;
+    }
+    s->last_term = ev->term;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int lost_count(events *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->lost;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static reign_factory *open_mem(const char *store, const char *instance)
+{
+    char uri[128];
+    snprintf(uri, sizeof uri, "mem://%s", store);
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.instance_id = instance;
+    o.ttl_ms = TTL_MS;
+    o.retry_interval_ms = 50;
+    reign_factory *f = NULL;
+    int rc = reign_factory_open(uri, &o, &f);
+    if (rc != REIGN_OK)
+        fail_msg("open %s: %d %s", uri, rc, reign_last_error());
+    return f;
+}
+
+/* Poll until is_master equals `want` or `ms` pass; returns elapsed ms or -1. */
+static int64_t wait_master(reign_election *e, bool want, int64_t ms)
+{
+    int64_t start = reign_monotonic_ms();
+    while (reign_monotonic_ms() - start <= ms) {
+        if (reign_election_is_master(e) == want)
+            return reign_monotonic_ms() - start;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void test_belief_ends_at_the_deadline_while_the_backend_stalls(void **state)
+{
+    (void)state;
+    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    reign_factory *f = open_mem("stall", "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "res", &e), REIGN_OK);
+    assert_int_equal(reign_election_set_callback(e, on_event, &ev), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
+
+    assert_int_equal(reign_mem_set_fault("stall", REIGN_MEM_FAULT_STALL), REIGN_OK);
+    int64_t stalled_at = reign_monotonic_ms();
+    int64_t took = wait_master(e, false, 2 * TTL_MS);
+    int64_t since_stall = reign_monotonic_ms() - stalled_at;
+    if (took < 0 || since_stall > TTL_MS + 50)
+        fail_msg("still master %lld ms after the stall began (ttl %d ms)", (long long)since_stall,
+                 TTL_MS);
+    /* The LOST callback follows once the stalled batch times out. */
+    int64_t start = reign_monotonic_ms();
+    while (lost_count(&ev) == 0 && reign_monotonic_ms() - start < 2000)
+        wait_master(e, true, 5);
+    assert_int_equal(lost_count(&ev), 1);
+    assert_int_equal(ev.last_reason, REIGN_LOST_EXPIRED);
+
+    assert_int_equal(reign_mem_set_fault("stall", REIGN_MEM_FAULT_NONE), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 3000), REIGN_OK);
+    uint64_t term = 0;
+    assert_int_equal(reign_election_term(e, &term), REIGN_OK);
+    assert_true(term > ev.last_term - 1);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+static void test_terms_rise_across_resign_and_holders(void **state)
+{
+    (void)state;
+    reign_factory *a = open_mem("terms", "a");
+    reign_factory *b = open_mem("terms", "b");
+    reign_election *ea = NULL, *eb = NULL;
+    assert_int_equal(reign_election_new(a, "t", &ea), REIGN_OK);
+    assert_int_equal(reign_election_new(b, "t", &eb), REIGN_OK);
+    uint64_t last = 0;
+    for (int i = 0; i < 10; i++) {
+        reign_election *winner = i % 2 ? eb : ea;
+        assert_int_equal(reign_election_wait(winner, 3000), REIGN_OK);
+        uint64_t term = 0;
+        assert_int_equal(reign_election_term(winner, &term), REIGN_OK);
+        if (term <= last)
+            fail_msg("round %d: term %llu after %llu", i, (unsigned long long)term,
+                     (unsigned long long)last);
+        last = term;
+        assert_int_equal(reign_election_resign(winner), REIGN_OK);
+        assert_false(reign_election_is_master(winner));
+        assert_int_equal(reign_election_term(winner, &term), REIGN_ENOTMASTER);
+    }
+    assert_int_equal(reign_election_close(ea), REIGN_OK);
+    assert_int_equal(reign_election_close(eb), REIGN_OK);
+    assert_int_equal(reign_factory_close(a), REIGN_OK);
+    assert_int_equal(reign_factory_close(b), REIGN_OK);
+}
+
+static void test_resign_reports_lost_resigned_and_hands_over(void **state)
+{
+    (void)state;
+    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    reign_factory *a = open_mem("handover", "a");
+    reign_factory *b = open_mem("handover", "b");
+    reign_election *ea = NULL, *eb = NULL;
+    assert_int_equal(reign_election_new(a, "h", &ea), REIGN_OK);
+    assert_int_equal(reign_election_set_callback(ea, on_event, &ev), REIGN_OK);
+    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
+    assert_int_equal(reign_election_new(b, "h", &eb), REIGN_OK);
+    assert_int_equal(reign_election_start(eb), REIGN_OK);
+    assert_int_equal(wait_master(eb, true, 100), -1); /* a holds it */
+
+    int64_t t0 = reign_monotonic_ms();
+    assert_int_equal(reign_election_resign(ea), REIGN_OK);
+    /* Notification, not the retry tick or the TTL, makes b master. */
+    assert_int_equal(reign_election_wait(eb, 1000), REIGN_OK);
+    int64_t handoff = reign_monotonic_ms() - t0;
+    if (handoff >= 50)
+        fail_msg("handoff took %lld ms (retry interval 50 ms, ttl %d ms)", (long long)handoff,
+                 TTL_MS);
+    int64_t start = reign_monotonic_ms();
+    while (lost_count(&ev) == 0 && reign_monotonic_ms() - start < 1000)
+        wait_master(ea, true, 5);
+    assert_int_equal(ev.gained, 1);
+    assert_int_equal(ev.lost, 1);
+    assert_int_equal(ev.last_reason, REIGN_LOST_RESIGNED);
+
+    reign_master *m = NULL;
+    assert_int_equal(reign_election_current_master(ea, &m), REIGN_OK);
+    assert_string_equal(m->instance_id, "b");
+    reign_master_free(m);
+    assert_int_equal(reign_election_close(ea), REIGN_OK);
+    assert_int_equal(reign_election_close(eb), REIGN_OK);
+    assert_int_equal(reign_factory_close(a), REIGN_OK);
+    assert_int_equal(reign_factory_close(b), REIGN_OK);
+}
+
+static void test_many_elections_acquire_in_few_batches(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("batch", "a");
+    enum { N = 500 };
+    static reign_election *e[N];
+    reign_stats before, after;
+    assert_int_equal(reign_factory_stats(f, &before), REIGN_OK);
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "r%d", i);
+        assert_int_equal(reign_election_new(f, id, &e[i]), REIGN_OK);
+        assert_int_equal(reign_election_start(e[i]), REIGN_OK);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(reign_election_wait(e[i], 3000), REIGN_OK);
+    assert_int_equal(reign_factory_stats(f, &after), REIGN_OK);
+    assert_int_equal(after.masterships, N);
+    assert_int_equal(after.ops_acquire - before.ops_acquire, N);
+    /* Starting races with the engine: a few batches, never one per election. */
+    if (after.batches - before.batches > 50)
+        fail_msg("%llu batches for %d acquisitions",
+                 (unsigned long long)(after.batches - before.batches), N);
+    /* Over three renew periods, renewals ride together. */
+    uint64_t b0 = after.renew_batches;
+    wait_master(e[0], false, 3 * TTL_MS);
+    assert_int_equal(reign_factory_stats(f, &after), REIGN_OK);
+    if (after.renew_batches - b0 > 9)
+        fail_msg("%llu renew batches in 3 renew periods", (unsigned long long)(after.renew_batches - b0));
+    assert_int_equal(after.masterships, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(reign_election_close(e[i]), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+typedef struct waiter_arg {
+    reign_election *e;
+    int rc;
+} waiter_arg;
+
+static void *waiter(void *p)
+{
+    waiter_arg *w = p;
+    w->rc = reign_election_wait(w->e, -1);
+    return NULL;
+}
+
+static void test_close_wakes_a_waiter_with_closed(void **state)
+{
+    (void)state;
+    reign_factory *a = open_mem("close", "a");
+    reign_factory *b = open_mem("close", "b");
+    reign_election *ea = NULL, *eb = NULL;
+    assert_int_equal(reign_election_new(a, "c", &ea), REIGN_OK);
+    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
+    assert_int_equal(reign_election_new(b, "c", &eb), REIGN_OK);
+    waiter_arg w = {eb, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, waiter, &w);
+    wait_master(eb, true, 50);
+    assert_int_equal(reign_election_close(eb), REIGN_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, REIGN_ECLOSED);
+    assert_int_equal(reign_election_close(ea), REIGN_OK);
+    assert_int_equal(reign_factory_close(a), REIGN_OK);
+    assert_int_equal(reign_factory_close(b), REIGN_OK);
+}
+
+static void test_wait_times_out_on_a_held_resource(void **state)
+{
+    (void)state;
+    reign_factory *a = open_mem("timeout", "a");
+    reign_factory *b = open_mem("timeout", "b");
+    reign_election *ea = NULL, *eb = NULL;
+    assert_int_equal(reign_election_new(a, "x", &ea), REIGN_OK);
+    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
+    assert_int_equal(reign_election_new(b, "x", &eb), REIGN_OK);
+    int64_t t0 = reign_monotonic_ms();
+    assert_int_equal(reign_election_wait(eb, 100), REIGN_ETIMEDOUT);
+    int64_t took = reign_monotonic_ms() - t0;
+    assert_true(took >= 100 && took < 600);
+    assert_int_equal(reign_election_close(ea), REIGN_OK);
+    assert_int_equal(reign_election_close(eb), REIGN_OK);
+    assert_int_equal(reign_factory_close(a), REIGN_OK);
+    assert_int_equal(reign_factory_close(b), REIGN_OK);
+}
+
+static void test_factory_close_refuses_while_elections_are_open(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("busy", "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
+    reign_election *dup = NULL;
+    assert_int_equal(reign_election_new(f, "x", &dup), REIGN_EBUSY);
+    assert_int_equal(reign_factory_close(f), REIGN_EBUSY);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+static void test_bad_resource_ids_are_refused(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("ids", "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "", &e), REIGN_EINVAL);
+    assert_non_null(strstr(reign_last_error(), "empty"));
+    char long_id[REIGN_RESOURCE_ID_MAX + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    assert_int_equal(reign_election_new(f, long_id, &e), REIGN_EINVAL);
+    long_id[REIGN_RESOURCE_ID_MAX] = '\0';
+    assert_int_equal(reign_election_new(f, long_id, &e), REIGN_OK);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+static void test_backend_failure_is_an_error_not_a_master(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("fail", "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
+    assert_int_equal(reign_mem_set_fault("fail", REIGN_MEM_FAULT_FAIL), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 200), REIGN_ETIMEDOUT);
+    reign_master *m = NULL;
+    assert_int_equal(reign_election_current_master(e, &m), REIGN_EBACKEND);
+    assert_true(strlen(reign_last_error()) > 0);
+    assert_int_equal(reign_mem_set_fault("fail", REIGN_MEM_FAULT_NONE), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
+    reign_stats st;
+    assert_int_equal(reign_factory_stats(f, &st), REIGN_OK);
+    assert_true(st.op_errors > 0);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_belief_ends_at_the_deadline_while_the_backend_stalls),
+        cmocka_unit_test(test_terms_rise_across_resign_and_holders),
+        cmocka_unit_test(test_resign_reports_lost_resigned_and_hands_over),
+        cmocka_unit_test(test_many_elections_acquire_in_few_batches),
+        cmocka_unit_test(test_close_wakes_a_waiter_with_closed),
+        cmocka_unit_test(test_wait_times_out_on_a_held_resource),
+        cmocka_unit_test(test_factory_close_refuses_while_elections_are_open),
+        cmocka_unit_test(test_bad_resource_ids_are_refused),
+        cmocka_unit_test(test_backend_failure_is_an_error_not_a_master),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
