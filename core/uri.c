@@ -135,7 +135,7 @@ int reign_uri_parse(const char *text, reign_uri *out)
 {
     reign_uri u = {0};
     CURLU *h = NULL;
-    char *fixed = NULL, *query = NULL, *port = NULL, *tmp = NULL;
+    char *fixed = NULL, *query = NULL, *port = NULL;
     int rc = REIGN_OK;
 
     if (text == NULL || text[0] == '\0')
@@ -159,10 +159,38 @@ int reign_uri_parse(const char *text, reign_uri *out)
     for (char *c = u.scheme; *c; c++)
         *c = (char)tolower((unsigned char)*c);
 
-    int no_host = strcmp(u.scheme, "file") != 0 &&
-                  (sep[3] == '/' || sep[3] == '\0' || sep[3] == '?');
+    /* The authority: between "://" and the first '/', '?' or '#'. */
+    const char *auth = sep + 3;
+    const char *auth_end = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *c = auth; c < auth_end; c++)
+        if (*c == '@')
+            at = c;
+    const char *hosts = at != NULL ? at + 1 : auth;
+
+    /* The redacted form is what logs, errors and `reign status` show: the
+     * password between the user's ':' and '@' becomes ***. */
+    const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon != NULL)
+        u.redacted = reign_strdup_printf("%.*s***%s", (int)(colon + 1 - text), text, at);
+    else
+        u.redacted = strdup(text);
+    if (u.redacted == NULL) {
+        rc = reign_error_set(REIGN_ENOMEM, "uri: out of memory");
+        goto out;
+    }
+
+    /* curl parses one host; several ("h1:2379,h2:2379", for etcd and
+     * postgres) reach backends through cfg->uri, the first one through
+     * host and port. An empty authority ("unix:///path") gets a stand-in
+     * host, or curl would take the first path segment for it. */
+    int no_host = strcmp(u.scheme, "file") != 0 && hosts == auth_end;
+    const char *comma = memchr(hosts, ',', (size_t)(auth_end - hosts));
     if (no_host)
-        fixed = reign_strdup_printf("%s://" NO_HOST_PLACEHOLDER "%s", u.scheme, sep + 3);
+        fixed = reign_strdup_printf("%.*s" NO_HOST_PLACEHOLDER "%s", (int)(hosts - text), text,
+                                    auth_end);
+    else if (comma != NULL)
+        fixed = reign_strdup_printf("%.*s%s", (int)(comma - text), text, auth_end);
     else
         fixed = strdup(text);
     h = curl_url();
@@ -172,8 +200,8 @@ int reign_uri_parse(const char *text, reign_uri *out)
     }
     CURLUcode cu = curl_url_set(h, CURLUPART_URL, fixed, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
     if (cu != CURLUE_OK) {
-        rc = reign_error_set(REIGN_EURI, "uri: cannot parse '%s': %s",
-                             strchr(text, '@') != NULL ? "(redacted)" : text, curl_url_strerror(cu));
+        rc = reign_error_set(REIGN_EURI, "uri: cannot parse '%s': %s", u.redacted,
+                             curl_url_strerror(cu));
         goto out;
     }
     if ((rc = get_part(h, CURLUPART_USER, CURLU_URLDECODE, &u.user)) != REIGN_OK ||
@@ -200,32 +228,9 @@ int reign_uri_parse(const char *text, reign_uri *out)
         }
     }
 
-    /* The redacted form is what logs, errors and `reign status` show. */
-    if (u.password != NULL) {
-        curl_url_set(h, CURLUPART_PASSWORD, "***", 0);
-        if (curl_url_get(h, CURLUPART_URL, &tmp, 0) != CURLUE_OK) {
-            rc = reign_error_set(REIGN_ENOMEM, "uri: out of memory");
-            goto out;
-        }
-        if (no_host) {
-            char *at = strstr(tmp, NO_HOST_PLACEHOLDER);
-            if (at != NULL)
-                memmove(at, at + strlen(NO_HOST_PLACEHOLDER),
-                        strlen(at + strlen(NO_HOST_PLACEHOLDER)) + 1);
-        }
-        u.redacted = strdup(tmp);
-    } else {
-        u.redacted = strdup(text);
-    }
-    if (u.redacted == NULL) {
-        rc = reign_error_set(REIGN_ENOMEM, "uri: out of memory");
-        goto out;
-    }
     rc = split_query(&u, query);
 
 out:
-    if (tmp != NULL)
-        curl_free(tmp);
     curl_url_cleanup(h);
     free(fixed);
     free(query);

@@ -31,7 +31,7 @@ count_ctest() { # tally ctest's log: "N tests failed out of M"
 
 echo "== build (ASan+UBSan)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=address \
-      -DREIGN_WITH_REDIS=OFF >/dev/null
+      -DREIGN_WITH_REDIS=ON >/dev/null
 ninja -C build/asan >/dev/null
 
 echo "== servers"

@@ -47,6 +47,39 @@ static void test_uri_without_authority_keeps_the_whole_path(void **state)
     reign_uri_free(&u);
 }
 
+static void test_several_hosts_give_the_first_and_keep_the_raw_list(void **state)
+{
+    (void)state;
+    reign_uri u;
+    assert_int_equal(reign_uri_parse("etcd://root:pw@h1:2379,h2:2380,h3:2381/pfx?ttl=5", &u),
+                     REIGN_OK);
+    assert_string_equal(u.host, "h1");
+    assert_int_equal(u.port, 2379);
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.path, "/pfx");
+    assert_string_equal(u.raw, "etcd://root:pw@h1:2379,h2:2380,h3:2381/pfx?ttl=5");
+    assert_string_equal(u.redacted, "etcd://root:***@h1:2379,h2:2380,h3:2381/pfx?ttl=5");
+    reign_uri_free(&u);
+}
+
+static void test_redaction_hides_passwords_with_at_and_colon(void **state)
+{
+    (void)state;
+    reign_uri u;
+    assert_int_equal(reign_uri_parse("redis://us:er:p%40w:d@host:1/0", &u), REIGN_OK);
+    assert_string_equal(u.redacted, "redis://us:***@host:1/0");
+    assert_null(strstr(u.redacted, "p%40w"));
+    reign_uri_free(&u);
+    assert_int_equal(reign_uri_parse("redis://user@host:1", &u), REIGN_OK);
+    assert_string_equal(u.redacted, "redis://user@host:1");
+    assert_null(u.password);
+    reign_uri_free(&u);
+    assert_int_equal(reign_uri_parse("redis://[::1]:6379", &u), REIGN_OK);
+    assert_string_equal(u.host, "[::1]");
+    assert_int_equal(u.port, 6379);
+    reign_uri_free(&u);
+}
+
 static void test_malformed_uris_are_refused_with_a_message(void **state)
 {
     (void)state;
@@ -166,6 +199,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_uri_splits_into_decoded_parts),
         cmocka_unit_test(test_uri_without_authority_keeps_the_whole_path),
+        cmocka_unit_test(test_several_hosts_give_the_first_and_keep_the_raw_list),
+        cmocka_unit_test(test_redaction_hides_passwords_with_at_and_colon),
         cmocka_unit_test(test_malformed_uris_are_refused_with_a_message),
         cmocka_unit_test(test_password_never_appears_in_parse_errors),
         cmocka_unit_test(test_durations_parse_with_units),
