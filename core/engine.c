@@ -273,6 +273,28 @@ static void apply_read(reign_factory *f, reign_op *op, read_request *r)
         r->error = op->out_error;
         op->out_error = NULL;
         f->stats.op_errors++;
+        f->metrics.op_errors[REIGN_OP_READ]++;
+    }
+}
+
+const double reign_engine_latency_bounds[ENGINE_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+static void record_batch(reign_factory *f, int rc, reign_mono_ns t_sent, reign_mono_ns now)
+{
+    engine_metrics *m = &f->metrics;
+    double s = (double)(now - t_sent) / 1e9;
+    size_t i = 0;
+    while (i < ENGINE_LATENCY_BUCKETS && s > reign_engine_latency_bounds[i])
+        i++;
+    m->latency_buckets[i]++;
+    m->latency_count++;
+    m->latency_sum_s += s;
+    if (rc == REIGN_OK) {
+        m->last_ok_batch = now;
+    } else {
+        m->last_failed_batch = now;
+        m->last_failed_status = rc;
     }
 }
 
@@ -280,6 +302,8 @@ static void log_op_error(reign_factory *f, const reign_election *e, const reign_
 {
     static const char *const names[] = {"?", "ACQUIRE", "RENEW", "RELEASE", "READ"};
     f->stats.op_errors++;
+    if (op->kind >= REIGN_OP_ACQUIRE && op->kind <= REIGN_OP_READ)
+        f->metrics.op_errors[op->kind]++;
     reign_log(&f->logger, REIGN_LOG_DEBUG, "engine", "%s %.*s failed: %s",
               names[op->kind <= REIGN_OP_READ ? op->kind : 0], (int)e->resource_len, e->resource,
               op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
@@ -300,6 +324,7 @@ static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, rei
             return;
         }
         set_master(f, e, op->out_term, deadline, t_sent);
+        f->metrics.last_renew_ok = now;
         return;
     }
     case REIGN_RES_HELD:
@@ -311,10 +336,14 @@ static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, rei
             e->retry_at = now;
             return;
         }
-        if (op->out_remaining_ms >= 0 && op->out_remaining_ms < f->retry_ms)
-            e->retry_at = now + (op->out_remaining_ms + 1) * REIGN_NS_PER_MS;
-        else
-            e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        /* Try again when the lease could have run out. A backend that
+         * notifies releases lets us wait that long even past the retry
+         * interval, so thousands of waiting resources cost little. */
+        int64_t wait_ms = f->retry_ms;
+        if (op->out_remaining_ms >= 0 &&
+            (f->backend->notify_fd != NULL || op->out_remaining_ms < wait_ms))
+            wait_ms = op->out_remaining_ms + 1;
+        e->retry_at = now + wait_ms * REIGN_NS_PER_MS;
         return;
     default:
         log_op_error(f, e, op);
@@ -337,6 +366,7 @@ static void apply_renew(reign_factory *f, reign_election *e, reign_op *op, reign
     }
     switch (op->result) {
     case REIGN_RES_OK:
+        f->metrics.last_renew_ok = now;
         e->renew_at = t_sent + f->renew_ns;
         atomic_store(&e->deadline_ns, t_sent + f->belief_ns);
         return;
@@ -519,7 +549,9 @@ static void *engine_main(void *arg)
                         b.ops[i].out_status = b.ops[i].out_status ? b.ops[i].out_status : rc;
             }
             pthread_mutex_lock(&f->mu);
-            apply(f, &b, t_sent, reign_clock_now_ns());
+            reign_mono_ns done = reign_clock_now_ns();
+            record_batch(f, rc, t_sent, done);
+            apply(f, &b, t_sent, done);
             pthread_mutex_unlock(&f->mu);
             batch_clear(&b);
             deliver_events(f);

@@ -62,6 +62,23 @@ struct read_request {
     read_request *next;
 };
 
+/* Upper bounds (seconds) of the batch round-trip histogram buckets. */
+#define ENGINE_LATENCY_BUCKETS 14
+extern const double reign_engine_latency_bounds[ENGINE_LATENCY_BUCKETS];
+
+/* What metrics and health read; guarded by factory->mu. */
+typedef struct engine_metrics {
+    uint64_t op_errors[REIGN_OP_READ + 1];        /* by reign_op_kind */
+    uint64_t latency_buckets[ENGINE_LATENCY_BUCKETS + 1]; /* last = +Inf */
+    uint64_t latency_count;
+    double latency_sum_s;
+    reign_mono_ns opened_at;
+    reign_mono_ns last_ok_batch;      /* execute returned REIGN_OK */
+    reign_mono_ns last_failed_batch;  /* execute failed as a whole */
+    int last_failed_status;
+    reign_mono_ns last_renew_ok;      /* last RENEW or ACQUIRE that succeeded */
+} engine_metrics;
+
 struct reign_factory {
     const reign_backend *backend;
     void *state;
@@ -92,6 +109,7 @@ struct reign_factory {
     size_t n_events, cap_events;
     bool retry_all;            /* a notification without a resource */
     reign_stats stats;
+    engine_metrics metrics;
 };
 
 /* Start/stop the engine thread of an opened factory. */

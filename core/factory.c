@@ -178,6 +178,7 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
     f->state = state;
     if ((rc = reign_uri_check_all_used(&f->uri)) != REIGN_OK)
         goto out;
+    f->metrics.opened_at = f->metrics.last_ok_batch = reign_clock_now_ns();
     if ((rc = reign_engine_start(f)) != REIGN_OK)
         goto out;
     reign_log(&f->logger, REIGN_LOG_INFO, "factory", "opened %s as %s (ttl %lld ms)",

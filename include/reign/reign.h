@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -209,6 +210,28 @@ typedef struct reign_stats {
 } reign_stats;
 
 REIGN_EXTERN int reign_factory_stats(reign_factory *factory, reign_stats *out);
+
+typedef struct reign_health {
+    bool healthy;                /* backend answered lately and renewals are on time */
+    int64_t ms_since_backend_ok; /* since the last batch the backend answered */
+    int64_t ms_since_renew_ok;   /* since the last successful ACQUIRE/RENEW; -1 never */
+    size_t masterships;
+    int last_error_status;       /* status of the last failed batch, REIGN_OK if none */
+} reign_health;
+
+/* Healthy = the last batch reached the backend (or none failed since the
+ * last that did) and, while masterships are held, a renewal succeeded
+ * within the TTL. A factory with no elections sends nothing, so it stays
+ * healthy as long as it was at open. */
+REIGN_EXTERN int reign_factory_health(reign_factory *factory, reign_health *out);
+
+/* Write the factory's metrics in the Prometheus text exposition format
+ * (version 0.0.4): masterships, transitions, ops and errors by kind, a batch
+ * round-trip histogram, seconds since the last successful renewal, and the
+ * term of each held resource — at most REIGN_METRICS_MAX_TERMS of them, in
+ * resource order, so the number of series stays bounded. Blocks briefly. */
+#define REIGN_METRICS_MAX_TERMS 100
+REIGN_EXTERN int reign_metrics_write(reign_factory *factory, FILE *out);
 
 /* ---- 5. Runner ----------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -310,6 +311,72 @@ static void test_backend_failure_is_an_error_not_a_master(void **state)
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
+static char *metrics_text(reign_factory *f)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    assert_non_null(mf);
+    assert_int_equal(reign_metrics_write(f, mf), REIGN_OK);
+    fclose(mf);
+    return buf;
+}
+
+static void test_metrics_show_masterships_terms_and_escaped_names(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("metrics", "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "we\"ird\nname", &e), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
+    uint64_t term = 0;
+    assert_int_equal(reign_election_term(e, &term), REIGN_OK);
+    char *text = metrics_text(f);
+    assert_non_null(strstr(text, "reign_masterships{backend=\"mem\"} 1\n"));
+    assert_non_null(strstr(text, "reign_transitions_total{backend=\"mem\",kind=\"gained\"} 1\n"));
+    char want[128];
+    snprintf(want, sizeof want, "reign_term{resource=\"we\\\"ird\\nname\"} %llu\n",
+             (unsigned long long)term);
+    if (strstr(text, want) == NULL)
+        fail_msg("no '%s' in:\n%s", want, text);
+    assert_non_null(strstr(text, "reign_healthy{backend=\"mem\"} 1\n"));
+    assert_non_null(strstr(text, "reign_batch_duration_seconds_count{backend=\"mem\"}"));
+    free(text);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+static void test_health_turns_bad_when_the_backend_fails_and_recovers(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("health", "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
+    reign_health h;
+    assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
+    assert_true(h.healthy);
+    assert_int_equal(h.masterships, 1);
+    assert_int_equal(reign_mem_set_fault("health", REIGN_MEM_FAULT_FAIL), REIGN_OK);
+    int64_t start = reign_monotonic_ms();
+    do {
+        wait_master(e, false, 5);
+        assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
+    } while (h.healthy && reign_monotonic_ms() - start < 2000);
+    assert_false(h.healthy);
+    assert_int_equal(h.last_error_status, REIGN_EBACKEND);
+    assert_int_equal(reign_mem_set_fault("health", REIGN_MEM_FAULT_NONE), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 3000), REIGN_OK);
+    start = reign_monotonic_ms();
+    do {
+        wait_master(e, false, 5);
+        assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
+    } while (!h.healthy && reign_monotonic_ms() - start < 2000);
+    assert_true(h.healthy);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +389,8 @@ int main(void)
         cmocka_unit_test(test_factory_close_refuses_while_elections_are_open),
         cmocka_unit_test(test_bad_resource_ids_are_refused),
         cmocka_unit_test(test_backend_failure_is_an_error_not_a_master),
+        cmocka_unit_test(test_metrics_show_masterships_terms_and_escaped_names),
+        cmocka_unit_test(test_health_turns_bad_when_the_backend_fails_and_recovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
