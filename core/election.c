@@ -87,6 +87,8 @@ int reign_election_new(reign_factory *f, const char *resource_id, reign_election
     return REIGN_OK;
 }
 
+/* After this returns, the previous callback is not running and will not
+ * be called again. */
 int reign_election_set_callback(reign_election *e, reign_election_fn fn, void *payload)
 {
     if (e == NULL)
@@ -95,6 +97,8 @@ int reign_election_set_callback(reign_election *e, reign_election_fn fn, void *p
     pthread_mutex_lock(&f->mu);
     e->callback = fn;
     e->callback_payload = payload;
+    while (f->delivering_to == e && !reign_engine_is_engine_thread(f))
+        pthread_cond_wait(&f->changed, &f->mu);
     pthread_mutex_unlock(&f->mu);
     return REIGN_OK;
 }

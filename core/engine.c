@@ -77,8 +77,6 @@ void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_k
         f->stats.gained++;
     else
         f->stats.lost++;
-    if (e->callback == NULL)
-        return;
     if (f->n_events == f->cap_events) {
         size_t cap = f->cap_events ? f->cap_events * 2 : 16;
         engine_event *ev = realloc(f->events, cap * sizeof *ev);
@@ -426,9 +424,25 @@ static void deliver_events(reign_factory *f)
     f->events = NULL;
     f->n_events = f->cap_events = 0;
     pthread_mutex_unlock(&f->mu);
-    for (size_t i = 0; i < n; i++)
-        events[i].election->callback(events[i].election, &events[i].event,
-                                     events[i].election->callback_payload);
+    /* The callback is read at delivery, under the lock, and the election
+     * marked as being called: reign_election_set_callback waits for that
+     * mark to clear, so after it returns the old callback is never called
+     * again (the runner relies on this when it is freed). */
+    for (size_t i = 0; i < n; i++) {
+        reign_election *e = events[i].election;
+        pthread_mutex_lock(&f->mu);
+        reign_election_fn fn = e->callback;
+        void *payload = e->callback_payload;
+        f->delivering_to = fn != NULL ? e : NULL;
+        pthread_mutex_unlock(&f->mu);
+        if (fn == NULL)
+            continue;
+        fn(e, &events[i].event, payload);
+        pthread_mutex_lock(&f->mu);
+        f->delivering_to = NULL;
+        pthread_cond_broadcast(&f->changed);
+        pthread_mutex_unlock(&f->mu);
+    }
     free(events);
 }
 

@@ -108,6 +108,7 @@ struct reign_factory {
     engine_event *events;      /* to deliver on the engine thread */
     size_t n_events, cap_events;
     bool retry_all;            /* a notification without a resource */
+    reign_election *delivering_to; /* whose callback the engine is calling */
     reign_stats stats;
     engine_metrics metrics;
 };
@@ -129,6 +130,9 @@ void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_los
 
 /* True when called on f's engine thread (whose callbacks must not block on it). */
 bool reign_engine_is_engine_thread(const reign_factory *f);
+
+/* Queue READs and wait for all their answers (not from the engine thread). */
+void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n);
 
 /* Election index (f->mu held). */
 reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,

@@ -244,27 +244,40 @@ int reign_resource_id_check(const char *resource_id)
     return REIGN_OK;
 }
 
-int reign_factory_current_master(reign_factory *f, const char *resource_id, reign_master **out)
+void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n)
 {
-    if (f == NULL || out == NULL)
-        return reign_error_set(REIGN_EINVAL, "current_master: NULL argument");
-    int rc = reign_resource_id_check(resource_id);
-    if (rc != REIGN_OK)
-        return rc;
-    if (reign_engine_is_engine_thread(f))
-        return reign_error_set(REIGN_ESTATE, "current_master: not from a reign callback (it would "
-                                             "wait for the thread running the callback)");
-    read_request r = {.resource = resource_id, .resource_len = strlen(resource_id)};
     pthread_mutex_lock(&f->mu);
-    r.next = f->reads;
-    f->reads = &r;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].next = f->reads;
+        f->reads = &reqs[i];
+    }
     pthread_mutex_unlock(&f->mu);
     reign_engine_wake(f);
     pthread_mutex_lock(&f->mu);
     /* The engine always answers: a backend returns within op_timeout_ms. */
-    while (!r.done)
-        pthread_cond_wait(&f->changed, &f->mu);
+    for (size_t i = 0; i < n; i++)
+        while (!reqs[i].done)
+            pthread_cond_wait(&f->changed, &f->mu);
     pthread_mutex_unlock(&f->mu);
+}
+
+static int check_reader(reign_factory *f, const void *out, const char *what)
+{
+    if (f == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "%s: NULL argument", what);
+    if (reign_engine_is_engine_thread(f))
+        return reign_error_set(REIGN_ESTATE, "%s: not from a reign callback (it would wait for "
+                                             "the thread running the callback)", what);
+    return REIGN_OK;
+}
+
+int reign_factory_current_master(reign_factory *f, const char *resource_id, reign_master **out)
+{
+    int rc = check_reader(f, out, "current_master");
+    if (rc != REIGN_OK || (rc = reign_resource_id_check(resource_id)) != REIGN_OK)
+        return rc;
+    read_request r = {.resource = resource_id, .resource_len = strlen(resource_id)};
+    reign_engine_read_many(f, &r, 1);
     if (r.status == REIGN_OK) {
         *out = r.master;
         return REIGN_OK;
@@ -275,6 +288,43 @@ int reign_factory_current_master(reign_factory *f, const char *resource_id, reig
         rc = reign_error_set(r.status, "current_master %s: %s", resource_id,
                              r.error != NULL ? r.error : reign_status_str(r.status));
     free(r.error);
+    return rc;
+}
+
+int reign_factory_read_masters(reign_factory *f, const char *const *ids, size_t n,
+                               reign_master **out)
+{
+    int rc = check_reader(f, out, "read_masters");
+    if (rc != REIGN_OK)
+        return rc;
+    if (n == 0)
+        return REIGN_OK;
+    if (ids == NULL)
+        return reign_error_set(REIGN_EINVAL, "read_masters: ids is NULL");
+    for (size_t i = 0; i < n; i++)
+        if ((rc = reign_resource_id_check(ids[i])) != REIGN_OK)
+            return rc;
+    read_request *reqs = calloc(n, sizeof *reqs);
+    if (reqs == NULL)
+        return reign_error_set(REIGN_ENOMEM, "read_masters: out of memory");
+    for (size_t i = 0; i < n; i++)
+        reqs[i] = (read_request){.resource = ids[i], .resource_len = strlen(ids[i])};
+    reign_engine_read_many(f, reqs, n);
+    for (size_t i = 0; i < n; i++) {
+        if (reqs[i].status != REIGN_OK && reqs[i].status != REIGN_ENOMASTER && rc == REIGN_OK)
+            rc = reign_error_set(reqs[i].status, "read_masters %s: %s", ids[i],
+                                 reqs[i].error != NULL ? reqs[i].error
+                                                       : reign_status_str(reqs[i].status));
+        free(reqs[i].error);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc == REIGN_OK) {
+            out[i] = reqs[i].master;
+        } else {
+            reign_master_free(reqs[i].master);
+        }
+    }
+    free(reqs);
     return rc;
 }
 

@@ -199,6 +199,12 @@ REIGN_EXTERN int reign_election_current_master(reign_election *election, reign_m
 REIGN_EXTERN int reign_factory_current_master(reign_factory *factory, const char *resource_id,
                                               reign_master **out);
 
+/* Read many resources in one backend round trip. out is an array of n
+ * pointers: out[i] is the master of ids[i] (free each with
+ * reign_master_free) or NULL if it has none. On failure nothing is set. */
+REIGN_EXTERN int reign_factory_read_masters(reign_factory *factory, const char *const *ids,
+                                            size_t n, reign_master **out);
+
 typedef struct reign_stats {
     uint64_t batches;        /* backend round trips (execute calls) */
     uint64_t ops_acquire, ops_renew, ops_release, ops_read;
@@ -276,7 +282,10 @@ typedef struct reign_tracker reign_tracker;
 typedef void (*reign_resign_fn)(reign_runner *runner, reign_resignation *resignation,
                                 void *payload);
 
-/* tracker may be NULL. The runner does not own the election or tracker. */
+/* tracker may be NULL. The runner does not own the election or tracker. It
+ * takes the election's callback slot (reign_election_set_callback) to wake
+ * at once on gained/lost; free gives it back. Start from
+ * REIGN_RUNNER_CONFIG_INIT: a 0 field is below its minimum, not a default. */
 REIGN_EXTERN int reign_runner_new(reign_election *election, reign_tracker *tracker,
                                   const reign_runner_config *config, reign_runner **out);
 REIGN_EXTERN int reign_runner_set_resign_handler(reign_runner *runner, reign_resign_fn fn,
