@@ -387,7 +387,9 @@ static void apply_release(reign_factory *f, reign_election *e, reign_op *op, rei
         log_op_error(f, e, op); /* harmless: the lease expires on the backend */
     if (e->release_pending && e->release_term == op->term)
         e->release_pending = false;
-    e->retry_at = now;
+    /* After LOST (someone else's lease, e.g. two instances configured with
+     * one ID) wait a retry interval instead of spinning on ACQUIRE/RELEASE. */
+    e->retry_at = op->result == REIGN_RES_OK ? now : now + f->retry_ms * REIGN_NS_PER_MS;
 }
 
 static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_ns now)
@@ -555,6 +557,8 @@ static void *engine_main(void *arg)
 
         bool did_io = b.n > 0;
         if (did_io) {
+            /* Deadlines count from `now`, when the batch was gathered: never
+             * later than the send, even if this thread stalls before it. */
             reign_mono_ns t_sent = reign_clock_now_ns();
             int rc = f->backend->execute(f->state, b.ops, b.n, f->op_timeout_ms);
             if (rc != REIGN_OK) {
@@ -565,7 +569,7 @@ static void *engine_main(void *arg)
             pthread_mutex_lock(&f->mu);
             reign_mono_ns done = reign_clock_now_ns();
             record_batch(f, rc, t_sent, done);
-            apply(f, &b, t_sent, done);
+            apply(f, &b, now, done);
             pthread_mutex_unlock(&f->mu);
             batch_clear(&b);
             deliver_events(f);

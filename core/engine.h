@@ -111,6 +111,7 @@ struct reign_factory {
     reign_election *delivering_to; /* whose callback the engine is calling */
     reign_stats stats;
     engine_metrics metrics;
+    struct members_state *members; /* non-NULL once joined (core/members.c) */
 };
 
 /* Start/stop the engine thread of an opened factory. */

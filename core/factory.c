@@ -84,6 +84,9 @@ static int settle_timing(reign_factory *f, const reign_options *o)
     f->ttl_ms = ttl;
     f->belief_ns = (reign_mono_ns)((double)ttl * (1.0 - drift) * (double)REIGN_NS_PER_MS) -
                    margin * REIGN_NS_PER_MS;
+#ifdef REIGN_CHAOS_BROKEN_DEADLINE
+    f->belief_ns = ttl * 3 / 2 * REIGN_NS_PER_MS; /* UNSAFE, past the lease: chaos test only */
+#endif
     f->renew_ns = ttl * REIGN_NS_PER_MS / 3;
     f->retry_ms = o->retry_interval_ms > 0 ? o->retry_interval_ms : DEFAULT_RETRY_MS;
     f->op_timeout_ms = o->op_timeout_ms > 0 ? o->op_timeout_ms : (ttl / 3 < 5000 ? ttl / 3 : 5000);
@@ -195,6 +198,7 @@ int reign_factory_close(reign_factory *f)
 {
     if (f == NULL)
         return REIGN_OK;
+    reign_factory_leave(f); /* its slot election must go before the check */
     pthread_mutex_lock(&f->mu);
     size_t open_elections = f->n_elections;
     pthread_mutex_unlock(&f->mu);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -37,67 +38,9 @@
 
 #define SHARD_DEFAULT_THREADS 2
 #define SHARD_TICK_MS 10
-#define SHARD_NOT_IN_HEAP SIZE_MAX
 #define SHARD_MAX_WAIT_MS (INT64_C(3600) * 1000)
 
-/* ---- 1. Types ------------------------------------------------------------- */
-
-typedef struct shard_thread shard_thread;
-
-typedef struct shard_item {
-    reign_election *election;  /* owned by the shard */
-    shard_thread *owner;
-
-    /* Only the owner thread (or the controlling thread while no shard
-     * thread runs) touches these. */
-    runner_state st;
-    uint64_t term;    /* term of the mastership the tracker shows */
-    bool campaigned;  /* started since the shard started: resign at stop */
-
-    /* Guarded by owner->mu. */
-    size_t heap_pos;  /* SHARD_NOT_IN_HEAP while being stepped */
-    int64_t wake_ms;
-    bool kicked;      /* an event arrived while it was out of the heap */
-} shard_item;
-
-struct shard_thread {
-    reign_shard *shard;
-    pthread_t thread;
-    bool started;
-    uint64_t rng;              /* owner thread only */
-    shard_item **batch;        /* owner thread only: items due this round */
-    size_t n_items;            /* size of its slice */
-    int stop_rc;               /* first error while stopping, for reign_shard_stop */
-    char stop_error[256];
-
-    /* mu guards heap, heap_n, stop and the heap fields of its items; cond
-     * wakes the thread on events and stop. */
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    shard_item **heap;
-    size_t heap_n;
-    bool stop;
-};
-
-struct reign_shard {
-    reign_factory *factory;  /* not owned */
-    runner_settings settings;
-    reign_clock_fn clock;
-    reign_random_fn random;
-    void *clock_random_payload;
-    reign_shard_fn on_change;
-    void *payload;
-    reign_tracker *tracker;  /* owned */
-
-    shard_item *items;
-    size_t n_items;
-    shard_thread *threads;
-    unsigned n_threads;
-
-    /* ctl_mu serialises start, stop and free; guards running. */
-    pthread_mutex_t ctl_mu;
-    bool running;
-};
+#include "shard_internal.h"
 
 static int64_t default_clock(void *payload)
 {
@@ -170,10 +113,14 @@ static shard_item *heap_pop(shard_thread *t)
 /* Election events (engine thread): make the item due now. */
 static void shard_on_event(reign_election *election, const reign_event *event, void *payload)
 {
-    shard_item *it = payload;
-    shard_thread *t = it->owner;
     (void)election;
     (void)event;
+    shard_kick(payload);
+}
+
+void shard_kick(shard_item *it)
+{
+    shard_thread *t = it->owner;
     pthread_mutex_lock(&t->mu);
     if (it->heap_pos != SHARD_NOT_IN_HEAP) {
         it->wake_ms = INT64_MIN;
@@ -209,10 +156,36 @@ static void notify(reign_shard *s, shard_item *it, bool is_master)
 /* Step an item at `now` and perform the actions; returns its next wake.
  * A resignation is executed at once (the shard has no resign handler), then
  * the machine is stepped again so it pauses and campaigns anew. */
+/* Balancing, before the runner steps: resign a surplus resource, and stop a
+ * campaign for a resource that is not ours unless it is a probe. Returns
+ * true when the item is parked (unwanted and not probing). */
+static bool balance_item(reign_shard *s, shard_item *it, int64_t now)
+{
+    if (atomic_exchange(&it->resign_now, false) && reign_election_is_master(it->election)) {
+        if (reign_election_resign(it->election) != REIGN_OK)
+            reign_error_clear();
+        it->probe_at_ms = now + s->probe_interval_ms;
+    }
+    if (atomic_load(&it->wanted))
+        return false;
+    if (it->st.phase == RUNNER_CAMPAIGNING && !reign_election_is_master(it->election) &&
+        now >= it->probe_until_ms) {
+        /* Campaigning for another instance's target: stop (not master, so
+         * resign only ends the campaign). */
+        if (reign_election_resign(it->election) != REIGN_OK)
+            reign_error_clear();
+        it->probe_until_ms = 0;
+        runner_step_campaign_failed(&it->st, now);
+        return true;
+    }
+    return it->st.phase == RUNNER_PAUSE || it->st.phase == RUNNER_INIT;
+}
+
 static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
 {
     reign_shard *s = t->shard;
     bool resign_done = false;
+    bool parked = s->balance && balance_item(s, it, now);
 
     for (int pass = 0; pass < 2; pass++) {
         runner_input in = {
@@ -233,6 +206,16 @@ static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
                 reign_error_clear();
             resign_done = true;
         }
+        if ((o.actions & RUNNER_ACT_CAMPAIGN) && parked) {
+            if (now < it->probe_at_ms) {
+                /* Not ours: stay quiet until the next probe (or a kick). */
+                runner_step_campaign_failed(&it->st, now);
+                return it->probe_at_ms;
+            }
+            /* Probe: campaign for one check interval, in case nobody masters it. */
+            it->probe_at_ms = now + s->probe_interval_ms;
+            it->probe_until_ms = now + s->settings.master_check_interval_ms;
+        }
         if (o.actions & RUNNER_ACT_CAMPAIGN) {
             if (reign_election_start(it->election) != REIGN_OK) {
                 reign_error_clear();
@@ -248,12 +231,18 @@ static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
             if (reign_election_term(it->election, &term) != REIGN_OK)
                 reign_error_clear();
             it->term = term;
+            atomic_store(&it->gained_at_ms, now);
             notify(s, it, true);
         }
+        if (o.actions & RUNNER_ACT_TRACK_FALSE)
+            atomic_store(&it->gained_at_ms, 0);
         if (!(o.actions & RUNNER_ACT_OFFER_RESIGNATION))
             break;
     }
-    return it->st.phase == RUNNER_PAUSE ? it->st.campaign_at_ms : it->st.next_check_ms;
+    int64_t wake = it->st.phase == RUNNER_PAUSE ? it->st.campaign_at_ms : it->st.next_check_ms;
+    if (it->probe_until_ms != 0 && it->probe_until_ms < wake)
+        wake = it->probe_until_ms;
+    return wake;
 }
 
 /* ---- 4. Thread loop ---------------------------------------------------------- */
@@ -421,6 +410,56 @@ static void elections_close(reign_shard *s)
     }
 }
 
+static void prefs_free(reign_shard *s)
+{
+    for (size_t i = 0; i < s->n_items && s->items != NULL; i++) {
+        balance_preference *p = &s->items[i].pref;
+        for (size_t k = 0; k < p->n; k++)
+            free((char *)p->ids[k]);
+        free((void *)p->ids);
+        *p = (balance_preference){NULL, 0};
+    }
+}
+
+int reign_shard_prefer(reign_shard *shard, const char *resource_id,
+                       const char *const *instance_ids, size_t n)
+{
+    if (shard == NULL || resource_id == NULL || (instance_ids == NULL && n > 0))
+        return reign_error_set(REIGN_EINVAL, "shard_prefer: NULL argument");
+    pthread_mutex_lock(&shard->ctl_mu);
+    int rc = REIGN_OK;
+    shard_item *it = NULL;
+    for (size_t i = 0; i < shard->n_items && it == NULL; i++)
+        if (strcmp(reign_election_resource(shard->items[i].election), resource_id) == 0)
+            it = &shard->items[i];
+    if (shard->running)
+        rc = reign_error_set(REIGN_ESTATE, "shard_prefer: call before reign_shard_start");
+    else if (it == NULL)
+        rc = reign_error_set(REIGN_EINVAL, "shard_prefer: %s is not a resource of this shard",
+                             resource_id);
+    char **ids = NULL;
+    if (rc == REIGN_OK && n > 0) {
+        ids = calloc(n, sizeof *ids);
+        for (size_t k = 0; ids != NULL && k < n; k++)
+            if ((ids[k] = strdup(instance_ids[k])) == NULL) {
+                for (size_t j = 0; j < k; j++)
+                    free(ids[j]);
+                free(ids);
+                ids = NULL;
+            }
+        if (ids == NULL)
+            rc = reign_error_set(REIGN_ENOMEM, "shard_prefer: out of memory");
+    }
+    if (rc == REIGN_OK) {
+        for (size_t k = 0; k < it->pref.n; k++)
+            free((char *)it->pref.ids[k]);
+        free((void *)it->pref.ids);
+        it->pref = (balance_preference){(const char *const *)ids, n};
+    }
+    pthread_mutex_unlock(&shard->ctl_mu);
+    return rc;
+}
+
 int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids,
                     const reign_shard_config *config, reign_shard **out)
 {
@@ -492,14 +531,25 @@ int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids
         rc = reign_election_set_callback(it->election, shard_on_event, it);
         if (rc != REIGN_OK)
             goto out;
+        it->hash = balance_hash(ids[i]);
+        atomic_init(&it->wanted, !config->balance);
+        atomic_init(&it->resign_now, false);
+        atomic_init(&it->gained_at_ms, 0);
     }
+    s->balance = config->balance;
+    s->probe_interval_ms = config->probe_interval_ms > 0 ? config->probe_interval_ms
+                                                          : 3 * reign_factory_ttl_ms(factory);
+    if (s->balance && (rc = shard_balancer_init(s, config)) != REIGN_OK)
+        goto out;
     *out = s;
     s = NULL;
     rc = REIGN_OK;
 out:
     if (s != NULL) {
+        shard_balancer_destroy(s);
         if (s->items != NULL)
             elections_close(s);
+        prefs_free(s);
         threads_destroy(s);
         free(s->items);
         reign_tracker_free(s->tracker);
@@ -552,12 +602,17 @@ int reign_shard_start(reign_shard *shard)
         t->rng = (uint64_t)reign_clock_now_ns() ^ ((uint64_t)getpid() << 32) ^
                  (uint64_t)(uintptr_t)t;
     }
+    /* Targets first, so the first steps already know what is ours. */
+    if (shard->balancer != NULL && (rc = shard_balancer_start(shard)) != REIGN_OK)
+        goto out;
     /* No shard thread runs yet; the locks order this against events. */
     for (size_t i = 0; i < shard->n_items; i++) {
         shard_item *it = &shard->items[i];
         pthread_mutex_lock(&it->owner->mu);
         it->kicked = false;
         it->wake_ms = now; /* the first step draws the pre-election pause */
+        it->probe_at_ms = now + shard->probe_interval_ms; /* targets first, probes later */
+        it->probe_until_ms = 0;
         heap_push(it->owner, it);
         pthread_mutex_unlock(&it->owner->mu);
     }
@@ -566,6 +621,7 @@ int reign_shard_start(reign_shard *shard)
         int err = pthread_create(&t->thread, NULL, shard_thread_main, t);
         if (err != 0) {
             rc = reign_error_set(REIGN_ENOMEM, "shard: pthread_create failed (errno %d)", err);
+            shard_balancer_stop(shard);
             threads_stop(shard, shard->n_threads);
             for (unsigned j = 0; j < shard->n_threads; j++) {
                 shard_thread *u = &shard->threads[j];
@@ -592,6 +648,7 @@ int reign_shard_stop(reign_shard *shard)
         return reign_error_set(REIGN_EINVAL, "shard: shard is NULL");
     pthread_mutex_lock(&shard->ctl_mu);
     if (shard->running) {
+        shard_balancer_stop(shard);
         rc = threads_stop(shard, shard->n_threads);
         shard->running = false;
     }
@@ -607,7 +664,9 @@ void reign_shard_free(reign_shard *shard)
         reign_error_clear();
     /* Close the elections before the threads' locks go: a closing election
      * may still deliver a last event to shard_on_event. */
+    shard_balancer_destroy(shard);
     elections_close(shard);
+    prefs_free(shard);
     threads_destroy(shard);
     reign_tracker_free(shard->tracker);
     free(shard->items);

@@ -239,6 +239,49 @@ REIGN_EXTERN int reign_factory_health(reign_factory *factory, reign_health *out)
 #define REIGN_METRICS_MAX_TERMS 100
 REIGN_EXTERN int reign_metrics_write(reign_factory *factory, FILE *out);
 
+/* ---- 4b. Membership ------------------------------------------------------ */
+
+/* A joined factory holds a lease on one member slot, renewed with its other
+ * leases, and reads all slots every refresh interval: every live instance
+ * sees the others. A member's weight comes from a "weight=N" token in its
+ * metadata (default 1). Slots are resources named "_reign/member/<k>": IDs
+ * starting with "_reign/" are reserved. */
+#define REIGN_MEMBERSHIP_CONFIG_VERSION 1
+typedef struct reign_membership_config {
+    unsigned version;            /* REIGN_MEMBERSHIP_CONFIG_VERSION */
+    unsigned slots;              /* most members at once; 0: 64 */
+    int64_t refresh_interval_ms; /* 0: min(ttl/3, 1000) */
+    int64_t stabilization_ms;    /* seen this long before counted; 0: 2 × ttl */
+} reign_membership_config;
+
+#define REIGN_MEMBERSHIP_CONFIG_INIT {REIGN_MEMBERSHIP_CONFIG_VERSION, 0, 0, 0}
+
+typedef struct reign_member {
+    char *instance_id;
+    char *metadata;
+    uint32_t weight;
+    int64_t seen_ms;  /* monotonic ms when this instance first saw it */
+    bool stable;      /* seen for the stabilization time (self always) */
+    bool self;
+} reign_member;
+
+/* Register this instance and watch the others (starts a refresher thread).
+ * Blocks for the first read. Joining twice is OK. */
+REIGN_EXTERN int reign_factory_join(reign_factory *factory, const reign_membership_config *config);
+/* Give the slot back at once and stop watching. reign_factory_close leaves too. */
+REIGN_EXTERN int reign_factory_leave(reign_factory *factory);
+
+/* Live members sorted by instance ID: the joined view, or — if this factory
+ * has not joined — one read of the slots (blocks). Free with
+ * reign_members_free. */
+REIGN_EXTERN int reign_factory_members(reign_factory *factory, reign_member **out, size_t *n_out);
+REIGN_EXTERN void reign_members_free(reign_member *members, size_t n);
+
+/* Called on the refresher thread when the member set or metadata changes. */
+typedef void (*reign_members_fn)(reign_factory *factory, void *payload);
+REIGN_EXTERN int reign_factory_on_members(reign_factory *factory, reign_members_fn fn,
+                                          void *payload);
+
 /* ---- 5. Runner ----------------------------------------------------------- */
 
 /* Drives one election like Trillian's election.Runner:
@@ -346,7 +389,19 @@ REIGN_EXTERN void reign_held_info_free(reign_held_info *info, size_t n);
 /* ---- 7. Shard manager ------------------------------------------------------- */
 
 /* Runs one runner per resource ID on a few threads (not a thread per
- * resource), feeding a tracker, to spread work over instances. */
+ * resource), feeding a tracker, to spread work over instances.
+ *
+ * Balancing (the default): the shard joins the factory's membership
+ * (reign_factory_join) and every instance computes the same fair-share
+ * assignment from the stable members — rendezvous hashing with bounded
+ * loads, at most ⌈R·w/W⌉ resources per instance of weight w, a resource's
+ * preferred live instances first. An instance campaigns only for its own
+ * targets; it resigns a resource that is no longer its target once it has
+ * held it for master_hold_interval, at most max_moves_per_check per check;
+ * a resource nobody masters is picked up by a probe every probe interval,
+ * so nothing stays masterless if another instance fails to take it.
+ * With balance = false, every instance campaigns for every resource and
+ * only the runners' random resign odds move them (Trillian's way). */
 typedef void (*reign_shard_fn)(const char *resource_id, bool is_master, uint64_t term,
                                void *payload);
 
@@ -357,9 +412,17 @@ typedef struct reign_shard_config {
     unsigned threads;            /* stepping threads; 0: 2 */
     reign_shard_fn on_change;    /* gained/lost, from a shard thread; may be NULL */
     void *payload;
+    bool balance;                /* fair-share balancing (INIT: true) */
+    unsigned max_moves_per_check; /* surplus resignations per check; 0: 8 */
+    int64_t probe_interval_ms;   /* non-target resources probed this often; 0: 3 × ttl */
+    reign_membership_config membership;
 } reign_shard_config;
 
-#define REIGN_SHARD_CONFIG_INIT {REIGN_SHARD_CONFIG_VERSION, REIGN_RUNNER_CONFIG_INIT, 0, NULL, NULL}
+/* Shards default to no random resignations: balancing moves resources. */
+#define REIGN_SHARD_RUNNER_CONFIG_INIT {REIGN_RUNNER_CONFIG_VERSION, 1000, 5000, 60000, 0, NULL, NULL, NULL}
+#define REIGN_SHARD_CONFIG_INIT                                                              \
+    {REIGN_SHARD_CONFIG_VERSION, REIGN_SHARD_RUNNER_CONFIG_INIT, 0, NULL, NULL, true, 0, 0, \
+     REIGN_MEMBERSHIP_CONFIG_INIT}
 
 typedef struct reign_shard reign_shard;
 
@@ -372,6 +435,22 @@ REIGN_EXTERN int reign_shard_stop(reign_shard *shard);
 REIGN_EXTERN void reign_shard_free(reign_shard *shard);
 /* The shard's tracker (owned by the shard). */
 REIGN_EXTERN reign_tracker *reign_shard_tracker(reign_shard *shard);
+
+/* Prefer these instances for a resource, in order: the first live one gets
+ * it when it is free or when its holder resigns (balancing only). Copies
+ * the IDs. Call before start. */
+REIGN_EXTERN int reign_shard_prefer(reign_shard *shard, const char *resource_id,
+                                    const char *const *instance_ids, size_t n);
+
+typedef struct reign_shard_balance {
+    size_t held;        /* resources this instance holds */
+    size_t target;      /* resources the assignment gives it */
+    size_t fair_share;  /* its capacity ⌈R·w/W⌉ */
+    size_t members;     /* stable members counted */
+    size_t resources;
+} reign_shard_balance;
+
+REIGN_EXTERN int reign_shard_balance_info(reign_shard *shard, reign_shard_balance *out);
 
 /* ---- 8. Logging -------------------------------------------------------------- */
 

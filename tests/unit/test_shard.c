@@ -24,6 +24,7 @@ typedef struct world {
     pthread_cond_t cond;  /* signalled on every on_change */
     int holders[MAX_RESOURCES];  /* shards that said "master" and not yet "lost" */
     int owner[MAX_RESOURCES];    /* last shard that gained it */
+    int moves[MAX_RESOURCES];    /* gains by a shard other than the last owner */
     long gained, lost;
     int bad_terms;               /* a gain reported with term 0 */
     size_t n;
@@ -66,6 +67,8 @@ static void on_change(const char *resource_id, bool is_master, uint64_t term, vo
     pthread_mutex_lock(&w->mu);
     if (is_master) {
         w->holders[i]++;
+        if (w->owner[i] != -1 && w->owner[i] != c->index)
+            w->moves[i]++;
         w->owner[i] = c->index;
         w->gained++;
         if (term == 0)
@@ -293,6 +296,114 @@ static void test_many_resources_run_on_two_threads(void **state)
     world_free(w);
 }
 
+/* Balancing: shards with a short membership refresh and stabilization. */
+static void open_balanced(instance *in, int k, const char *uri, world *w, char **ids, size_t n)
+{
+    in[k].ctx = (shard_ctx){.w = w, .index = k};
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.ttl_ms = 1000;
+    char id[16];
+    snprintf(id, sizeof id, "inst-%d", k);
+    o.instance_id = id;
+    assert_int_equal(reign_factory_open(uri, &o, &in[k].f), REIGN_OK);
+    reign_shard_config c = fast_config(&in[k].ctx);
+    c.membership.refresh_interval_ms = 100;
+    c.membership.stabilization_ms = 500;
+    assert_int_equal(reign_shard_new(in[k].f, (const char *const *)ids, n, &c, &in[k].s),
+                     REIGN_OK);
+}
+
+static size_t held_by(instance *in, int k)
+{
+    return reign_tracker_count(reign_shard_tracker(in[k].s));
+}
+
+/* Wait until shards 0..k-1 each hold `each` (± spread) and every resource
+ * has one master. */
+static bool wait_balanced(world *w, instance *in, int k, size_t each, int64_t timeout_ms)
+{
+    int64_t start = reign_monotonic_ms();
+    for (;;) {
+        bool ok = true;
+        for (int i = 0; i < k; i++)
+            ok = ok && held_by(in, i) >= each - 1 && held_by(in, i) <= each;
+        pthread_mutex_lock(&w->mu);
+        ok = ok && every_resource_has_one_master(w);
+        pthread_mutex_unlock(&w->mu);
+        if (ok)
+            return true;
+        if (reign_monotonic_ms() - start > timeout_ms) {
+            for (int i = 0; i < k; i++)
+                fprintf(stderr, "shard %d holds %zu (want %zu)\n", i, held_by(in, i), each);
+            return false;
+        }
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void test_shards_started_together_split_resources_evenly(void **state)
+{
+    (void)state;
+    const size_t n = 30;
+    world *w = world_new(n);
+    char **ids = make_ids(n);
+    instance in[3];
+    for (int k = 0; k < 3; k++)
+        open_balanced(in, k, "mem://balance-even", w, ids, n);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(reign_shard_start(in[k].s), REIGN_OK);
+    assert_true(wait_balanced(w, in, 3, 10, 8000));
+    reign_shard_balance b;
+    assert_int_equal(reign_shard_balance_info(in[0].s, &b), REIGN_OK);
+    assert_int_equal(b.fair_share, 10);
+    assert_int_equal(b.members, 3);
+    assert_int_equal(b.resources, 30);
+    close_instances(in, 3);
+    free_ids(ids, n);
+    world_free(w);
+}
+
+static void test_a_joining_shard_gets_its_share_and_nothing_moves_twice(void **state)
+{
+    (void)state;
+    const size_t n = 24;
+    world *w = world_new(n);
+    char **ids = make_ids(n);
+    instance in[4];
+    for (int k = 0; k < 3; k++)
+        open_balanced(in, k, "mem://balance-join", w, ids, n);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(reign_shard_start(in[k].s), REIGN_OK);
+    assert_true(wait_balanced(w, in, 3, 8, 8000));
+    pthread_mutex_lock(&w->mu);
+    memset(w->moves, 0, sizeof w->moves);
+    pthread_mutex_unlock(&w->mu);
+
+    /* The fourth gets ⌈24/4⌉ = 6 once the others count it (stabilization)
+     * and have held theirs for the hold interval (10 s). */
+    open_balanced(in, 3, "mem://balance-join", w, ids, n);
+    assert_int_equal(reign_shard_start(in[3].s), REIGN_OK);
+    assert_true(wait_balanced(w, in, 4, 6, 30000));
+    pthread_mutex_lock(&w->mu);
+    int moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w->moves[i] > 1)
+            fail_msg("res-%04zu moved %d times", i, w->moves[i]);
+        moved += w->moves[i];
+    }
+    pthread_mutex_unlock(&w->mu);
+    print_message("balance: %d of %zu resources moved to admit a fourth shard\n", moved, n);
+    assert_true(moved >= 6);
+
+    /* A stopped shard leaves: the others take its share. */
+    assert_int_equal(reign_shard_stop(in[3].s), REIGN_OK);
+    assert_true(wait_balanced(w, in, 3, 8, 30000));
+    close_instances(in, 4);
+    free_ids(ids, n);
+    world_free(w);
+}
+
 static void test_bad_shard_configs_are_refused_naming_the_field(void **state)
 {
     (void)state;
@@ -350,6 +461,8 @@ int main(void)
         cmocka_unit_test(test_stopping_one_shard_hands_its_resources_to_the_others),
         cmocka_unit_test(test_many_resources_run_on_two_threads),
         cmocka_unit_test(test_bad_shard_configs_are_refused_naming_the_field),
+        cmocka_unit_test(test_shards_started_together_split_resources_evenly),
+        cmocka_unit_test(test_a_joining_shard_gets_its_share_and_nothing_moves_twice),
         cmocka_unit_test(test_noop_backend_makes_every_resource_master),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,120 @@
+/* Rendezvous (highest-random-weight) hashing with bounded loads: each
+ * resource goes to the highest-ranked member that still has room. Plain
+ * rendezvous hashing moves only ~R/(M+1) resources when a member joins but
+ * leaves counts uneven by ±√(R/M); the capacity bound makes every count
+ * ≤ ⌈R·w/W⌉ at the price of a few extra moves. */
+#include "balance.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t balance_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        h ^= *c;
+        h *= 1099511628211ULL;
+    }
+    return mix64(h);
+}
+
+size_t balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
+                        size_t m)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n_members; i++)
+        total += members[i].weight ? members[i].weight : 1;
+    if (total == 0)
+        return 0;
+    uint64_t w = members[m].weight ? members[m].weight : 1;
+    return (size_t)(((uint64_t)n_resources * w + total - 1) / total);
+}
+
+typedef struct order_entry {
+    uint64_t hash;
+    size_t index;
+} order_entry;
+
+static int cmp_order(const void *a, const void *b)
+{
+    const order_entry *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return x->index < y->index ? -1 : (x->index > y->index);
+}
+
+static size_t find_member(const balance_member *members, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(members[i].id, id) == 0)
+            return i;
+    return BALANCE_NONE;
+}
+
+int balance_assign(const uint64_t *resource_hash, size_t n_resources,
+                   const balance_preference *prefs, const balance_member *members,
+                   size_t n_members, size_t *owner)
+{
+    for (size_t i = 0; i < n_resources; i++)
+        owner[i] = BALANCE_NONE;
+    if (n_members == 0 || n_resources == 0)
+        return 0;
+    order_entry *order = malloc(n_resources * sizeof *order);
+    size_t *room = malloc(n_members * sizeof *room);
+    uint64_t *member_hash = malloc(n_members * sizeof *member_hash);
+    if (order == NULL || room == NULL || member_hash == NULL) {
+        free(order);
+        free(room);
+        free(member_hash);
+        return -1;
+    }
+    for (size_t m = 0; m < n_members; m++) {
+        room[m] = balance_capacity(n_resources, members, n_members, m);
+        member_hash[m] = balance_hash(members[m].id);
+    }
+    for (size_t i = 0; i < n_resources; i++)
+        order[i] = (order_entry){resource_hash[i], i};
+    qsort(order, n_resources, sizeof *order, cmp_order);
+
+    for (size_t k = 0; k < n_resources; k++) {
+        size_t r = order[k].index;
+        size_t best = BALANCE_NONE;
+        if (prefs != NULL) {
+            for (size_t p = 0; p < prefs[r].n && best == BALANCE_NONE; p++) {
+                size_t m = find_member(members, n_members, prefs[r].ids[p]);
+                if (m != BALANCE_NONE && room[m] > 0)
+                    best = m;
+            }
+        }
+        if (best == BALANCE_NONE) {
+            uint64_t best_score = 0;
+            for (size_t m = 0; m < n_members; m++) {
+                if (room[m] == 0)
+                    continue;
+                uint64_t score = mix64(resource_hash[r] ^ member_hash[m]);
+                if (best == BALANCE_NONE || score > best_score) {
+                    best = m;
+                    best_score = score;
+                }
+            }
+        }
+        if (best != BALANCE_NONE) {
+            owner[r] = best;
+            room[best]--;
+        }
+    }
+    free(order);
+    free(room);
+    free(member_hash);
+    return 0;
+}

@@ -1,0 +1,19 @@
+/* Membership registry internals shared with the shard manager. */
+#ifndef REIGN_CORE_MEMBERS_H
+#define REIGN_CORE_MEMBERS_H
+
+#include <stdint.h>
+
+#include "reign/reign.h"
+
+typedef struct members_state members_state;
+
+/* The weight a member's metadata gives with a "weight=N" token (1..10^6), else 1. */
+uint32_t reign_member_weight(const char *metadata);
+
+/* The joined factory's current view, sorted by instance ID, and its
+ * generation (bumped on every change). REIGN_ESTATE if not joined;
+ * sets no error message. */
+int reign_members_view(reign_factory *f, reign_member **out, size_t *n_out, uint64_t *generation);
+
+#endif
