@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "members.h"
 
 typedef struct batch {
     reign_op *ops;
@@ -493,12 +494,18 @@ static void apply_released(reign_factory *f, released_list *l)
     f->stats.notifications++;
     if (l->all)
         f->retry_all = true;
+    bool member_left = l->all;
     for (size_t i = 0; i < l->n; i++) {
         reign_election *e =
             reign_engine_find(f, l->names[i], l->lens[i], reign_engine_hash(l->names[i], l->lens[i]));
         if (e != NULL && e->campaigning && !e->master)
             e->retry_at = 0;
+        member_left |= strncmp(l->names[i], REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
     }
+    /* A member slot freed: re-read the members now, so survivors take
+     * over a dead instance's share without waiting for the next refresh. */
+    if (member_left && f->members != NULL)
+        reign_members_kick(f->members);
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < l->n; i++)
         free(l->names[i]);

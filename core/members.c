@@ -23,7 +23,7 @@
 #include "error.h"
 #include "members.h"
 
-#define MEMBER_PREFIX "_reign/member/"
+#define MEMBER_PREFIX REIGN_MEMBER_PREFIX
 #define DEFAULT_SLOTS 64
 #define MAX_SLOTS 4096
 
@@ -45,6 +45,7 @@ struct members_state {
     pthread_mutex_t mu;        /* guards everything below */
     pthread_cond_t cond;
     bool stop;
+    bool kicked;               /* refresh now: a slot was freed */
     int64_t joined_ms;
     member_entry *view;
     size_t n_view;
@@ -235,8 +236,9 @@ static void *refresher_main(void *arg)
         pthread_mutex_lock(&ms->mu);
         struct timespec ts = reign_clock_timespec(reign_clock_now_ns() +
                                                   ms->refresh_ms * REIGN_NS_PER_MS);
-        while (!ms->stop && pthread_cond_timedwait(&ms->cond, &ms->mu, &ts) == 0)
+        while (!ms->stop && !ms->kicked && pthread_cond_timedwait(&ms->cond, &ms->mu, &ts) == 0)
             ;
+        ms->kicked = false;
     }
     pthread_mutex_unlock(&ms->mu);
     if (ms->slot_election != NULL && reign_election_close(ms->slot_election) != REIGN_OK)
@@ -257,6 +259,14 @@ static void state_free(members_state *ms)
     pthread_mutex_destroy(&ms->mu);
     pthread_cond_destroy(&ms->cond);
     free(ms);
+}
+
+void reign_members_kick(members_state *ms)
+{
+    pthread_mutex_lock(&ms->mu);
+    ms->kicked = true;
+    pthread_cond_broadcast(&ms->cond);
+    pthread_mutex_unlock(&ms->mu);
 }
 
 int reign_factory_join(reign_factory *f, const reign_membership_config *config)

@@ -166,8 +166,15 @@ static bool balance_item(reign_shard *s, shard_item *it, int64_t now)
             reign_error_clear();
         it->probe_at_ms = now + s->probe_interval_ms;
     }
-    if (atomic_load(&it->wanted))
+    if (atomic_load(&it->wanted)) {
+        if (it->parked) {
+            /* Just became ours: campaign after a fresh pre-election pause,
+             * not at the parked item's next check. */
+            it->parked = false;
+            runner_state_init(&it->st, &s->settings);
+        }
         return false;
+    }
     if (it->st.phase == RUNNER_CAMPAIGNING && !reign_election_is_master(it->election) &&
         now >= it->probe_until_ms) {
         /* Campaigning for another instance's target: stop (not master, so
@@ -176,6 +183,7 @@ static bool balance_item(reign_shard *s, shard_item *it, int64_t now)
             reign_error_clear();
         it->probe_until_ms = 0;
         runner_step_campaign_failed(&it->st, now);
+        it->parked = true;
         return true;
     }
     return it->st.phase == RUNNER_PAUSE || it->st.phase == RUNNER_INIT;
@@ -210,6 +218,7 @@ static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
             if (now < it->probe_at_ms) {
                 /* Not ours: stay quiet until the next probe (or a kick). */
                 runner_step_campaign_failed(&it->st, now);
+                it->parked = true;
                 return it->probe_at_ms;
             }
             /* Probe: campaign for one check interval, in case nobody masters it. */
@@ -613,6 +622,7 @@ int reign_shard_start(reign_shard *shard)
         it->wake_ms = now; /* the first step draws the pre-election pause */
         it->probe_at_ms = now + shard->probe_interval_ms; /* targets first, probes later */
         it->probe_until_ms = 0;
+        it->parked = false;
         heap_push(it->owner, it);
         pthread_mutex_unlock(&it->owner->mu);
     }

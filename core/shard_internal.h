@@ -40,6 +40,7 @@ typedef struct shard_item {
     /* Owner thread only. */
     int64_t probe_at_ms;      /* next probe of an unwanted resource */
     int64_t probe_until_ms;   /* end of the current probe, 0 if none */
+    bool parked;              /* waiting, unwanted, for a probe or a kick */
     uint64_t hash;            /* balance_hash of the resource ID */
     balance_preference pref;  /* owned copies of preferred IDs */
 } shard_item;

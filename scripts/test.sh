@@ -45,8 +45,22 @@ fi
 echo "== unit, conformance and CLI tests (ASan+UBSan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 rc=0
+export REIGN_CONF_REPORT="$work/conformance.txt"
 ctest --test-dir build/asan --output-on-failure -j "$jobs" 2>&1 | tee "$work/ctest-asan.log" || rc=1
 count_ctest "$work/ctest-asan.log"
+
+echo "== CLI tests (ASan build)"
+tests/cli/test_cli.sh build/asan/cli/reign 2>&1 | tee "$work/cli.log" || rc=1
+count_plain() { # tally a plain "N passed, N failed" closing line
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+  passed=$((passed + $(echo "$line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$line" | awk '{print $3}')))
+}
+count_plain "$work/cli.log"
+
+echo "== conformance figures (ms)"
+cat "$REIGN_CONF_REPORT" 2>/dev/null || true
 
 echo "== core under TSan"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=thread \

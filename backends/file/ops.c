@@ -322,9 +322,13 @@ static void do_read(file_state *st, reign_op *op, const char *name, int64_t dead
     } else if (held == 0) {
         op->result = REIGN_RES_NONE; /* released, or its holder died */
     } else if (read_record(st, op, name, fd, &rec) == 0) {
-        if (rec.state == FILE_STATE_HELD)
+        if (rec.state == FILE_STATE_HELD) {
+            /* Readers want to know when this changes too (the core's
+             * membership reads slots): watch the holder like a waiter. */
+            if (h == NULL && strcmp(rec.holder, st->cfg->instance_id) != 0)
+                file_watch_held(st->watch, name, op->resource, op->resource_len, rec.holder);
             report_holder(op, REIGN_RES_OK, &rec);
-        else
+        } else
             fail(st, op, REIGN_EPROTO, name,
                  "locked, but its record says it is not held (locked by a program other "
                  "than reign?)",

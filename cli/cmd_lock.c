@@ -1,0 +1,429 @@
+/* `reign lock`: become master of one resource, then run a command for as
+ * long as mastership lasts — like flock(1), but across machines.
+ *
+ * Signals (SIGINT, SIGTERM, SIGHUP, SIGCHLD) are blocked from the start, so
+ * every thread the library creates inherits the mask, and are read from a
+ * signalfd: no handler, no race between waitpid and a signal. Loss of
+ * mastership arrives as the lost term on a pipe written by the election
+ * callback, and is also polled every 10 ms (is_master and the term). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define LOCK_POLL_MS 10        /* mastership poll while the command runs */
+#define LOCK_WAIT_SLICE_MS 50  /* signal check while waiting for mastership */
+
+enum { OPT_WAIT = CLI_OPT_FIRST_COMMAND_OPTION, OPT_GRACE };
+
+static const char usage_text[] =
+    "Usage: reign lock [OPTIONS] RESOURCE -- CMD [ARGS...]\n"
+    "\n"
+    "Wait until this instance is master of RESOURCE, then run CMD while it\n"
+    "stays master. CMD gets REIGN_RESOURCE, REIGN_TERM (the fencing token:\n"
+    "higher for every new master) and REIGN_INSTANCE in its environment and\n"
+    "is killed (SIGKILL) if reign dies. If mastership is lost, CMD gets\n"
+    "SIGTERM, then SIGKILL after the grace period. When CMD exits, reign\n"
+    "resigns at once so that a waiting instance takes over.\n"
+    "\n"
+    "Options:\n"
+    "  --uri URI        backend (default: $REIGN_URI, else %s)\n"
+    "  --ttl MS         lease TTL in milliseconds (default: the URI's ttl= or 10000)\n"
+    "  --wait MS        give up after MS milliseconds if another instance is master,\n"
+    "                   exit 75 (0: do not wait; default: wait forever)\n"
+    "  --grace MS       after SIGTERM, wait MS before SIGKILL (default: 5000)\n"
+    "  --instance ID    instance ID (default: host:pid:random)\n"
+    "  --metadata TEXT  shown to others by `reign status` (e.g. an address)\n"
+    "  -h, --help       this help\n"
+    "\n"
+    "Exit status: CMD's status (128+N if CMD died of signal N); 75 if --wait\n"
+    "passed while another instance was master; 76 if mastership was lost while\n"
+    "CMD ran; 126/127 if CMD could not run / was not found; 128+N if reign got\n"
+    "signal N (SIGINT, SIGTERM, SIGHUP; CMD gets SIGTERM); 1 on errors; 2 on\n"
+    "usage errors.\n"
+    "\n"
+    "Examples:\n"
+    "  reign lock nightly-report -- ./make-report.sh\n"
+    "  reign lock --uri redis://10.0.0.5:6379/0 --ttl 5000 jobs/7 -- worker --job 7\n"
+    "  reign lock --wait 0 backup -- rsync -a /data backup:/data || echo \"busy: $?\"\n"
+    "  reign lock --uri file:///var/lib/myapp/locks migrate -- \\\n"
+    "      sh -c 'db-migrate --fencing-token \"$REIGN_TERM\"'\n";
+
+typedef struct lock_args {
+    cli_common common;
+    int64_t wait_ms;   /* < 0: forever */
+    int64_t grace_ms;
+    const char *resource;
+    char **cmd;        /* NULL-terminated, points into argv */
+} lock_args;
+
+/* The lost pipe: the election callback (engine thread) writes the term of
+ * each mastership that ended, 8 bytes at a time (atomic in a pipe). */
+typedef struct lock_notify {
+    int lost_pipe[2];
+} lock_notify;
+
+static void on_election_event(reign_election *election, const reign_event *event, void *payload)
+{
+    lock_notify *n = payload;
+    (void)election;
+    if (event->kind != REIGN_EVENT_LOST)
+        return;
+    uint64_t term = event->term;
+    ssize_t w;
+    /* Non-blocking. A full pipe (thousands of losses unread) loses this
+     * term, but then the 10 ms check of the term still sees the change. */
+    do
+        w = write(n->lost_pipe[1], &term, sizeof term);
+    while (w < 0 && errno == EINTR);
+}
+
+static int parse_args(int argc, char **argv, lock_args *a)
+{
+    static const struct option longopts[] = {
+        CLI_LONG_HELP, CLI_LONG_URI, CLI_LONG_TTL, CLI_LONG_INSTANCE, CLI_LONG_METADATA,
+        {"wait", required_argument, NULL, OPT_WAIT},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    a->wait_ms = -1;
+    a->grace_ms = 5000;
+    cli_getopt_reset();
+    /* '+': stop at RESOURCE, so CMD's own options are never ours. */
+    while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+        int rc = cli_common_option("lock", opt, optarg, &a->common);
+        if (rc == 1)
+            continue;
+        if (rc != 0)
+            return rc;
+        switch (opt) {
+        case CLI_OPT_HELP:
+            printf(usage_text, cli_default_uri());
+            return -1;
+        case OPT_WAIT:
+            if (cli_parse_int("lock", "--wait", optarg, 0, &a->wait_ms) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_GRACE:
+            if (cli_parse_int("lock", "--grace", optarg, 0, &a->grace_ms) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        default:
+            return cli_bad_option("lock", opt, argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("lock", "missing RESOURCE");
+    a->resource = argv[optind++];
+    if (a->resource[0] == '\0')
+        return cli_usage_error("lock", "RESOURCE is empty");
+    if (optind >= argc || strcmp(argv[optind], "--") != 0)
+        return cli_usage_error("lock", "expected -- after RESOURCE '%s', then the command",
+                               a->resource);
+    optind++;
+    if (optind >= argc)
+        return cli_usage_error("lock", "missing the command after --");
+    a->cmd = &argv[optind];
+    return 0;
+}
+
+/* A signal read from the signalfd, 0 if none is pending, -1 on error. */
+static int read_signal(int sfd)
+{
+    struct signalfd_siginfo si;
+    ssize_t n;
+    do
+        n = read(sfd, &si, sizeof si);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? 0 : -1;
+    if (n != (ssize_t)sizeof si) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)si.ssi_signo;
+}
+
+static bool is_stop_signal(int sig)
+{
+    return sig == SIGINT || sig == SIGTERM || sig == SIGHUP;
+}
+
+/* What to do when --wait has passed. */
+enum { DEADLINE_BUSY, DEADLINE_EXTEND, DEADLINE_FAIL };
+
+/* --wait passed without mastership. A short --wait (0 included) may pass
+ * before our first attempt has reached the backend, so ask the backend who
+ * holds the resource: another instance → busy (say who); nobody, or we
+ * ourselves (our attempt is landing) → wait a little longer; no answer →
+ * the backend's error. */
+static int at_deadline(reign_election *e, reign_factory *f, const lock_args *a)
+{
+    reign_master *m = NULL;
+    int rc = reign_election_current_master(e, &m);
+
+    if (rc == REIGN_ENOMASTER)
+        return DEADLINE_EXTEND;
+    if (rc != REIGN_OK) {
+        cli_error("%s: cannot tell who holds it: %s", a->resource, reign_last_error());
+        return DEADLINE_FAIL;
+    }
+    int verdict = DEADLINE_BUSY;
+    if (strcmp(m->instance_id, reign_factory_instance_id(f)) == 0) {
+        verdict = DEADLINE_EXTEND;
+    } else {
+        fputs("reign: ", stderr);
+        cli_put_text(stderr, a->resource);
+        fputs(" is held by ", stderr);
+        cli_put_text(stderr, m->instance_id);
+        fprintf(stderr, " (term %" PRIu64 "); gave up after --wait %" PRId64 " ms\n", m->term,
+                a->wait_ms);
+    }
+    reign_master_free(m);
+    return verdict;
+}
+
+/* Wait for mastership up to wait_ms (< 0: forever), checking for signals
+ * between slices. CLI_EXIT_OK with *term, CLI_EXIT_BUSY when another
+ * instance holds it at the deadline, 128+signal if reign was told to stop,
+ * CLI_EXIT_FAIL on error. */
+static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_args *a, int sfd,
+                               uint64_t *term)
+{
+    int64_t deadline = a->wait_ms >= 0 ? reign_monotonic_ms() + a->wait_ms : -1;
+    bool extended = false;
+
+    for (;;) {
+        int64_t slice = LOCK_WAIT_SLICE_MS;
+        if (deadline >= 0) {
+            int64_t left = deadline - reign_monotonic_ms();
+            if (left < slice)
+                slice = left < 0 ? 0 : left;
+        }
+        int rc = reign_election_wait(e, slice);
+        if (rc == REIGN_OK) {
+            /* Mastership may already have ended again; then keep waiting. */
+            if (reign_election_term(e, term) == REIGN_OK)
+                return CLI_EXIT_OK;
+        } else if (rc != REIGN_ETIMEDOUT) {
+            cli_error("waiting for mastership of %s: %s", a->resource, reign_last_error());
+            return CLI_EXIT_FAIL;
+        }
+        int sig;
+        while ((sig = read_signal(sfd)) != 0) {
+            if (sig < 0) {
+                cli_error("reading signals: %s", strerror(errno));
+                return CLI_EXIT_FAIL;
+            }
+            if (is_stop_signal(sig))
+                return CLI_EXIT_SIGNAL_BASE + sig;
+        }
+        if (deadline < 0 || reign_monotonic_ms() < deadline)
+            continue;
+        switch (at_deadline(e, f, a)) {
+        case DEADLINE_BUSY:
+            return CLI_EXIT_BUSY;
+        case DEADLINE_FAIL:
+            return CLI_EXIT_FAIL;
+        default:
+            if (extended) {
+                cli_error("not master of %s after --wait %" PRId64 " ms", a->resource,
+                          a->wait_ms);
+                return CLI_EXIT_BUSY;
+            }
+            /* Once, by a lease TTL: an attempt in flight ends well within it. */
+            extended = true;
+            deadline = reign_monotonic_ms() + reign_factory_ttl_ms(f);
+        }
+    }
+}
+
+static int exit_code_of(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return CLI_EXIT_SIGNAL_BASE + WTERMSIG(status);
+    return CLI_EXIT_FAIL;
+}
+
+/* Read every term on the lost pipe; true if `term` is among them. */
+static bool term_was_lost(int fd, uint64_t term)
+{
+    uint64_t terms[64];
+    bool lost = false;
+    ssize_t n;
+    do {
+        n = read(fd, terms, sizeof terms);
+        for (ssize_t i = 0; i < n / (ssize_t)sizeof terms[0]; i++)
+            lost |= terms[i] == term;
+    } while (n > 0 || (n < 0 && errno == EINTR));
+    return lost;
+}
+
+/* Still master under the term CMD was started with? The engine may lose a
+ * mastership and win the resource again between two of our checks (e.g.
+ * when reign was stopped past its deadline): that is a new term, and CMD,
+ * which holds the old one, must stop all the same. */
+static bool still_master(const reign_election *e, uint64_t term)
+{
+    uint64_t now_term;
+    return reign_election_is_master(e) && reign_election_term(e, &now_term) == REIGN_OK &&
+           now_term == term;
+}
+
+/* Run the command's life: wait for it to exit; stop it when mastership is
+ * lost or reign is told to stop. Returns reign's exit code. */
+static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t child, int sfd,
+                     int lost_fd)
+{
+    int stop_code = -1;        /* set once we decided to stop CMD: our exit code */
+    int64_t term_sent_at = -1; /* when SIGTERM went to CMD */
+    bool kill_sent = false;
+
+    for (;;) {
+        int status;
+        pid_t w = waitpid(child, &status, WNOHANG);
+        if (w == child)
+            return stop_code >= 0 ? stop_code : exit_code_of(status);
+        if (w < 0 && errno != EINTR) {
+            cli_error("waiting for the command: %s", strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+
+        int sig;
+        while ((sig = read_signal(sfd)) != 0) {
+            if (sig < 0) {
+                cli_error("reading signals: %s", strerror(errno));
+                sig = SIGTERM;  /* cannot watch any more: stop CMD like on SIGTERM */
+            }
+            if (!is_stop_signal(sig))
+                continue;  /* SIGCHLD: waitpid above */
+            if (stop_code < 0) {
+                stop_code = CLI_EXIT_SIGNAL_BASE + sig;
+                kill(child, SIGTERM);
+                term_sent_at = reign_monotonic_ms();
+            } else if (!kill_sent) {
+                /* A second request to stop: do not wait out the grace. */
+                kill(child, SIGKILL);
+                kill_sent = true;
+            }
+        }
+
+        bool lost = term_was_lost(lost_fd, term);
+        if (stop_code < 0 && (lost || !still_master(e, term))) {
+            cli_error("lost mastership of %s (term %" PRIu64 "); stopping the command",
+                      a->resource, term);
+            stop_code = CLI_EXIT_LOST;
+            kill(child, SIGTERM);
+            term_sent_at = reign_monotonic_ms();
+        }
+        if (stop_code >= 0 && !kill_sent && reign_monotonic_ms() - term_sent_at >= a->grace_ms) {
+            kill(child, SIGKILL);
+            kill_sent = true;
+        }
+
+        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = lost_fd, .events = POLLIN}};
+        if (poll(pfd, 2, LOCK_POLL_MS) < 0 && errno != EINTR) {
+            cli_error("poll: %s", strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+    }
+}
+
+int cli_cmd_lock(int argc, char **argv)
+{
+    lock_args a = {0};
+    lock_notify notify = {{-1, -1}};
+    sigset_t blocked, original;
+    int sfd = -1;
+    reign_factory *factory = NULL;
+    reign_election *election = NULL;
+    char **env = NULL;
+    uint64_t term = 0;
+    pid_t child = -1;
+    int rc = parse_args(argc, argv, &a);
+
+    if (rc < 0)
+        return CLI_EXIT_OK;  /* --help */
+    if (rc != 0)
+        return rc;
+
+    if (cli_spawn_snapshot_fds() != 0) {
+        cli_error("listing open file descriptors: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    /* Before the factory starts its thread, so that it inherits the mask. */
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGHUP);
+    sigaddset(&blocked, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &blocked, &original) != 0) {
+        cli_error("blocking signals: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    sfd = signalfd(-1, &blocked, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0 || pipe2(notify.lost_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        cli_error("signalfd/pipe: %s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+
+    if ((rc = cli_open_factory(&a.common, &factory)) != CLI_EXIT_OK)
+        goto out;
+    if (reign_election_new(factory, a.resource, &election) != REIGN_OK ||
+        reign_election_set_callback(election, on_election_event, &notify) != REIGN_OK ||
+        reign_election_start(election) != REIGN_OK) {
+        cli_error("election for %s: %s", a.resource, reign_last_error());
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if ((rc = wait_for_mastership(election, factory, &a, sfd, &term)) != CLI_EXIT_OK)
+        goto out;
+
+    env = cli_env_build(a.resource, term, reign_factory_instance_id(factory));
+    if (env == NULL) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    int exec_errno = 0;
+    int spawned = cli_spawn(a.cmd, env, &original, &child, &exec_errno);
+    if (spawned < 0) {
+        cli_error("cannot start %s: %s", a.cmd[0], strerror(errno));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (spawned > 0) {
+        cli_error("cannot run %s: %s", a.cmd[0], strerror(exec_errno));
+        rc = exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC;
+        goto out;
+    }
+    rc = supervise(election, &a, term, child, sfd, notify.lost_pipe[0]);
+
+out:
+    /* Close resigns: a waiting instance takes over as soon as CMD is gone. */
+    if (election != NULL && reign_election_close(election) != REIGN_OK)
+        cli_error("resigning %s: %s", a.resource, reign_last_error());
+    if (factory != NULL && reign_factory_close(factory) != REIGN_OK)
+        cli_error("closing the factory: %s", reign_last_error());
+    cli_env_free(env);
+    if (sfd >= 0)
+        close(sfd);
+    if (notify.lost_pipe[0] >= 0) {
+        close(notify.lost_pipe[0]);
+        close(notify.lost_pipe[1]);
+    }
+    return rc;
+}
