@@ -164,7 +164,6 @@ static bool balance_item(reign_shard *s, shard_item *it, int64_t now)
     if (atomic_exchange(&it->resign_now, false) && reign_election_is_master(it->election)) {
         if (reign_election_resign(it->election) != REIGN_OK)
             reign_error_clear();
-        it->probe_at_ms = now + s->probe_interval_ms;
     }
     if (atomic_load(&it->wanted)) {
         if (it->parked) {
@@ -215,14 +214,14 @@ static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
             resign_done = true;
         }
         if ((o.actions & RUNNER_ACT_CAMPAIGN) && parked) {
-            if (now < it->probe_at_ms) {
-                /* Not ours: stay quiet until the next probe (or a kick). */
+            if (!atomic_exchange(&it->probe_free, false)) {
+                /* Not ours: stay quiet until the balancer finds it free or
+                 * makes it ours (both kick the item). */
                 runner_step_campaign_failed(&it->st, now);
                 it->parked = true;
-                return it->probe_at_ms;
+                return now + SHARD_MAX_WAIT_MS;
             }
-            /* Probe: campaign for one check interval, in case nobody masters it. */
-            it->probe_at_ms = now + s->probe_interval_ms;
+            /* The balancer read it masterless: campaign for one check interval. */
             it->probe_until_ms = now + s->settings.master_check_interval_ms;
         }
         if (o.actions & RUNNER_ACT_CAMPAIGN) {
@@ -544,6 +543,7 @@ int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids
         atomic_init(&it->wanted, !config->balance);
         atomic_init(&it->resign_now, false);
         atomic_init(&it->gained_at_ms, 0);
+        atomic_init(&it->probe_free, false);
     }
     s->balance = config->balance;
     s->probe_interval_ms = config->probe_interval_ms > 0 ? config->probe_interval_ms
@@ -620,7 +620,7 @@ int reign_shard_start(reign_shard *shard)
         pthread_mutex_lock(&it->owner->mu);
         it->kicked = false;
         it->wake_ms = now; /* the first step draws the pre-election pause */
-        it->probe_at_ms = now + shard->probe_interval_ms; /* targets first, probes later */
+        atomic_store(&it->probe_free, false);
         it->probe_until_ms = 0;
         it->parked = false;
         heap_push(it->owner, it);

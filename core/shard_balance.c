@@ -8,7 +8,12 @@
  *     moves more than once per hold interval,
  *   - at most max_moves_per_check per check interval.
  * The items' runners do the rest: wanted items campaign, unwanted ones
- * stay quiet but for a short probe every probe interval. */
+ * stay quiet. So that nothing stays masterless when the instance meant for
+ * it does not take it, the balancer reads a slice of the unwanted, unheld
+ * resources every check (one batched READ; each one about once per probe
+ * interval) and lets only those nobody masters campaign, briefly. A probe
+ * never races a handoff in progress: a resource being handed over is
+ * still held when it is read, or already taken by its target. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +46,8 @@ typedef struct shard_balancer {
     bool departures_only;    /* the last change only removed members */
     size_t *owner;           /* per item: index into the last member list */
     size_t self;             /* our index in that list, or BALANCE_NONE */
+    int64_t *probe_at;       /* per item: next probe read */
+    int64_t probe_interval_ms;
 } shard_balancer;
 
 static int64_t now_ms(const reign_shard *s)
@@ -175,6 +182,45 @@ static void shed_surplus(shard_balancer *b, int64_t now)
     pthread_mutex_unlock(&b->mu);
 }
 
+/* Read the unwanted, unheld items whose probe is due, in one batch; kick
+ * those with no master so they campaign for a check interval. */
+static void probe_masterless(shard_balancer *b, int64_t now)
+{
+    reign_shard *s = b->shard;
+    size_t n = 0;
+    size_t *due = malloc((s->n_items ? s->n_items : 1) * sizeof *due);
+    if (due == NULL)
+        return;
+    for (size_t i = 0; i < s->n_items; i++) {
+        shard_item *it = &s->items[i];
+        if (b->probe_at[i] > now || atomic_load(&it->wanted) ||
+            reign_election_is_master(it->election))
+            continue;
+        b->probe_at[i] = now + b->probe_interval_ms;
+        due[n++] = i;
+    }
+    const char **ids = malloc((n ? n : 1) * sizeof *ids);
+    reign_master **read = calloc(n ? n : 1, sizeof *read);
+    if (n > 0 && ids != NULL && read != NULL) {
+        for (size_t k = 0; k < n; k++)
+            ids[k] = reign_election_resource(s->items[due[k]].election);
+        if (reign_factory_read_masters(s->factory, ids, n, read) == REIGN_OK) {
+            for (size_t k = 0; k < n; k++) {
+                if (read[k] == NULL) {
+                    atomic_store(&s->items[due[k]].probe_free, true);
+                    shard_kick(&s->items[due[k]]);
+                }
+                reign_master_free(read[k]);
+            }
+        } else {
+            reign_error_clear(); /* backend trouble: probe again next interval */
+        }
+    }
+    free(read);
+    free(ids);
+    free(due);
+}
+
 static void balance_once(shard_balancer *b)
 {
     reign_shard *s = b->shard;
@@ -198,6 +244,7 @@ static void balance_once(shard_balancer *b)
     reign_members_free(m, n);
     apply_targets(b, now);
     shed_surplus(b, now);
+    probe_masterless(b, now);
 }
 
 static void on_members(reign_factory *f, void *payload)
@@ -234,13 +281,17 @@ int shard_balancer_init(reign_shard *s, const reign_shard_config *config)
     if (b == NULL)
         return reign_error_set(REIGN_ENOMEM, "shard: out of memory");
     b->owner = calloc(s->n_items ? s->n_items : 1, sizeof *b->owner);
-    if (b->owner == NULL) {
+    b->probe_at = calloc(s->n_items ? s->n_items : 1, sizeof *b->probe_at);
+    if (b->owner == NULL || b->probe_at == NULL) {
+        free(b->owner);
+        free(b->probe_at);
         free(b);
         return reign_error_set(REIGN_ENOMEM, "shard: out of memory");
     }
     b->shard = s;
     b->max_moves = config->max_moves_per_check ? config->max_moves_per_check : DEFAULT_MAX_MOVES;
     b->check_ms = s->settings.master_check_interval_ms;
+    b->probe_interval_ms = s->probe_interval_ms;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -270,6 +321,12 @@ int shard_balancer_start(reign_shard *s)
         return rc;
     free(b->view_key);
     b->view_key = NULL;
+    /* First probes spread over one interval after the first, so targets
+     * are taken before anyone probes, and reads do not come in a burst. */
+    int64_t now = now_ms(s);
+    for (size_t i = 0; i < s->n_items; i++)
+        b->probe_at[i] = now + b->probe_interval_ms +
+                         (int64_t)(s->items[i].hash % (uint64_t)b->probe_interval_ms);
     balance_once(b); /* targets before the first campaign */
     int err = pthread_create(&b->thread, NULL, balancer_main, b);
     if (err != 0)
@@ -305,6 +362,7 @@ void shard_balancer_destroy(reign_shard *s)
     pthread_cond_destroy(&b->cond);
     free(b->view_key);
     free(b->owner);
+    free(b->probe_at);
     free(b);
     s->balancer = NULL;
 }

@@ -37,8 +37,8 @@ typedef struct shard_item {
     atomic_bool wanted;       /* the assignment makes it ours: campaign */
     atomic_bool resign_now;   /* surplus: resign at the next step */
     atomic_llong gained_at_ms; /* owner writes when mastership is seen; 0 none */
+    atomic_bool probe_free;   /* the balancer read it masterless: campaign briefly */
     /* Owner thread only. */
-    int64_t probe_at_ms;      /* next probe of an unwanted resource */
     int64_t probe_until_ms;   /* end of the current probe, 0 if none */
     bool parked;              /* waiting, unwanted, for a probe or a kick */
     uint64_t hash;            /* balance_hash of the resource ID */
