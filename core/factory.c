@@ -93,6 +93,23 @@ static int settle_timing(reign_factory *f, const reign_options *o)
     return REIGN_OK;
 }
 
+/* Refuse parameters the backend does not declare, before it connects. */
+static int check_declared_params(reign_factory *f)
+{
+    if (f->backend->params == NULL)
+        return REIGN_OK;
+    for (size_t i = 0; i < f->uri.n_params; i++) {
+        const char *name = f->uri.params[i].name;
+        bool known = strcmp(name, "ttl") == 0;
+        for (const char *const *p = f->backend->params; *p != NULL && !known; p++)
+            known = strcmp(*p, name) == 0;
+        if (!known)
+            return reign_error_set(REIGN_EURI, "uri %s: unknown query parameter '%s' for %s://",
+                                   f->uri.redacted, name, f->uri.scheme);
+    }
+    return REIGN_OK;
+}
+
 static void factory_free(reign_factory *f)
 {
     if (f == NULL)
@@ -122,6 +139,9 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
         return reign_error_set(REIGN_EINVAL, "factory_open: out is NULL");
     if ((rc = check_options(o)) != REIGN_OK)
         return rc;
+    if (uri != NULL && uri[0] == '\0')
+        return reign_error_set(REIGN_EURI, "uri: empty URI (pass NULL for $REIGN_URI or the "
+                                           "default file:///tmp/reign-$UID)");
     if (uri == NULL)
         uri = getenv("REIGN_URI");
     if (uri == NULL || uri[0] == '\0') {
@@ -170,12 +190,24 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
     f->cfg.ttl_ms = f->ttl_ms;
     f->cfg.op_timeout_ms = f->op_timeout_ms;
 
+    if ((rc = check_declared_params(f)) != REIGN_OK)
+        goto out;
     reign_error_clear();
     void *state = NULL;
     rc = f->backend->open(&f->cfg, &state);
     if (rc != REIGN_OK) {
         if (reign_last_error()[0] == '\0')
             reign_error_set(rc, "%s: cannot open %s", f->uri.scheme, f->uri.redacted);
+        /* A typo in a parameter may be why: say so rather than hide it. */
+        for (size_t i = 0; i < f->uri.n_params; i++) {
+            if (f->uri.params[i].used || strcmp(f->uri.params[i].name, "ttl") == 0)
+                continue;
+            char why[1024];
+            snprintf(why, sizeof why, "%s", reign_last_error());
+            reign_error_set(rc, "%s (and the URI has a parameter %s does not know: '%s')", why,
+                            f->uri.scheme, f->uri.params[i].name);
+            break;
+        }
         goto out;
     }
     f->state = state;

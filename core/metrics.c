@@ -17,21 +17,57 @@ static int cmp_held(const void *a, const void *b)
     return strcmp(((const held_term *)a)->resource, ((const held_term *)b)->resource);
 }
 
-/* Label values: backslash, double quote and newline are escaped; other
- * control bytes too, so a hostile resource ID cannot break the format. */
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n;
+    unsigned min;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    unsigned cp = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the terminating NUL */
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Label values must be UTF-8 with backslash, double quote and newline
+ * escaped. Resource IDs are any bytes, so after Prometheus' own unescaping
+ * a control byte or invalid UTF-8 byte reads as the four characters \xNN
+ * and a literal backslash as two backslashes: a hostile ID can neither
+ * break the format nor pass for another ID. */
 static void write_label_value(FILE *out, const char *v)
 {
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+    const unsigned char *c = (const unsigned char *)v;
+    while (*c) {
+        size_t n = utf8_len(c);
         if (*c == '\\')
-            fputs("\\\\", out);
+            fputs("\\\\\\\\", out); /* "\\" once unescaped: never read as \xNN */
         else if (*c == '"')
             fputs("\\\"", out);
         else if (*c == '\n')
             fputs("\\n", out);
-        else if (*c < 0x20 || *c == 0x7f)
+        else if (n == 0 || *c < 0x20 || *c == 0x7f)
             fprintf(out, "\\\\x%02x", *c);
         else
-            fputc(*c, out);
+            fwrite(c, 1, n, out);
+        c += n ? n : 1;
     }
 }
 

@@ -147,8 +147,9 @@ int reign_uri_parse(const char *text, reign_uri *out)
                                strchr(text, '@') != NULL ? "(redacted)" : text);
     for (const char *c = text; c < sep; c++)
         if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
-            return reign_error_set(REIGN_EURI, "uri: bad character in scheme of '%.*s'",
-                                   (int)(sep - text), text);
+            return reign_error_set(REIGN_EURI, "uri: bad character in the scheme (the part "
+                                               "before \"://\"; the URI is not shown: it may "
+                                               "hold a password)");
 
     u.raw = strdup(text);
     u.scheme = strndup(text, (size_t)(sep - text));
@@ -171,6 +172,17 @@ int reign_uri_parse(const char *text, reign_uri *out)
     /* The redacted form is what logs, errors and `reign status` show: the
      * password between the user's ':' and '@' becomes ***. */
     const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (at == NULL && auth == auth_end) {
+        /* "redis:///user:pw@host": a mistyped URI may carry user info in
+         * its path; hide that too, since messages quote the URI. */
+        const char *start = auth;
+        while (*start == '/')
+            start++;
+        const char *end = start + strcspn(start, "/?#");
+        const char *pat = memchr(start, '@', (size_t)(end - start));
+        colon = pat != NULL ? memchr(start, ':', (size_t)(pat - start)) : NULL;
+        at = colon != NULL ? pat : NULL;
+    }
     if (colon != NULL)
         u.redacted = reign_strdup_printf("%.*s***%s", (int)(colon + 1 - text), text, at);
     else

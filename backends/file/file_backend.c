@@ -169,7 +169,15 @@ static void file_notify_drain(void *state, reign_released_fn released, void *ctx
     file_watch_drain(st->watch, released, ctx);
 }
 
+static const char *const file_params[] = {NULL};
+
 const reign_backend reign_backend_file = {
-    REIGN_BACKEND_VERSION, "file",         NULL,      file_open, file_execute, file_notify_fd,
-    file_notify_drain,     file_close,
+    .version = REIGN_BACKEND_VERSION,
+    .scheme = "file",
+    .open = file_open,
+    .execute = file_execute,
+    .notify_fd = file_notify_fd,
+    .notify_drain = file_notify_drain,
+    .close = file_close,
+    .params = file_params,
 };

@@ -111,6 +111,8 @@ static void mem_close(void *state)
     free(c);
 }
 
+static const char *const mem_params[] = {NULL};
+
 const reign_backend reign_backend_mem = {
     .version = REIGN_BACKEND_VERSION,
     .scheme = "mem",
@@ -120,4 +122,5 @@ const reign_backend reign_backend_mem = {
     .notify_fd = mem_notify_fd,
     .notify_drain = mem_notify_drain,
     .close = mem_close,
+    .params = mem_params,
 };

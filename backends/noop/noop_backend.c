@@ -231,6 +231,8 @@ out:
     return rc;
 }
 
+static const char *const noop_params[] = {NULL};
+
 const reign_backend reign_backend_noop = {
     .version = REIGN_BACKEND_VERSION,
     .scheme = "noop",
@@ -240,4 +242,5 @@ const reign_backend reign_backend_noop = {
     .notify_fd = NULL,
     .notify_drain = NULL,
     .close = noop_close,
+    .params = noop_params,
 };

@@ -161,9 +161,10 @@ static int configure(redis_state *st, const reign_backend_config *cfg)
             p++;
         }
         if (p[0] != '\0' && !parse_db(p, &db)) {
-            reign_backend_error("redis: %s: path '%s' is not a database number; use "
+            /* The path is not quoted: a mistyped URI may carry a password there. */
+            reign_backend_error("redis: %s: the path is not a database number; use "
                                 "redis://host:port/DB",
-                                uri, cfg->path);
+                                uri);
             return REIGN_EURI;
         }
         st->host = strdup(empty(cfg->host) ? "127.0.0.1" : cfg->host);
@@ -729,6 +730,8 @@ out:
     return rc;
 }
 
+static const char *const redis_params[] = {"db", "prefix", NULL};
+
 const reign_backend reign_backend_redis = {
     .version = REIGN_BACKEND_VERSION,
     .scheme = "redis",
@@ -738,4 +741,5 @@ const reign_backend reign_backend_redis = {
     .notify_fd = redis_notify_fd,
     .notify_drain = redis_notify_drain,
     .close = redis_close,
+    .params = redis_params,
 };

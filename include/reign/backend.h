@@ -136,6 +136,13 @@ typedef struct reign_backend {
     /* Required. Free everything. Leases still held need not be released:
      * the core releases them first. NULL state is never passed. */
     void (*close)(void *state);
+
+    /* Optional: the URI query parameters the backend accepts, NULL-ended
+     * ("ttl" is the core's and need not be listed). With a list, the core
+     * refuses any other parameter before open, so a typo is named even when
+     * the server is down; NULL means open checks by marking what it uses
+     * (reign_backend_param), and the core refuses the rest after open. */
+    const char *const *params;
 } reign_backend;
 
 /* ---- Helpers the core offers backends (and only backends) --------------- */

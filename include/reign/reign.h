@@ -459,7 +459,8 @@ REIGN_EXTERN int reign_shard_balance_info(reign_shard *shard, reign_shard_balanc
 REIGN_EXTERN void reign_log_stderr(int level, const char *component, const char *message,
                                    void *payload);
 
-/* Monotonic clock in milliseconds, the one reign uses for deadlines. */
+/* Milliseconds of the clock reign uses for deadlines: CLOCK_BOOTTIME, which
+ * is monotonic and counts time the machine spent suspended. */
 REIGN_EXTERN int64_t reign_monotonic_ms(void);
 
 #ifdef __cplusplus

@@ -346,6 +346,29 @@ static void test_metrics_show_masterships_terms_and_escaped_names(void **state)
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
+static void test_metrics_never_give_two_resources_one_label(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("metrics-ids", "a");
+    const char *ids[] = {"a\x01", "a\\x01", "b\xff", "b\\xff", "caf\xc3\xa9"};
+    reign_election *e[5];
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(reign_election_new(f, ids[i], &e[i]), REIGN_OK);
+        assert_int_equal(reign_election_wait(e[i], 2000), REIGN_OK);
+    }
+    char *text = metrics_text(f);
+    const char *want[] = {"{resource=\"a\\\\x01\"}", "{resource=\"a\\\\\\\\x01\"}",
+                          "{resource=\"b\\\\xff\"}", "{resource=\"b\\\\\\\\xff\"}",
+                          "{resource=\"caf\xc3\xa9\"}"};
+    for (int i = 0; i < 5; i++)
+        if (strstr(text, want[i]) == NULL)
+            fail_msg("no %s in:\n%s", want[i], text);
+    free(text);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(reign_election_close(e[i]), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
 static void test_health_turns_bad_when_the_backend_fails_and_recovers(void **state)
 {
     (void)state;
@@ -390,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_bad_resource_ids_are_refused),
         cmocka_unit_test(test_backend_failure_is_an_error_not_a_master),
         cmocka_unit_test(test_metrics_show_masterships_terms_and_escaped_names),
+        cmocka_unit_test(test_metrics_never_give_two_resources_one_label),
         cmocka_unit_test(test_health_turns_bad_when_the_backend_fails_and_recovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
