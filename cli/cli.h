@@ -1,6 +1,8 @@
 /* What the files of the `reign` command share: exit codes, the commands,
- * option parsing and messages (options.c), output escaping (escape.c) and
- * running the locked command (spawn.c). Only reign/reign.h is used here. */
+ * option parsing and messages (options.c), output escaping (escape.c),
+ * stop signals (signals.c), running the locked command (spawn.c) and the
+ * HTTP endpoints of `reign shard --listen` (http.c). Only reign/reign.h is
+ * used here (and libmicrohttpd, inside http.c only). */
 #ifndef REIGN_CLI_CLI_H
 #define REIGN_CLI_CLI_H
 
@@ -9,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "reign/reign.h"
@@ -30,6 +33,8 @@ enum {
 int cli_cmd_lock(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_shard(int argc, char **argv);
+int cli_cmd_watch(int argc, char **argv);
+int cli_cmd_members(int argc, char **argv);
 
 /* ---- options.c ----------------------------------------------------------- */
 
@@ -103,6 +108,21 @@ void cli_put_text(FILE *f, const char *s);
  * bytes escaped; bytes that are not valid UTF-8 become U+FFFD. */
 void cli_put_json(FILE *f, const char *s);
 
+/* Write the wall-clock time now as "2026-11-25T19:35:21.123Z" (UTC, ms),
+ * the format of the library's log lines. */
+void cli_put_iso_now(FILE *f);
+
+/* ---- signals.c ----------------------------------------------------------- */
+
+/* Block SIGINT, SIGTERM and SIGHUP in the calling thread and fill *set with
+ * them. Call before the factory starts its threads: they inherit the mask,
+ * so only cli_wait_stop_signal receives these signals. 0 or -1 (errno). */
+int cli_block_stop_signals(sigset_t *set);
+
+/* Wait up to timeout_ms (< 0: forever) for a signal of `set`: its number,
+ * 0 if the time passed, -1 on error (errno). */
+int cli_wait_stop_signal(const sigset_t *set, int64_t timeout_ms);
+
 /* ---- spawn.c ------------------------------------------------------------- */
 
 /* Remember which file descriptors above 2 are open now (before reign opens
@@ -123,5 +143,39 @@ int cli_spawn(char *const argv[], char *const envp[], const sigset_t *mask, pid_
  * of memory. */
 char **cli_env_build(const char *resource, uint64_t term, const char *instance);
 void cli_env_free(char **env);
+
+/* ---- http.c --------------------------------------------------------------- */
+
+/* An address to listen on, from "--listen HOST:PORT" ("127.0.0.1:9100",
+ * "[::1]:9100", "localhost:0"; port 0 = any free port). */
+typedef struct cli_listen_addr {
+    struct sockaddr_storage addr;
+    socklen_t len;
+} cli_listen_addr;
+
+/* Parse `text` for option `flag` of `command`. 0, or a usage error
+ * (returns CLI_EXIT_USAGE, message printed). */
+int cli_parse_listen(const char *command, const char *flag, const char *text,
+                     cli_listen_addr *out);
+
+/* Writes the body of /status (JSON) to `out`; 0, or -1 with errno set.
+ * Called on the HTTP server's thread. */
+typedef int (*cli_status_fn)(FILE *out, void *payload);
+
+typedef struct cli_http cli_http;
+
+/* Serve, on a thread of libmicrohttpd's own, on exactly `addr`:
+ *   /metrics  reign_metrics_write(factory) as text/plain; version=0.0.4
+ *   /healthz  200 "ok" while reign_factory_health says healthy, else 503
+ *             with the reason
+ *   /status   what status_fn writes, as application/json
+ * The factory and payload must outlive the server. Prints "cannot listen
+ * on ..." and returns CLI_EXIT_FAIL if it cannot bind. *port_out: the
+ * port bound (useful with port 0). */
+int cli_http_start(const cli_listen_addr *addr, reign_factory *factory, cli_status_fn status_fn,
+                   void *payload, cli_http **out, unsigned *port_out);
+
+/* Stop serving and free; waits for requests in flight. NULL is a no-op. */
+void cli_http_stop(cli_http *http);
 
 #endif /* REIGN_CLI_CLI_H */

@@ -5,7 +5,9 @@
  * every thread the library creates inherits the mask, and are read from a
  * signalfd: no handler, no race between waitpid and a signal. Loss of
  * mastership arrives as the lost term on a pipe written by the election
- * callback, and is also polled every 10 ms (is_master and the term). */
+ * callback, and is also polled every 10 ms (is_master and the term).
+ * With --restart-on-lost the cycle campaign → run → lost → stop repeats
+ * until CMD exits by itself or a stop signal arrives. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,7 +24,7 @@
 #define LOCK_POLL_MS 10        /* mastership poll while the command runs */
 #define LOCK_WAIT_SLICE_MS 50  /* signal check while waiting for mastership */
 
-enum { OPT_WAIT = CLI_OPT_FIRST_COMMAND_OPTION, OPT_GRACE };
+enum { OPT_WAIT = CLI_OPT_FIRST_COMMAND_OPTION, OPT_GRACE, OPT_EXIT_ON_LOST, OPT_RESTART_ON_LOST };
 
 static const char usage_text[] =
     "Usage: reign lock [OPTIONS] RESOURCE -- CMD [ARGS...]\n"
@@ -31,8 +33,11 @@ static const char usage_text[] =
     "stays master. CMD gets REIGN_RESOURCE, REIGN_TERM (the fencing token:\n"
     "higher for every new master) and REIGN_INSTANCE in its environment and\n"
     "is killed (SIGKILL) if reign dies. If mastership is lost, CMD gets\n"
-    "SIGTERM, then SIGKILL after the grace period. When CMD exits, reign\n"
-    "resigns at once so that a waiting instance takes over.\n"
+    "SIGTERM, then SIGKILL after the grace period, and reign exits 76 (or,\n"
+    "with --restart-on-lost, campaigns again and reruns CMD once master\n"
+    "again). When CMD exits, reign resigns at once so that a waiting instance\n"
+    "takes over. SIGINT, SIGTERM or SIGHUP to reign: CMD gets SIGTERM, reign\n"
+    "resigns and exits 128+N.\n"
     "\n"
     "Options:\n"
     "  --uri URI        backend (default: $REIGN_URI, else %s)\n"
@@ -40,20 +45,26 @@ static const char usage_text[] =
     "  --wait MS        give up after MS milliseconds if another instance is master,\n"
     "                   exit 75 (0: do not wait; default: wait forever)\n"
     "  --grace MS       after SIGTERM, wait MS before SIGKILL (default: 5000)\n"
+    "  --exit-on-lost   when mastership is lost, stop CMD and exit 76 (the default)\n"
+    "  --restart-on-lost  when mastership is lost, stop CMD, campaign again (without\n"
+    "                   a time limit: --wait applies to the first campaign only) and\n"
+    "                   rerun CMD with the new REIGN_TERM; until CMD exits by itself\n"
+    "                   or a signal stops reign\n"
     "  --instance ID    instance ID (default: host:pid:random)\n"
     "  --metadata TEXT  shown to others by `reign status` (e.g. an address)\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: CMD's status (128+N if CMD died of signal N); 75 if --wait\n"
     "passed while another instance was master; 76 if mastership was lost while\n"
-    "CMD ran; 126/127 if CMD could not run / was not found; 128+N if reign got\n"
-    "signal N (SIGINT, SIGTERM, SIGHUP; CMD gets SIGTERM); 1 on errors; 2 on\n"
-    "usage errors.\n"
+    "CMD ran (never with --restart-on-lost); 126/127 if CMD could not run / was\n"
+    "not found; 128+N if reign got signal N (SIGINT, SIGTERM, SIGHUP; CMD gets\n"
+    "SIGTERM, reign resigns); 1 on errors; 2 on usage errors.\n"
     "\n"
     "Examples:\n"
     "  reign lock nightly-report -- ./make-report.sh\n"
     "  reign lock --uri redis://10.0.0.5:6379/0 --ttl 5000 jobs/7 -- worker --job 7\n"
     "  reign lock --wait 0 backup -- rsync -a /data backup:/data || echo \"busy: $?\"\n"
+    "  reign lock --restart-on-lost --grace 2000 ingest -- ./ingest-forever\n"
     "  reign lock --uri file:///var/lib/myapp/locks migrate -- \\\n"
     "      sh -c 'db-migrate --fencing-token \"$REIGN_TERM\"'\n";
 
@@ -61,6 +72,8 @@ typedef struct lock_args {
     cli_common common;
     int64_t wait_ms;   /* < 0: forever */
     int64_t grace_ms;
+    bool restart_on_lost;
+    int lost_option;   /* the --*-on-lost given (0: none), to refuse both */
     const char *resource;
     char **cmd;        /* NULL-terminated, points into argv */
 } lock_args;
@@ -92,6 +105,8 @@ static int parse_args(int argc, char **argv, lock_args *a)
         CLI_LONG_HELP, CLI_LONG_URI, CLI_LONG_TTL, CLI_LONG_INSTANCE, CLI_LONG_METADATA,
         {"wait", required_argument, NULL, OPT_WAIT},
         {"grace", required_argument, NULL, OPT_GRACE},
+        {"exit-on-lost", no_argument, NULL, OPT_EXIT_ON_LOST},
+        {"restart-on-lost", no_argument, NULL, OPT_RESTART_ON_LOST},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -117,6 +132,14 @@ static int parse_args(int argc, char **argv, lock_args *a)
         case OPT_GRACE:
             if (cli_parse_int("lock", "--grace", optarg, 0, &a->grace_ms) != 0)
                 return CLI_EXIT_USAGE;
+            break;
+        case OPT_EXIT_ON_LOST:
+        case OPT_RESTART_ON_LOST:
+            if (a->lost_option != 0 && a->lost_option != opt)
+                return cli_usage_error("lock",
+                                       "give either --exit-on-lost or --restart-on-lost, not both");
+            a->lost_option = opt;
+            a->restart_on_lost = opt == OPT_RESTART_ON_LOST;
             break;
         default:
             return cli_bad_option("lock", opt, argv);
@@ -167,7 +190,7 @@ enum { DEADLINE_BUSY, DEADLINE_EXTEND, DEADLINE_FAIL };
  * holds the resource: another instance → busy (say who); nobody, or we
  * ourselves (our attempt is landing) → wait a little longer; no answer →
  * the backend's error. */
-static int at_deadline(reign_election *e, reign_factory *f, const lock_args *a)
+static int at_deadline(reign_election *e, reign_factory *f, const lock_args *a, int64_t wait_ms)
 {
     reign_master *m = NULL;
     int rc = reign_election_current_master(e, &m);
@@ -187,7 +210,7 @@ static int at_deadline(reign_election *e, reign_factory *f, const lock_args *a)
         fputs(" is held by ", stderr);
         cli_put_text(stderr, m->instance_id);
         fprintf(stderr, " (term %" PRIu64 "); gave up after --wait %" PRId64 " ms\n", m->term,
-                a->wait_ms);
+                wait_ms);
     }
     reign_master_free(m);
     return verdict;
@@ -197,10 +220,10 @@ static int at_deadline(reign_election *e, reign_factory *f, const lock_args *a)
  * between slices. CLI_EXIT_OK with *term, CLI_EXIT_BUSY when another
  * instance holds it at the deadline, 128+signal if reign was told to stop,
  * CLI_EXIT_FAIL on error. */
-static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_args *a, int sfd,
-                               uint64_t *term)
+static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_args *a,
+                               int64_t wait_ms, int sfd, uint64_t *term)
 {
-    int64_t deadline = a->wait_ms >= 0 ? reign_monotonic_ms() + a->wait_ms : -1;
+    int64_t deadline = wait_ms >= 0 ? reign_monotonic_ms() + wait_ms : -1;
     bool extended = false;
 
     for (;;) {
@@ -230,7 +253,7 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
         }
         if (deadline < 0 || reign_monotonic_ms() < deadline)
             continue;
-        switch (at_deadline(e, f, a)) {
+        switch (at_deadline(e, f, a, wait_ms)) {
         case DEADLINE_BUSY:
             return CLI_EXIT_BUSY;
         case DEADLINE_FAIL:
@@ -238,7 +261,7 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
         default:
             if (extended) {
                 cli_error("not master of %s after --wait %" PRId64 " ms", a->resource,
-                          a->wait_ms);
+                          wait_ms);
                 return CLI_EXIT_BUSY;
             }
             /* Once, by a lease TTL: an attempt in flight ends well within it. */
@@ -283,9 +306,11 @@ static bool still_master(const reign_election *e, uint64_t term)
 }
 
 /* Run the command's life: wait for it to exit; stop it when mastership is
- * lost or reign is told to stop. Returns reign's exit code. */
+ * lost or reign is told to stop. Returns reign's exit code; *stop_signal is
+ * the stop signal received, if any (also one that came while CMD was being
+ * stopped for a loss: then no restart). */
 static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t child, int sfd,
-                     int lost_fd)
+                     int lost_fd, int *stop_signal)
 {
     int stop_code = -1;        /* set once we decided to stop CMD: our exit code */
     int64_t term_sent_at = -1; /* when SIGTERM went to CMD */
@@ -309,6 +334,8 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
             }
             if (!is_stop_signal(sig))
                 continue;  /* SIGCHLD: waitpid above */
+            if (*stop_signal == 0)
+                *stop_signal = sig;
             if (stop_code < 0) {
                 stop_code = CLI_EXIT_SIGNAL_BASE + sig;
                 kill(child, SIGTERM);
@@ -389,28 +416,48 @@ int cli_cmd_lock(int argc, char **argv)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
-    if ((rc = wait_for_mastership(election, factory, &a, sfd, &term)) != CLI_EXIT_OK)
-        goto out;
+    for (unsigned run = 0;; run++) {
+        /* --wait bounds the first campaign; after a loss (restart mode)
+         * reign waits as long as it takes, like a supervisor would. */
+        rc = wait_for_mastership(election, factory, &a, run == 0 ? a.wait_ms : -1, sfd, &term);
+        if (rc != CLI_EXIT_OK)
+            goto out;
+        if (run > 0)
+            cli_error("master of %s again (term %" PRIu64 "); restarting the command",
+                      a.resource, term);
 
-    env = cli_env_build(a.resource, term, reign_factory_instance_id(factory));
-    if (env == NULL) {
-        cli_error("out of memory");
-        rc = CLI_EXIT_FAIL;
-        goto out;
+        env = cli_env_build(a.resource, term, reign_factory_instance_id(factory));
+        if (env == NULL) {
+            cli_error("out of memory");
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        int exec_errno = 0;
+        int spawned = cli_spawn(a.cmd, env, &original, &child, &exec_errno);
+        int spawn_errno = errno;
+        cli_env_free(env);
+        env = NULL;
+        if (spawned < 0) {
+            cli_error("cannot start %s: %s", a.cmd[0], strerror(spawn_errno));
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        if (spawned > 0) {
+            cli_error("cannot run %s: %s", a.cmd[0], strerror(exec_errno));
+            rc = exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC;
+            goto out;
+        }
+        int stop_signal = 0;
+        rc = supervise(election, &a, term, child, sfd, notify.lost_pipe[0], &stop_signal);
+        if (rc != CLI_EXIT_LOST || !a.restart_on_lost)
+            break;
+        if (stop_signal != 0) {
+            /* Told to stop while CMD was being stopped: no rerun. */
+            rc = CLI_EXIT_SIGNAL_BASE + stop_signal;
+            break;
+        }
+        cli_error("campaigning for %s again (--restart-on-lost)", a.resource);
     }
-    int exec_errno = 0;
-    int spawned = cli_spawn(a.cmd, env, &original, &child, &exec_errno);
-    if (spawned < 0) {
-        cli_error("cannot start %s: %s", a.cmd[0], strerror(errno));
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    if (spawned > 0) {
-        cli_error("cannot run %s: %s", a.cmd[0], strerror(exec_errno));
-        rc = exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC;
-        goto out;
-    }
-    rc = supervise(election, &a, term, child, sfd, notify.lost_pipe[0]);
 
 out:
     /* Close resigns: a waiting instance takes over as soon as CMD is gone. */

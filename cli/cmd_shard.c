@@ -1,13 +1,14 @@
 /* `reign shard`: take part in sharing a set of resources among instances
  * (one runner per resource in the shard manager) and print one line per
- * resource gained or lost, until SIGINT or SIGTERM. */
+ * resource gained or lost, until SIGINT or SIGTERM; with --listen, serve
+ * /metrics, /healthz and /status over HTTP (http.c). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -26,6 +27,7 @@ enum {
     OPT_PROBE_INTERVAL,
     OPT_REFRESH_INTERVAL,
     OPT_STABILIZATION,
+    OPT_LISTEN,
 };
 
 static const char usage_text[] =
@@ -37,9 +39,19 @@ static const char usage_text[] =
     "split the resources fairly: each campaigns only for its share, weighted\n"
     "by a \"weight=N\" token in --metadata. One line per change, on stdout,\n"
     "flushed at once:\n"
-    "  <ISO time> gained|lost <resource> term=<N> held=<count> [<held list>]\n"
-    "The held list is sorted (r2 before r10) and shows at most %d names. Runs\n"
+    "  <ISO time> gained|lost <resource> term=<N> held=<count>\n"
+    "      fair=<share>/<members>members [<held list>]\n"
+    "(on one line). fair is this instance's fair share of the resources among\n"
+    "the members it counts (without balancing: all of them, 1 member). The\n"
+    "held list is sorted (r2 before r10) and shows at most %d names. Runs\n"
     "until SIGINT or SIGTERM, then resigns everything and exits 0.\n"
+    "\n"
+    "With --listen ADDRESS:PORT, serve HTTP on that address only:\n"
+    "  /metrics  Prometheus text format (reign_masterships, reign_term, ...)\n"
+    "  /healthz  200 \"ok\" while the backend answers and renewals are on\n"
+    "            time, else 503 and the reason\n"
+    "  /status   JSON: instance, URI (password hidden), held resources and\n"
+    "            their terms, balance, members\n"
     "\n"
     "Options:\n"
     "  --count N           the resources r0 .. r(N-1)\n"
@@ -58,6 +70,8 @@ static const char usage_text[] =
     "  --refresh-interval MS  membership: read the members this often\n"
     "                      (default min(ttl/3, 1000))\n"
     "  --stabilization MS  membership: count a new member after MS (default 2 x ttl)\n"
+    "  --listen ADDR:PORT  serve /metrics, /healthz, /status there (e.g.\n"
+    "                      127.0.0.1:9100; port 0 = any free port, printed on stderr)\n"
     "  -h, --help          this help\n"
     "\n"
     "Exit status: 0 after SIGINT/SIGTERM; 1 on errors; 2 on usage errors.\n"
@@ -65,7 +79,9 @@ static const char usage_text[] =
     "Examples:\n"
     "  reign shard --instance a --count 12          # then start b and c likewise\n"
     "  reign shard --instance big --metadata weight=2 --count 12\n"
-    "  reign shard --uri redis://127.0.0.1:6379/0 --resign-odds 100 jobs/1 jobs/2 jobs/3\n";
+    "  reign shard --uri redis://127.0.0.1:6379/0 --resign-odds 100 jobs/1 jobs/2 jobs/3\n"
+    "  reign shard --count 12 --listen 127.0.0.1:9100 &\n"
+    "  curl -s 127.0.0.1:9100/metrics | grep '^reign_masterships'\n";
 
 typedef struct shard_args {
     cli_common common;
@@ -75,18 +91,30 @@ typedef struct shard_args {
     int64_t count;  /* 0: resources listed */
     char **listed;
     size_t n_listed;
+    bool listen;
+    cli_listen_addr listen_addr;
 } shard_args;
 
-/* What this instance holds, for the lines printed. The shard calls
- * on_change from several threads; `mu` guards `held`/`n_held` and is kept
- * while the line is printed so that lines appear in the order of the
- * changes they report. */
+typedef struct held_entry {
+    char *id;  /* strdup'd */
+    uint64_t term;
+} held_entry;
+
+/* What this instance holds, for the lines printed and for /status. The
+ * shard calls on_change from several threads, the HTTP server reads from
+ * its own; `mu` guards `held`/`n_held`/`cap`/`out_of_memory` and is kept
+ * while a line is printed so that lines appear in the order of the changes
+ * they report. `shard` and `factory` are set before the shard starts and
+ * the HTTP server runs, and not changed after. */
 typedef struct shard_view {
     pthread_mutex_t mu;
-    char **held;  /* sorted with strverscmp, strdup'd */
+    held_entry *held;  /* sorted by id with strverscmp */
     size_t n_held;
     size_t cap;
     bool out_of_memory;
+    reign_shard *shard;
+    reign_factory *factory;
+    bool balance;
 } shard_view;
 
 /* Index where `id` is or would be inserted. */
@@ -95,7 +123,7 @@ static size_t view_find(const shard_view *v, const char *id, bool *found)
     size_t lo = 0, hi = v->n_held;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strverscmp(v->held[mid], id);
+        int c = strverscmp(v->held[mid].id, id);
         if (c == 0) {
             *found = true;
             return mid;
@@ -109,7 +137,7 @@ static size_t view_find(const shard_view *v, const char *id, bool *found)
     return lo;
 }
 
-static void view_update(shard_view *v, const char *id, bool is_master)
+static void view_update(shard_view *v, const char *id, bool is_master, uint64_t term)
 {
     bool found;
     size_t i = view_find(v, id, &found);
@@ -117,7 +145,7 @@ static void view_update(shard_view *v, const char *id, bool is_master)
     if (is_master && !found) {
         if (v->n_held == v->cap) {
             size_t cap = v->cap == 0 ? 16 : v->cap * 2;
-            char **held = realloc(v->held, cap * sizeof *held);
+            held_entry *held = realloc(v->held, cap * sizeof *held);
             if (held == NULL) {
                 v->out_of_memory = true;
                 return;
@@ -131,41 +159,37 @@ static void view_update(shard_view *v, const char *id, bool is_master)
             return;
         }
         memmove(&v->held[i + 1], &v->held[i], (v->n_held - i) * sizeof *v->held);
-        v->held[i] = copy;
+        v->held[i] = (held_entry){copy, term};
         v->n_held++;
-    } else if (!is_master && found) {
-        free(v->held[i]);
+    } else if (is_master) {
+        v->held[i].term = term;  /* won again: a new term */
+    } else if (found) {
+        free(v->held[i].id);
         memmove(&v->held[i], &v->held[i + 1], (v->n_held - i - 1) * sizeof *v->held);
         v->n_held--;
     }
 }
 
-static void put_iso_now(FILE *f)
-{
-    struct timespec ts;
-    struct tm tm;
-    char buf[32];
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(f, "%s.%03ldZ", buf, ts.tv_nsec / 1000000);
-}
-
 static void on_change(const char *resource_id, bool is_master, uint64_t term, void *payload)
 {
     shard_view *v = payload;
+    reign_shard_balance b = {0};
 
+    /* Outside our lock: the balancer has its own, and fair share and
+     * members do not depend on this change. */
+    if (reign_shard_balance_info(v->shard, &b) != REIGN_OK)
+        b = (reign_shard_balance){0};
     pthread_mutex_lock(&v->mu);
-    view_update(v, resource_id, is_master);
-    put_iso_now(stdout);
+    view_update(v, resource_id, is_master, term);
+    cli_put_iso_now(stdout);
     fputs(is_master ? " gained " : " lost ", stdout);
     cli_put_text(stdout, resource_id);
-    printf(" term=%" PRIu64 " held=%zu [", term, v->n_held);
+    printf(" term=%" PRIu64 " held=%zu fair=%zu/%zumembers [", term, v->n_held, b.fair_share,
+           b.members);
     for (size_t i = 0; i < v->n_held && i < SHARD_MAX_LISTED; i++) {
         if (i > 0)
             fputc(' ', stdout);
-        cli_put_text(stdout, v->held[i]);
+        cli_put_text(stdout, v->held[i].id);
     }
     if (v->n_held > SHARD_MAX_LISTED)
         printf(" ...+%zu", v->n_held - SHARD_MAX_LISTED);
@@ -189,6 +213,7 @@ static int parse_args(int argc, char **argv, shard_args *a)
         {"probe-interval", required_argument, NULL, OPT_PROBE_INTERVAL},
         {"refresh-interval", required_argument, NULL, OPT_REFRESH_INTERVAL},
         {"stabilization", required_argument, NULL, OPT_STABILIZATION},
+        {"listen", required_argument, NULL, OPT_LISTEN},
         {NULL, 0, NULL, 0},
     };
     int opt, rc = 0;
@@ -263,6 +288,10 @@ static int parse_args(int argc, char **argv, shard_args *a)
             rc = cli_parse_int("shard", "--stabilization", optarg, 1,
                                &a->shard.membership.stabilization_ms);
             break;
+        case OPT_LISTEN:
+            rc = cli_parse_listen("shard", "--listen", optarg, &a->listen_addr);
+            a->listen = rc == 0;
+            break;
         default:
             return cli_bad_option("shard", opt, argv);
         }
@@ -311,19 +340,60 @@ static void free_generated(char **ids, int64_t count)
     free(ids);
 }
 
-/* Block until SIGINT, SIGTERM or SIGHUP (blocked in every thread). */
-static int wait_for_stop(const sigset_t *set)
+/* The body of /status, on the HTTP server's thread:
+ *   {"instance":…,"uri":…,"ttl_ms":…,"healthy":…,"resources":R,
+ *    "held":[{"resource":…,"term":…}…],"held_incomplete":false,
+ *    "balance":{"held":…,"target":…,"fair_share":…,"members":…},
+ *    "members":[{"instance":…,"weight":…,"metadata":…,"stable":…,"self":…}…]}
+ * ("members" with balancing only: it is the joined view, no I/O). */
+static int write_status(FILE *out, void *payload)
 {
-    int sig = 0;
-    for (;;) {
-        int err = sigwait(set, &sig);
-        if (err == 0)
-            return sig;
-        if (err != EINTR) {
-            cli_error("sigwait: %s", strerror(err));
-            return -1;
-        }
+    shard_view *v = payload;
+    reign_shard_balance b = {0};
+    reign_health h = {0};
+    reign_member *members = NULL;
+    size_t n_members = 0;
+
+    if (reign_shard_balance_info(v->shard, &b) != REIGN_OK ||
+        reign_factory_health(v->factory, &h) != REIGN_OK ||
+        (v->balance && reign_factory_members(v->factory, &members, &n_members) != REIGN_OK)) {
+        errno = EIO;
+        return -1;
     }
+    fputs("{\"instance\":", out);
+    cli_put_json(out, reign_factory_instance_id(v->factory));
+    fputs(",\"uri\":", out);
+    cli_put_json(out, reign_factory_uri(v->factory));
+    fprintf(out, ",\"ttl_ms\":%" PRId64 ",\"healthy\":%s,\"resources\":%zu,\"held\":[",
+            reign_factory_ttl_ms(v->factory), h.healthy ? "true" : "false", b.resources);
+    /* Written while holding the view: it is a memory stream, no real I/O. */
+    pthread_mutex_lock(&v->mu);
+    for (size_t i = 0; i < v->n_held; i++) {
+        fputs(i == 0 ? "{\"resource\":" : ",{\"resource\":", out);
+        cli_put_json(out, v->held[i].id);
+        fprintf(out, ",\"term\":%" PRIu64 "}", v->held[i].term);
+    }
+    fprintf(out, "],\"held_incomplete\":%s", v->out_of_memory ? "true" : "false");
+    pthread_mutex_unlock(&v->mu);
+    fprintf(out,
+            ",\"balance\":{\"balanced\":%s,\"held\":%zu,\"target\":%zu,\"fair_share\":%zu,"
+            "\"members\":%zu}",
+            v->balance ? "true" : "false", b.held, b.target, b.fair_share, b.members);
+    if (v->balance) {
+        fputs(",\"members\":[", out);
+        for (size_t i = 0; i < n_members; i++) {
+            fputs(i == 0 ? "{\"instance\":" : ",{\"instance\":", out);
+            cli_put_json(out, members[i].instance_id);
+            fprintf(out, ",\"weight\":%" PRIu32 ",\"metadata\":", members[i].weight);
+            cli_put_json(out, members[i].metadata != NULL ? members[i].metadata : "");
+            fprintf(out, ",\"stable\":%s,\"self\":%s}", members[i].stable ? "true" : "false",
+                    members[i].self ? "true" : "false");
+        }
+        fputc(']', out);
+        reign_members_free(members, n_members);
+    }
+    fputs("}\n", out);
+    return 0;
 }
 
 int cli_cmd_shard(int argc, char **argv)
@@ -333,6 +403,7 @@ int cli_cmd_shard(int argc, char **argv)
     sigset_t stop_set;
     reign_factory *factory = NULL;
     reign_shard *shard = NULL;
+    cli_http *http = NULL;
     char **generated = NULL;
     int rc = parse_args(argc, argv, &a);
 
@@ -345,11 +416,7 @@ int cli_cmd_shard(int argc, char **argv)
 
     /* Blocked before any reign thread exists, so all of them inherit the
      * mask and only sigwait below receives these signals. */
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGINT);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &stop_set, NULL) != 0) {
+    if (cli_block_stop_signals(&stop_set) != 0) {
         cli_error("blocking signals: %s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
@@ -375,8 +442,32 @@ int cli_cmd_shard(int argc, char **argv)
     config.threads = (unsigned)a.threads;
     config.on_change = on_change;
     config.payload = &view;
-    if (reign_shard_new(factory, ids, n_ids, &config, &shard) != REIGN_OK ||
-        reign_shard_start(shard) != REIGN_OK) {
+    if (reign_shard_new(factory, ids, n_ids, &config, &shard) != REIGN_OK) {
+        cli_error("%s", reign_last_error());
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    view.shard = shard;
+    view.factory = factory;
+    view.balance = config.balance;
+    /* Serve before the shard starts, so that a scrape sees it from 0. */
+    if (a.listen) {
+        unsigned port = 0;
+        rc = cli_http_start(&a.listen_addr, factory, write_status, &view, &http, &port);
+        if (rc != CLI_EXIT_OK)
+            goto out;
+        char host[64] = "?";
+        if (a.listen_addr.addr.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a.listen_addr.addr)->sin6_addr, host,
+                      sizeof host);
+        else
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a.listen_addr.addr)->sin_addr, host,
+                      sizeof host);
+        fprintf(stderr, "reign: serving /metrics, /healthz and /status on http://%s%s%s:%u/\n",
+                a.listen_addr.addr.ss_family == AF_INET6 ? "[" : "", host,
+                a.listen_addr.addr.ss_family == AF_INET6 ? "]" : "", port);
+    }
+    if (reign_shard_start(shard) != REIGN_OK) {
         cli_error("%s", reign_last_error());
         rc = CLI_EXIT_FAIL;
         goto out;
@@ -390,13 +481,20 @@ int cli_cmd_shard(int argc, char **argv)
             a.runner.master_check_interval_ms, a.runner.master_hold_interval_ms,
             a.runner.resign_odds, config.balance ? "balanced" : "not balanced");
 
-    rc = wait_for_stop(&stop_set) < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    if (cli_wait_stop_signal(&stop_set, -1) < 0) {
+        cli_error("waiting for signals: %s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+    }
+    /* The server reads the shard and the view: stop it first. */
+    cli_http_stop(http);
+    http = NULL;
     if (reign_shard_stop(shard) != REIGN_OK) {
         cli_error("stopping the shard: %s", reign_last_error());
         rc = CLI_EXIT_FAIL;
     }
 
 out:
+    cli_http_stop(http);
     reign_shard_free(shard);
     if (factory != NULL && reign_factory_close(factory) != REIGN_OK) {
         cli_error("closing the factory: %s", reign_last_error());
@@ -404,7 +502,7 @@ out:
     }
     free_generated(generated, a.count);
     for (size_t i = 0; i < view.n_held; i++)
-        free(view.held[i]);
+        free(view.held[i].id);
     free(view.held);
     return rc;
 }

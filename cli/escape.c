@@ -1,8 +1,10 @@
 /* Output escaping: resource and instance IDs may hold any byte but NUL, so
- * what `reign` prints is escaped — \xNN in text, valid JSON with --json. */
+ * what `reign` prints is escaped — \xNN in text, valid JSON with --json.
+ * Also the timestamp format of every line `reign` prints with a time. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -95,4 +97,17 @@ void cli_put_json(FILE *f, const char *s)
         p++;
     }
     fputc('"', f);
+}
+
+void cli_put_iso_now(FILE *f)
+{
+    struct timespec ts;
+    struct tm tm;
+    char buf[32];
+
+    /* Wall time, for people and log correlation only; never for deadlines. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(f, "%s.%03ldZ", buf, ts.tv_nsec / 1000000);
 }

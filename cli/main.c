@@ -1,5 +1,5 @@
 /* The `reign` command: global options, usage, and dispatch to the commands
- * (cmd_lock.c, cmd_status.c, cmd_shard.c). */
+ * (cmd_lock.c, cmd_status.c, cmd_watch.c, cmd_members.c, cmd_shard.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +14,10 @@ static const char usage_text[] =
     "Commands:\n"
     "  lock RESOURCE -- CMD [ARGS...]   run CMD while master of RESOURCE (like flock)\n"
     "  status RESOURCE...               show the master of each RESOURCE\n"
-    "  shard (--count N | RESOURCE...)  share resources among instances, print changes\n"
+    "  watch RESOURCE...                print each change of master until stopped\n"
+    "  members                          list the live members (shard instances)\n"
+    "  shard (--count N | RESOURCE...)  share resources among instances, print changes;\n"
+    "                                   --listen ADDR:PORT serves /metrics, /healthz\n"
     "Run `reign COMMAND --help` for its options and examples.\n"
     "\n"
     "Backend (--uri URI, else $REIGN_URI, else file:///tmp/reign-$UID,\n"
@@ -25,13 +28,15 @@ static const char usage_text[] =
     "                                   reign process only\n"
     "\n"
     "Exit status:\n"
-    "  0    success\n"
+    "  0    success (watch, shard: stopped by SIGINT/SIGTERM)\n"
     "  1    error (backend unreachable, I/O, ...); the reason is on stderr\n"
     "  2    usage error\n"
     "  75   lock: --wait passed while another instance was master\n"
-    "  76   lock: mastership was lost while CMD ran (CMD was stopped)\n"
+    "  76   lock: mastership was lost while CMD ran (CMD was stopped;\n"
+    "       with --restart-on-lost reign campaigns again instead)\n"
     "  126  lock: CMD cannot be run;  127  lock: CMD not found\n"
-    "  lock otherwise exits with CMD's status (128+N if CMD died of signal N)\n"
+    "  lock otherwise exits with CMD's status (128+N if CMD died of signal N),\n"
+    "  or 128+N if reign itself was stopped by signal N (after resigning)\n"
     "\n"
     "Environment:\n"
     "  REIGN_URI  default backend URI\n"
@@ -40,7 +45,10 @@ static const char usage_text[] =
     "Examples:\n"
     "  reign lock nightly-report -- ./make-report.sh\n"
     "  reign status nightly-report\n"
-    "  reign shard --instance a --count 12\n";
+    "  reign watch nightly-report\n"
+    "  reign shard --instance a --count 12 --listen 127.0.0.1:9100\n"
+    "  reign members\n"
+    "See reign(1) for the whole manual.\n";
 
 typedef struct cli_command {
     const char *name;
@@ -50,6 +58,8 @@ typedef struct cli_command {
 static const cli_command commands[] = {
     {"lock", cli_cmd_lock},
     {"status", cli_cmd_status},
+    {"watch", cli_cmd_watch},
+    {"members", cli_cmd_members},
     {"shard", cli_cmd_shard},
 };
 

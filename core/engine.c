@@ -166,19 +166,23 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
     reign_mono_ns next = now + 60 * 1000 * REIGN_NS_PER_MS;
     /* Ride-along windows: renewals due within renew/2 and campaign retries due
      * within retry/10 join a batch that goes anyway. */
-    bool renew_due = false;
+    bool due_now = f->reads != NULL;
     for (reign_election *e = f->elections; e; e = e->next) {
         int64_t deadline = atomic_load(&e->deadline_ns);
         if (e->master && deadline <= now)
             reign_engine_drop_mastership(f, e, REIGN_LOST_EXPIRED);
-        if (e->master && !e->in_flight && e->renew_at <= now)
-            renew_due = true;
         if (f->retry_all && e->campaigning && !e->master)
             e->retry_at = now;
+        if (e->in_flight)
+            continue;
+        due_now |= e->release_pending || (e->master && e->renew_at <= now) ||
+                   (e->campaigning && !e->master && !e->closing && e->retry_at <= now);
     }
     f->retry_all = false;
-    reign_mono_ns renew_horizon = now + (renew_due ? f->renew_ns / 2 : 0);
-    reign_mono_ns retry_horizon = now + f->retry_ms * REIGN_NS_PER_MS / 10;
+    /* Only when a batch goes anyway do ops due soon ride along; otherwise an
+     * op just short of due would go out at once, again and again. */
+    reign_mono_ns renew_horizon = now + (due_now ? f->renew_ns / 2 : 0);
+    reign_mono_ns retry_horizon = now + (due_now ? f->retry_ms * REIGN_NS_PER_MS / 10 : 0);
 
     for (reign_election *e = f->elections; e; e = e->next) {
         if (e->in_flight)

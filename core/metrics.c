@@ -6,6 +6,7 @@
 
 #include "engine.h"
 #include "error.h"
+#include "members.h"
 
 typedef struct held_term {
     char *resource;
@@ -99,7 +100,8 @@ static int collect_terms(reign_factory *f, held_term **out, size_t *n_out, size_
     if (terms == NULL)
         return REIGN_ENOMEM;
     for (reign_election *e = f->elections; e && n < cap; e = e->next) {
-        if (!e->master)
+        /* The membership's own slot lease is bookkeeping, not a resource. */
+        if (!e->master || strncmp(e->resource, REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0)
             continue;
         terms[n].resource = strdup(e->resource);
         if (terms[n].resource == NULL)
@@ -108,7 +110,7 @@ static int collect_terms(reign_factory *f, held_term **out, size_t *n_out, size_
     }
     *out = terms;
     *n_out = n;
-    *n_held = cap;
+    *n_held = n;
     return REIGN_OK;
 }
 
@@ -133,7 +135,7 @@ int reign_metrics_write(reign_factory *f, FILE *out)
 
     fprintf(out, "# HELP reign_masterships Resources this instance is master of.\n"
                  "# TYPE reign_masterships gauge\nreign_masterships{backend=\"%s\"} %zu\n",
-            b, st.masterships);
+            b, n_held);
     fprintf(out, "# HELP reign_transitions_total Mastership changes.\n"
                  "# TYPE reign_transitions_total counter\n"
                  "reign_transitions_total{backend=\"%s\",kind=\"gained\"} %llu\n"

@@ -3,6 +3,7 @@
 #include "uri.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,52 @@ static int split_query(reign_uri *u, const char *query)
         p = amp != NULL ? amp + 1 : NULL;
     }
     return REIGN_OK;
+}
+
+/* Query parameters that carry secrets (libpq's password=, a token=...):
+ * their values become *** in the redacted form too. */
+static bool secret_param(const char *name)
+{
+    static const char *const words[] = {"password", "secret", "token", "passwd"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strcasestr(name, words[i]) != NULL)
+            return true;
+    return false;
+}
+
+static void redact_secret_params(reign_uri *u)
+{
+    const char *q = strchr(u->redacted, '?');
+    if (q == NULL)
+        return;
+    size_t cap = strlen(u->redacted) + 4 * (u->n_params + 1) + 1;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return; /* keep the unredacted query rather than fail the open */
+    size_t o = (size_t)(q + 1 - u->redacted);
+    memcpy(out, u->redacted, o);
+    const char *in = q + 1;
+    while (*in != '\0' && *in != '#') {
+        size_t len = strcspn(in, "&#");
+        const char *eq = memchr(in, '=', len);
+        size_t nlen = eq != NULL ? (size_t)(eq - in) : len;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(nlen < 127 ? nlen : 127), in);
+        if (eq != NULL && secret_param(name)) {
+            memcpy(out + o, in, nlen + 1);
+            memcpy(out + o + nlen + 1, "***", 3);
+            o += nlen + 4;
+        } else {
+            memcpy(out + o, in, len);
+            o += len;
+        }
+        in += len;
+        if (*in == '&')
+            out[o++] = *in++;
+    }
+    strcpy(out + o, in);
+    free(u->redacted);
+    u->redacted = out;
 }
 
 static int get_part(CURLU *h, CURLUPart part, unsigned flags, char **out)
@@ -241,6 +288,8 @@ int reign_uri_parse(const char *text, reign_uri *out)
     }
 
     rc = split_query(&u, query);
+    if (rc == REIGN_OK)
+        redact_secret_params(&u);
 
 out:
     curl_url_cleanup(h);

@@ -31,7 +31,7 @@ count_ctest() { # tally ctest's log: "N tests failed out of M"
 
 echo "== build (ASan+UBSan)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=address \
-      -DREIGN_WITH_REDIS=ON >/dev/null
+      -DREIGN_WITH_REDIS=ON -DREIGN_WITH_POSTGRES=ON >/dev/null
 ninja -C build/asan >/dev/null
 
 echo "== servers"
@@ -40,6 +40,11 @@ if [ -x scripts/servers/redis.sh ]; then
   servers+=(redis)
   # The conformance suite stops, pauses and restarts this server: it is its own.
   export REIGN_TEST_REDIS_URI="$REDIS_URI" REIGN_TEST_REDIS_DIR="$work/redis"
+fi
+
+if [ -x scripts/servers/postgres.sh ]; then
+  eval "$(scripts/servers/postgres.sh start "$work/postgres")"
+  servers+=(postgres)
 fi
 
 echo "== unit, conformance and CLI tests (ASan+UBSan)"
@@ -58,6 +63,10 @@ count_plain() { # tally a plain "N passed, N failed" closing line
   failed=$((failed + $(echo "$line" | awk '{print $3}')))
 }
 count_plain "$work/cli.log"
+
+echo "== install and packaging test"
+tests/install/test_install.sh build/asan 2>&1 | tee "$work/install.log" || rc=1
+count_plain "$work/install.log"
 
 echo "== conformance figures (ms)"
 cat "$REIGN_CONF_REPORT" 2>/dev/null || true

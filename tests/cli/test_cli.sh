@@ -4,6 +4,12 @@
 # Usage: tests/cli/test_cli.sh PATH/TO/reign     Prints "N passed, N failed".
 # REIGN_TEST_MAX_LATENCY_MS (default 50) bounds the takeover latencies, for
 # slow builds (TSan) or loaded machines.
+# With REIGN_TEST_REDIS_URI (and REIGN_TEST_REDIS_DIR, the server's directory
+# for scripts/servers/redis.sh ctl) the Redis parts run too: clean
+# resignation on signals, /healthz 503 while the server is stopped, and no
+# password in any output (on a fresh password-protected server of our own).
+# The HTTP parts need curl; JSON checks need python3. A missing one is a
+# printed skip, not a pass.
 set -u
 
 if [ $# -ne 1 ] || [ ! -x "$1" ]; then
@@ -11,12 +17,15 @@ if [ $# -ne 1 ] || [ ! -x "$1" ]; then
     exit 2
 fi
 REIGN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+REDIS_SH=$ROOT/scripts/servers/redis.sh
 TMP=$(mktemp -d /tmp/reign-cli-test.XXXXXX)
 U="file://$TMP/locks"
 MAX_LATENCY_MS=${REIGN_TEST_MAX_LATENCY_MS:-50}
 passed=0
 failed=0
 started_pids=()
+started_redis=()  # directories of redis-servers this script started
 
 # True if PID is still a child of this shell: a reaped PID may belong to
 # somebody else by now, and we kill only what we started.
@@ -33,6 +42,14 @@ cleanup() {
     for p in "${started_pids[@]}"; do
         is_our_child "$p" && kill -9 "$p" 2>/dev/null
     done
+    for d in "${started_redis[@]}"; do
+        "$REDIS_SH" stop "$d" >/dev/null 2>&1
+    done
+    # The shared server must outlive this script even if a check failed
+    # while it was stopped.
+    if [ -n "${redis_stopped_by_us:-}" ]; then
+        "$REDIS_SH" ctl "$REIGN_TEST_REDIS_DIR" start >/dev/null 2>&1
+    fi
     if [ "$failed" -eq 0 ]; then
         rm -rf "$TMP"
     else
@@ -49,7 +66,11 @@ not_ok() {
     failed=$((failed + 1))
     echo "FAIL - $1: $2"
 }
+skip() {
+    echo "skip - $1: $2"
+}
 now_ns() { date +%s%N; }
+have() { command -v "$1" >/dev/null; }
 
 # wait_for MS CMD...: run CMD every 10 ms until it succeeds or MS pass.
 wait_for() {
@@ -108,7 +129,7 @@ out_has "--help documents the default URI" "file:///tmp/reign-\$UID"
 out_has "--help documents exit code 75" "75"
 check_rc "--version exits 0" 0 "$REIGN" --version
 out_has "--version prints the version" "reign "
-for cmd in lock status shard; do
+for cmd in lock status watch members shard; do
     check_rc "$cmd --help exits 0" 0 "$REIGN" "$cmd" --help
     out_has "$cmd --help shows examples" "Examples:"
 done
@@ -300,16 +321,25 @@ fi
 
 # ---- shard -------------------------------------------------------------------------------------
 
-"$REIGN" shard --uri "$U" --instance s1 --ttl 2000 --count 3 >"$TMP/shard.log" 2>"$TMP/shard.err" &
+"$REIGN" shard --uri "$U" --instance s1 --metadata "weight=2 zone=a" --ttl 2000 --count 3 \
+    >"$TMP/shard.log" 2>"$TMP/shard.err" &
 p=$!
 started_pids+=("$p")
-if wait_for 5000 grep -q "held=3 \[r0 r1 r2\]" "$TMP/shard.log"; then
+if wait_for 5000 grep -qs "held=3 fair=3/1members \[r0 r1 r2\]" "$TMP/shard.log"; then
     ok "shard gains every resource and prints the held list"
 else
     not_ok "shard gains every resource and prints the held list" "$(cat "$TMP/shard.log" "$TMP/shard.err")"
 fi
 check_rc "status of the shard's resources exits 0" 0 "$REIGN" status --uri "$U" r0 r1 r2
 out_has "status shows the shard's instance" "r2 master=s1 term="
+check_rc "members exits 0" 0 "$REIGN" members --uri "$U"
+out_has "members lists the shard with its weight and metadata" 's1 weight=2 metadata=weight=2\x20zone=a'
+if have python3; then
+    check_rc "members --json is valid JSON with instance, weight, metadata" 0 sh -c \
+        "'$REIGN' members --json --uri '$U' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d==[{\"instance\":\"s1\",\"weight\":2,\"metadata\":\"weight=2 zone=a\"}], d'"
+else
+    skip "members --json is valid JSON" "python3 not installed"
+fi
 kill -TERM "$p"
 wait_exit "$p" 10000
 if [ "$rc" -eq 0 ] && grep -q " lost r" "$TMP/shard.log"; then
@@ -323,7 +353,7 @@ out_has "the shard's resources are free after it stopped" "r0 no master"
 "$REIGN" shard --uri "$U" --instance s2 --no-balance --count 2 >"$TMP/shard2.log" 2>&1 &
 p=$!
 started_pids+=("$p")
-if wait_for 5000 grep -q "held=2 \[r0 r1\]" "$TMP/shard2.log"; then
+if wait_for 5000 grep -qs "held=2 fair=2/1members \[r0 r1\]" "$TMP/shard2.log"; then
     ok "shard --no-balance gains every resource"
 else
     not_ok "shard --no-balance gains every resource" "$(cat "$TMP/shard2.log")"
@@ -334,6 +364,552 @@ if [ "$rc" -eq 0 ]; then
     ok "shard --no-balance exits 0 on SIGTERM"
 else
     not_ok "shard --no-balance exits 0 on SIGTERM" "exit $rc"
+fi
+
+
+# ---- members and watch: usage, empty backend ------------------------------------------------
+
+check_rc "members with an argument exits 2" 2 "$REIGN" members --uri "$U" extra
+check_rc "members of a backend without members exits 0" 0 "$REIGN" members --uri "file://$TMP/nobody"
+if [ -s "$TMP/out" ]; then
+    not_ok "members prints nothing when there is no member" "$(head -c 400 "$TMP/out")"
+else
+    ok "members prints nothing when there is no member"
+fi
+check_rc "members --json without members exits 0" 0 "$REIGN" members --json --uri "file://$TMP/nobody"
+out_has "members --json without members prints []" "[]"
+check_rc "members of a bad URI exits 1" 1 "$REIGN" members --uri bogus://nowhere
+check_rc "watch without RESOURCE exits 2" 2 "$REIGN" watch --uri "$U"
+check_rc "watch below the --interval minimum exits 2" 2 "$REIGN" watch --interval 5 r
+check_rc "watch with a bad --interval exits 2" 2 "$REIGN" watch --interval 1s r
+check_rc "watch of a bad URI exits 1" 1 "$REIGN" watch --uri bogus://nowhere r
+out_has "watch of a bad URI names it" "bogus://nowhere"
+
+# Odd bytes in a member's instance ID and metadata come out escaped.
+odd_instance=$'m"e\\\x01\xff'
+"$REIGN" shard --uri "file://$TMP/odd" --instance "$odd_instance" --metadata $'tab\there' \
+    --count 1 >"$TMP/odd.log" 2>&1 &
+p=$!
+started_pids+=("$p")
+if wait_for 5000 sh -c "'$REIGN' members --uri 'file://$TMP/odd' | grep -q weight="; then
+    check_rc "members of odd bytes exits 0" 0 "$REIGN" members --uri "file://$TMP/odd"
+    out_has "members escapes non-printable bytes (text)" 'm"e\x5c\x01\xff weight=1 metadata=tab\x09here'
+    if have python3; then
+        check_rc "members --json escapes odd bytes" 0 sh -c \
+            "'$REIGN' members --json --uri 'file://$TMP/odd' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d==[{\"instance\":\"m\\\"e\\\\\\x01\\ufffd\",\"weight\":1,\"metadata\":\"tab\\there\"}], d'"
+    else
+        skip "members --json escapes odd bytes" "python3 not installed"
+    fi
+else
+    not_ok "a shard with an odd instance ID shows up in members" "$(cat "$TMP/odd.log")"
+fi
+kill -TERM "$p"
+wait_exit "$p" 10000
+
+# ---- watch ------------------------------------------------------------------------------------
+
+rm -f "$TMP"/watch.*
+"$REIGN" watch --uri "$U" --interval 20 wa wb >"$TMP/watch.log" 2>"$TMP/watch.err" &
+pw=$!
+started_pids+=("$pw")
+"$REIGN" watch --json --uri "$U" --interval 20 wa wb >"$TMP/watch.json" 2>"$TMP/watch.json.err" &
+pj=$!
+started_pids+=("$pj")
+if wait_for 5000 grep -qs " wb none" "$TMP/watch.log" && wait_for 5000 grep -qs '"resource":"wb"' "$TMP/watch.json"; then
+    ok "watch prints the initial state of every resource"
+else
+    not_ok "watch prints the initial state of every resource" "$(cat "$TMP/watch.log" "$TMP/watch.err")"
+fi
+"$REIGN" lock --uri "$U" --instance 'w"1' --metadata 'm 1' wa -- sh -c "echo \$REIGN_TERM > $TMP/watch.t1; sleep 0.3"
+"$REIGN" lock --uri "$U" --instance w2 wa -- sh -c "echo \$REIGN_TERM > $TMP/watch.t2; sleep 0.3"
+# Both end with "wa none" once the second holder has resigned.
+watch_settled() {
+    [ "$(grep ' wa ' "$TMP/watch.log" | tail -1 | awk '{print $3}')" = none ] &&
+        grep -q 'master=w2' "$TMP/watch.log" &&
+        tail -1 "$TMP/watch.json" | grep -q '"resource":"wa","master":null' &&
+        grep -q '"master":"w2"' "$TMP/watch.json"
+}
+if wait_for 5000 watch_settled; then
+    ok "watch sees both holders come and go"
+else
+    not_ok "watch sees both holders come and go" "$(cat "$TMP/watch.log" "$TMP/watch.json")"
+fi
+kill -INT "$pw"
+wait_exit "$pw" 5000
+if [ "$rc" -eq 0 ]; then ok "watch exits 0 on SIGINT"; else not_ok "watch exits 0 on SIGINT" "exit $rc"; fi
+kill -TERM "$pj"
+wait_exit "$pj" 5000
+if [ "$rc" -eq 0 ]; then ok "watch --json exits 0 on SIGTERM"; else not_ok "watch --json exits 0 on SIGTERM" "exit $rc"; fi
+cp "$TMP/watch.log" "$TMP/out"
+out_has "watch shows the first holder escaped, with term and metadata" \
+    "wa master=w\"1 term=$(cat "$TMP/watch.t1" 2>/dev/null) metadata=m\\x201"
+out_has "watch shows the second holder with its term" "wa master=w2 term=$(cat "$TMP/watch.t2" 2>/dev/null) metadata="
+if [ "$(grep -c ' wb ' "$TMP/watch.log")" -eq 1 ]; then
+    ok "watch prints nothing for a resource that did not change"
+else
+    not_ok "watch prints nothing for a resource that did not change" "$(grep ' wb ' "$TMP/watch.log")"
+fi
+if grep -qvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z w[ab] (none|master=[^ ]+ term=[0-9]+ metadata=[^ ]*)$' "$TMP/watch.log"; then
+    not_ok "every watch line is TIME RESOURCE none|master= term= metadata=" "$(cat "$TMP/watch.log")"
+else
+    ok "every watch line is TIME RESOURCE none|master= term= metadata="
+fi
+if have python3; then
+    check_rc "watch --json prints valid JSON lines: changes only, terms rising" 0 python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+wa = [l for l in lines if l["resource"] == "wa"]
+assert all(set(l) >= {"time", "resource", "master"} for l in lines), lines
+assert wa[0]["master"] is None and wa[-1]["master"] is None, wa
+held = [l for l in wa if l["master"] is not None]
+assert [l["master"] for l in held] == ["w\"1", "w2"], wa
+assert held[0]["metadata"] == "m 1" and held[0]["term"] < held[1]["term"], held
+assert all(a["master"] != b["master"] for a, b in zip(wa, wa[1:])), wa
+assert len([l for l in lines if l["resource"] == "wb"]) == 1, lines
+' "$TMP/watch.json"
+else
+    skip "watch --json prints valid JSON lines" "python3 not installed"
+fi
+
+# ---- lock: --exit-on-lost, --restart-on-lost, signals -----------------------------------------
+
+check_rc "lock with --exit-on-lost and --restart-on-lost exits 2" 2 \
+    "$REIGN" lock --exit-on-lost --restart-on-lost r -- true
+check_rc "lock --exit-on-lost runs the command" 0 "$REIGN" lock --uri "$U" --exit-on-lost r -- true
+
+rm -f "$TMP"/{held7,got7}
+"$REIGN" lock --uri "$U" --ttl 500 --grace 1000 --exit-on-lost lost7 -- sh -c \
+    "trap 'touch $TMP/got7; exit 9' TERM; touch $TMP/held7; while :; do sleep 0.01; done" \
+    >"$TMP/lost7.log" 2>&1 &
+p=$!
+started_pids+=("$p")
+wait_for 5000 test -e "$TMP/held7"
+kill -STOP "$p"
+sleep 1
+kill -CONT "$p"
+wait_exit "$p" 10000
+if [ "$rc" -eq 76 ] && [ -e "$TMP/got7" ]; then
+    ok "--exit-on-lost: loss stops the command; reign exits 76"
+else
+    not_ok "--exit-on-lost: loss stops the command; reign exits 76" "exit $rc; $(cat "$TMP/lost7.log")"
+fi
+
+# The first run loops until stopped; the rerun exits 7 by itself.
+rm -f "$TMP"/{runs8,held8}
+"$REIGN" lock --uri "$U" --ttl 500 --grace 1000 --restart-on-lost again -- sh -c \
+    "echo \$REIGN_TERM >> $TMP/runs8; touch $TMP/held8
+     [ \$(wc -l < $TMP/runs8) -ge 2 ] && exit 7; while :; do sleep 0.01; done" \
+    >"$TMP/again.log" 2>&1 &
+p=$!
+started_pids+=("$p")
+wait_for 5000 test -e "$TMP/held8"
+kill -STOP "$p"
+sleep 1
+kill -CONT "$p"
+wait_exit "$p" 10000
+if [ "$rc" -eq 7 ] && [ "$(wc -l <"$TMP/runs8")" -eq 2 ] &&
+    [ "$(sed -n 2p "$TMP/runs8")" -gt "$(sed -n 1p "$TMP/runs8")" ]; then
+    ok "--restart-on-lost reruns the command with a higher term; exits with its status"
+else
+    not_ok "--restart-on-lost reruns the command with a higher term; exits with its status" \
+        "exit $rc; terms $(tr '\n' ' ' <"$TMP/runs8"); $(cat "$TMP/again.log")"
+fi
+cp "$TMP/again.log" "$TMP/out"
+out_has "--restart-on-lost says it restarts" "restarting the command"
+
+rm -f "$TMP"/{held9,got9}
+"$REIGN" lock --uri "$U" --restart-on-lost sig9 -- sh -c \
+    "trap 'touch $TMP/got9; exit 9' TERM; touch $TMP/held9; while :; do sleep 0.01; done" \
+    >"$TMP/sig9.log" 2>&1 &
+p=$!
+started_pids+=("$p")
+wait_for 5000 test -e "$TMP/held9"
+kill -INT "$p"
+wait_exit "$p" 10000
+if [ "$rc" -eq 130 ] && [ -e "$TMP/got9" ]; then
+    ok "--restart-on-lost: SIGINT stops the command, no rerun; reign exits 130"
+else
+    not_ok "--restart-on-lost: SIGINT stops the command, no rerun; reign exits 130" "exit $rc; $(cat "$TMP/sig9.log")"
+fi
+
+# SIGTERM while still waiting for mastership: exit at once, nothing ran.
+rm -f "$TMP"/{release10,held10,ran11}
+"$REIGN" lock --uri "$U" busy10 -- sh -c \
+    "touch $TMP/held10; while [ ! -e $TMP/release10 ]; do sleep 0.01; done" >"$TMP/busy10.log" 2>&1 &
+holder=$!
+started_pids+=("$holder")
+wait_for 5000 test -e "$TMP/held10"
+"$REIGN" lock --uri "$U" busy10 -- touch "$TMP/ran11" >"$TMP/wait11.log" 2>&1 &
+p=$!
+started_pids+=("$p")
+sleep 0.3
+kill -TERM "$p"
+wait_exit "$p" 5000
+if [ "$rc" -eq 143 ] && [ ! -e "$TMP/ran11" ]; then
+    ok "SIGTERM while waiting for mastership exits 143 without running the command"
+else
+    not_ok "SIGTERM while waiting for mastership exits 143 without running the command" "exit $rc; $(cat "$TMP/wait11.log")"
+fi
+touch "$TMP/release10"
+wait_exit "$holder" 5000
+
+# ---- logging -------------------------------------------------------------------------------------
+
+REIGN_LOG=debug check_rc "status at REIGN_LOG=debug exits 0" 0 "$REIGN" status --uri "$U" r
+if grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info factory opened ' "$TMP/out"; then
+    ok "REIGN_LOG=debug logs 'time level component message' on stderr"
+else
+    not_ok "REIGN_LOG=debug logs 'time level component message' on stderr" "$(head -c 400 "$TMP/out")"
+fi
+check_rc "status at the default log level exits 0" 0 "$REIGN" status --uri "$U" r
+if grep -q " info factory " "$TMP/out"; then
+    not_ok "the default log level hides info lines" "$(head -c 400 "$TMP/out")"
+else
+    ok "the default log level hides info lines"
+fi
+
+# ---- shard --listen: /metrics, /healthz, /status ------------------------------------------------
+
+check_rc "shard --listen without a port exits 2" 2 "$REIGN" shard --count 1 --listen 127.0.0.1
+check_rc "shard --listen with a port above 65535 exits 2" 2 "$REIGN" shard --count 1 --listen 127.0.0.1:70000
+check_rc "shard --listen without an address exits 2" 2 "$REIGN" shard --count 1 --listen :9100
+
+# The port reign bound ("--listen 127.0.0.1:0": any free one, so no race
+# for a port with other programs), from its stderr line.
+listen_port() {
+    sed -n 's|.*serving /metrics.* on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$1" | head -1
+}
+# scrape PATH: GET http://127.0.0.1:$port/PATH into $TMP/body, headers in
+# $TMP/headers; prints the HTTP status.
+scrape() {
+    curl -s --max-time 5 -D "$TMP/headers" -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$port$1"
+}
+metric() { # metric NAME: its value in $TMP/body (the first series)
+    awk -v n="$1" '$1 ~ "^"n"({|$)" {print $2; exit}' "$TMP/body"
+}
+masterships_are() { [ "$(scrape /metrics)" = 200 ] && [ "$(metric reign_masterships)" = "$1" ]; }
+healthz_is() { [ "$(scrape /healthz)" = "$1" ]; }
+
+if have curl; then
+    UL="file://$TMP/listen"
+    # la holds r0..r2; lb, listening, gets them when la stops: 0 -> 3.
+    "$REIGN" shard --uri "$UL" --instance la --no-balance --count 3 >"$TMP/la.log" 2>&1 &
+    pa=$!
+    started_pids+=("$pa")
+    wait_for 5000 grep -qs "held=3 " "$TMP/la.log" || not_ok "the first shard takes r0..r2" "$(cat "$TMP/la.log")"
+    "$REIGN" shard --uri "$UL" --instance lb --no-balance --count 3 --listen 127.0.0.1:0 \
+        >"$TMP/lb.log" 2>"$TMP/lb.err" &
+    pb=$!
+    started_pids+=("$pb")
+    port=
+    wait_for 5000 sh -c "grep -q 'serving /metrics' '$TMP/lb.err'" && port=$(listen_port "$TMP/lb.err")
+    if [ -n "$port" ]; then
+        ok "shard --listen 127.0.0.1:0 prints the port it serves on ($port)"
+        if wait_for 5000 masterships_are 0; then
+            ok "/metrics says reign_masterships 0 while another instance holds everything"
+        else
+            not_ok "/metrics says reign_masterships 0 while another instance holds everything" "$(head -c 400 "$TMP/body")"
+        fi
+        if grep -qi '^content-type: text/plain; version=0.0.4' "$TMP/headers"; then
+            ok "/metrics is text/plain; version=0.0.4"
+        else
+            not_ok "/metrics is text/plain; version=0.0.4" "$(cat "$TMP/headers")"
+        fi
+        if [ "$(scrape /healthz)" = 200 ] && grep -qx ok "$TMP/body"; then
+            ok "/healthz is 200 ok"
+        else
+            not_ok "/healthz is 200 ok" "$(cat "$TMP/headers" "$TMP/body")"
+        fi
+        kill -TERM "$pa"
+        wait_exit "$pa" 10000
+        if wait_for 10000 masterships_are 3; then
+            ok "reign_masterships moves from 0 to 3 when the holder resigns"
+        else
+            not_ok "reign_masterships moves from 0 to 3 when the holder resigns" "$(grep '^reign_masterships' "$TMP/body")"
+        fi
+        if grep -q '^reign_term{resource="r2"} [1-9]' "$TMP/body"; then
+            ok "/metrics has the term of each held resource"
+        else
+            not_ok "/metrics has the term of each held resource" "$(grep '^reign_term' "$TMP/body")"
+        fi
+        if [ "$(scrape /status)" = 200 ] && have python3; then
+            check_rc "/status is JSON: instance, redacted URI, held resources with terms, balance" 0 python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["instance"] == "lb", d
+assert d["uri"].startswith("file://"), d
+assert [h["resource"] for h in d["held"]] == ["r0", "r1", "r2"], d
+assert all(h["term"] >= 1 for h in d["held"]), d
+assert d["balance"]["held"] == 3 and d["balance"]["fair_share"] == 3, d
+assert d["healthy"] is True, d
+' "$TMP/body"
+        else
+            skip "/status is JSON" "python3 not installed or /status failed: $(head -c 200 "$TMP/body")"
+        fi
+        if grep -qi '^content-type: application/json' "$TMP/headers"; then
+            ok "/status is application/json"
+        else
+            not_ok "/status is application/json" "$(cat "$TMP/headers")"
+        fi
+        if [ "$(scrape /nowhere)" = 404 ]; then
+            ok "an unknown path is 404"
+        else
+            not_ok "an unknown path is 404" "$(cat "$TMP/headers")"
+        fi
+        code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics")
+        if [ "$code" = 405 ]; then
+            ok "POST is 405"
+        else
+            not_ok "POST is 405" "got $code"
+        fi
+        check_rc "a second shard on the same port exits 1" 1 \
+            "$REIGN" shard --uri "$UL" --count 1 --listen "127.0.0.1:$port"
+        out_has "the bind error names the address" "cannot listen on 127.0.0.1:$port"
+        if grep -q "gained r0 term=[0-9]* held=[0-9] fair=3/1members" "$TMP/lb.log"; then
+            ok "shard lines show the fair share and the members"
+        else
+            not_ok "shard lines show the fair share and the members" "$(cat "$TMP/lb.log")"
+        fi
+    else
+        not_ok "shard --listen 127.0.0.1:0 prints the port it serves on" "$(cat "$TMP/lb.err")"
+    fi
+    kill -TERM "$pb"
+    wait_exit "$pb" 10000
+    if [ "$rc" -eq 0 ]; then ok "shard --listen exits 0 on SIGTERM"; else not_ok "shard --listen exits 0 on SIGTERM" "exit $rc"; fi
+else
+    skip "shard --listen" "curl not installed"
+fi
+
+# ---- Redis: clean resignation on signals, /healthz 503, no password in output ---------------
+
+RURI=${REIGN_TEST_REDIS_URI:-}
+redis_stopped_by_us=
+if [ -n "$RURI" ]; then
+    # SIGINT/SIGTERM resign: with a 30 s TTL only a release frees the
+    # resource at once (a dead holder's lease would live on).
+    for sig in INT TERM; do
+        res="cli-$$-resign-$sig"
+        rm -f "$TMP/held-$sig"
+        "$REIGN" lock --uri "$RURI" --ttl 30000 "$res" -- sh -c \
+            "touch $TMP/held-$sig; while :; do sleep 0.01; done" >"$TMP/resign-$sig.log" 2>&1 &
+        p=$!
+        started_pids+=("$p")
+        wait_for 5000 test -e "$TMP/held-$sig"
+        kill "-$sig" "$p"
+        wait_exit "$p" 10000
+        want=$((128 + $(kill -l "$sig")))
+        if [ "$rc" -eq "$want" ]; then
+            ok "lock on redis exits $want on SIG$sig"
+        else
+            not_ok "lock on redis exits $want on SIG$sig" "exit $rc; $(cat "$TMP/resign-$sig.log")"
+        fi
+        check_rc "status after SIG$sig exits 0" 0 "$REIGN" status --uri "$RURI" "$res"
+        out_has "SIG$sig resigns: the resource is free at once (ttl 30 s)" "$res no master"
+    done
+else
+    skip "lock resigns on SIGINT/SIGTERM (redis)" "REIGN_TEST_REDIS_URI is not set"
+fi
+
+if [ -n "$RURI" ] && [ -n "${REIGN_TEST_REDIS_DIR:-}" ] && have curl; then
+    h0="cli-$$-h0" h1="cli-$$-h1"
+    "$REIGN" shard --uri "$RURI" --ttl 1000 --no-balance --listen 127.0.0.1:0 "$h0" "$h1" \
+        >"$TMP/h.log" 2>"$TMP/h.err" &
+    ph=$!
+    started_pids+=("$ph")
+    "$REIGN" watch --uri "$RURI" --interval 50 "$h0" "$h1" >"$TMP/hw.log" 2>"$TMP/hw.err" &
+    pw=$!
+    started_pids+=("$pw")
+    port=
+    wait_for 5000 sh -c "grep -q 'serving /metrics' '$TMP/h.err'" && port=$(listen_port "$TMP/h.err")
+    if [ -n "$port" ] && wait_for 10000 masterships_are 2 && wait_for 5000 healthz_is 200; then
+        ok "redis: /healthz is 200 while holding"
+        redis_stopped_by_us=1
+        "$REDIS_SH" ctl "$REIGN_TEST_REDIS_DIR" stop
+        if wait_for 10000 healthz_is 503 && grep -q '^unhealthy: ' "$TMP/body"; then
+            ok "redis: /healthz is 503 with the reason while the server is stopped ($(head -1 "$TMP/body"))"
+        else
+            not_ok "redis: /healthz is 503 with the reason while the server is stopped" "$(cat "$TMP/headers" "$TMP/body")"
+        fi
+        if wait_for 5000 grep -q "cannot read the masters" "$TMP/hw.err"; then
+            ok "watch reports that the backend cannot be read"
+        else
+            not_ok "watch reports that the backend cannot be read" "$(cat "$TMP/hw.err")"
+        fi
+        "$REDIS_SH" ctl "$REIGN_TEST_REDIS_DIR" start
+        redis_stopped_by_us=
+        if wait_for 15000 healthz_is 200; then
+            ok "redis: /healthz is 200 again once the server is back"
+        else
+            not_ok "redis: /healthz is 200 again once the server is back" "$(cat "$TMP/headers" "$TMP/body")"
+        fi
+        if wait_for 5000 grep -q "answers again" "$TMP/hw.err"; then
+            ok "watch says when the backend answers again"
+        else
+            not_ok "watch says when the backend answers again" "$(cat "$TMP/hw.err")"
+        fi
+    else
+        not_ok "redis: a listening shard holds its resources and is healthy" "port=$port; $(cat "$TMP/h.err" "$TMP/h.log")"
+    fi
+    kill -TERM "$ph" "$pw"
+    wait_exit "$ph" 10000
+    if [ "$rc" -eq 0 ]; then
+        ok "redis: shard --listen exits 0 on SIGTERM"
+    else
+        not_ok "redis: shard --listen exits 0 on SIGTERM" "exit $rc"
+    fi
+    wait_exit "$pw" 10000
+    if [ "$rc" -eq 0 ]; then
+        ok "redis: watch exits 0 on SIGTERM"
+    else
+        not_ok "redis: watch exits 0 on SIGTERM" "exit $rc"
+    fi
+else
+    skip "/healthz 503 while redis is stopped" "needs REIGN_TEST_REDIS_URI, REIGN_TEST_REDIS_DIR and curl"
+fi
+
+# Every command at REIGN_LOG=debug, on a fresh password-protected server of
+# ours: right password (success paths, and backend errors while it is
+# stopped) and a wrong one (error paths); and the shared server, which has
+# no password, given one (AUTH refused) or given a user and password (taken).
+# No password may appear in any output.
+# bg_run NAME WANT_RC CMD...: start CMD in the background with its output
+# appended to $TMP/pw.log; once it printed something or exited, SIGTERM it
+# and check its exit status.
+bg_run() {
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$TMP/bg.out" 2>&1 &
+    local pid=$!
+    started_pids+=("$pid")
+    # Ready: watch printed its first line, shard serves; or it exited.
+    wait_for 10000 sh -c "grep -q ' none\$\\|serving /metrics' '$TMP/bg.out' || [ ! -e /proc/$pid ] ||
+        grep -qs '^[0-9]* ([^)]*) Z' /proc/$pid/stat" || true
+    if [ -e "/proc/$pid" ]; then
+        local p2
+        p2=$(listen_port "$TMP/bg.out")
+        if [ -n "$p2" ]; then
+            port=$p2
+            for path in /status /metrics /healthz; do scrape "$path" >/dev/null; cat "$TMP/body" >>"$TMP/bg.out"; done
+        fi
+        kill -TERM "$pid" 2>/dev/null
+    fi
+    wait_exit "$pid" 10000
+    cat "$TMP/bg.out" >>"$TMP/pw.log"
+    if [ "$rc" -eq "$want" ]; then
+        ok "$name exits $want"
+    else
+        not_ok "$name exits $want" "exit $rc; $(head -c 400 "$TMP/bg.out")"
+    fi
+}
+if [ -n "$RURI" ] && [ -x "$REDIS_SH" ] && have redis-server; then
+    PW="Cli${RANDOM}S3cretPw"
+    BADPW="Bad${RANDOM}Passw0rd"
+    pwdir="$TMP/redis-pw"
+    started_redis+=("$pwdir")
+    if REDIS_PASSWORD=$PW "$REDIS_SH" start "$pwdir" >"$TMP/redis-pw.env" 2>"$TMP/redis-pw.err"; then
+        pwport=$(sed -n 's/.*REDIS_PORT=\([0-9]*\).*/\1/p' "$TMP/redis-pw.env")
+        shared=${RURI#redis://}
+        shared=${shared#*@}
+        shared=${shared%%/*}
+        : >"$TMP/pw.log"
+        good1="redis://:$PW@127.0.0.1:$pwport/0"
+        good2="redis://default:$PW@127.0.0.1:$pwport/0"
+        bad1="redis://:$BADPW@127.0.0.1:$pwport/0"
+        bad2="redis://:$BADPW@$shared/0"
+        # A user "default" without a password takes any password: not an
+        # error for Redis, but a password in the URI all the same.
+        unneeded="redis://default:$BADPW@$shared/0"
+        export REIGN_LOG=debug
+        for spec in "good1 $good1 0" "good2 $good2 0" "bad1 $bad1 1" "bad2 $bad2 1" "unneeded $unneeded 0"; do
+            # shellcheck disable=SC2086 # three words on purpose
+            set -- $spec
+            label=$1 uri=$2 want=$3
+            for args in "status r" "status --json r" "members" "members --json"; do
+                # shellcheck disable=SC2086 # split on purpose
+                check_rc "password $label: $args" "$want" "$REIGN" $args --uri "$uri"
+                cat "$TMP/out" >>"$TMP/pw.log"
+            done
+            check_rc "password $label: lock --wait 0" "$want" "$REIGN" lock --uri "$uri" --wait 0 "cli-$$-pw" -- true
+            cat "$TMP/out" >>"$TMP/pw.log"
+            REIGN_URI=$uri check_rc "password $label: status via REIGN_URI" "$want" "$REIGN" status r
+            cat "$TMP/out" >>"$TMP/pw.log"
+            bg_run "password $label: watch" "$want" "$REIGN" watch --uri "$uri" r
+            bg_run "password $label: shard --listen" "$want" \
+                "$REIGN" shard --uri "$uri" --ttl 1000 --listen 127.0.0.1:0 --count 2
+        done
+        # Backend errors while running: the server stops under a shard.
+        "$REIGN" shard --uri "$good1" --ttl 1000 --listen 127.0.0.1:0 --count 2 >"$TMP/pws.log" 2>&1 &
+        p=$!
+        started_pids+=("$p")
+        port=
+        wait_for 5000 sh -c "grep -q 'serving /metrics' '$TMP/pws.log'" && port=$(listen_port "$TMP/pws.log")
+        if [ -n "$port" ] && wait_for 10000 healthz_is 200; then
+            "$REDIS_SH" ctl "$pwdir" stop
+            if wait_for 10000 healthz_is 503; then
+                ok "password: /healthz is 503 while the server is stopped"
+            else
+                not_ok "password: /healthz is 503 while the server is stopped" "$(cat "$TMP/body")"
+            fi
+            cat "$TMP/body" >>"$TMP/pw.log"
+            scrape /status >/dev/null
+            cat "$TMP/body" >>"$TMP/pw.log"
+            "$REDIS_SH" ctl "$pwdir" start
+            wait_for 15000 healthz_is 200 || not_ok "password: /healthz is 200 again" "$(cat "$TMP/body")"
+        else
+            not_ok "password: a listening shard becomes healthy" "$(cat "$TMP/pws.log")"
+        fi
+        kill -TERM "$p"
+        wait_exit "$p" 10000
+        cat "$TMP/pws.log" >>"$TMP/pw.log"
+        unset REIGN_LOG
+        if grep -qF -e "$PW" -e "$BADPW" "$TMP/pw.log"; then
+            not_ok "no password in any output at REIGN_LOG=debug" "$(grep -F -e "$PW" -e "$BADPW" "$TMP/pw.log" | head -5)"
+        else
+            ok "no password in any output at REIGN_LOG=debug ($(wc -l <"$TMP/pw.log") lines checked)"
+        fi
+        if grep -q '\*\*\*@127.0.0.1' "$TMP/pw.log" && grep -q ' debug \| info ' "$TMP/pw.log"; then
+            ok "the output checked names the redacted URI and has library log lines"
+        else
+            not_ok "the output checked names the redacted URI and has library log lines" "$(head -c 400 "$TMP/pw.log")"
+        fi
+    else
+        not_ok "a password-protected redis-server starts" "$(cat "$TMP/redis-pw.err")"
+    fi
+else
+    skip "no password in any output (redis)" "needs REIGN_TEST_REDIS_URI, scripts/servers/redis.sh and redis-server"
+fi
+
+# ---- man page -------------------------------------------------------------------------------
+
+MAN=$ROOT/docs/reign.1
+if [ -f "$MAN" ]; then
+    for cmd in lock status watch members shard; do
+        if grep -qE "^\.SS \"?(reign )?$cmd( |\"|$)" "$MAN"; then
+            ok "the man page documents $cmd"
+        else
+            not_ok "the man page documents $cmd" "no .SS $cmd in $MAN"
+        fi
+    done
+    for opt in --restart-on-lost --exit-on-lost --listen --interval --json --wait --grace; do
+        # roff writes a hyphen-minus as \-
+        if sed 's/\\-/-/g' "$MAN" | grep -q -- "$opt"; then
+            ok "the man page documents $opt"
+        else
+            not_ok "the man page documents $opt" "not in $MAN"
+        fi
+    done
+    if have groff; then
+        warnings=$(groff -man -Tutf8 -ww -z "$MAN" 2>&1)
+        if [ -z "$warnings" ]; then
+            ok "the man page renders without groff warnings"
+        else
+            not_ok "the man page renders without groff warnings" "$warnings"
+        fi
+    else
+        skip "the man page renders without groff warnings" "groff not installed"
+    fi
+else
+    not_ok "the man page exists" "no $MAN"
 fi
 
 echo "$passed passed, $failed failed"

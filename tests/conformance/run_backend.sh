@@ -63,6 +63,30 @@ case "$backend" in
     fi
     exec "$prog"
     ;;
+  postgres)
+    [ -n "${REIGN_TEST_POSTGRES_URI:-}" ] ||
+      skip "REIGN_TEST_POSTGRES_URI is not set; e.g. eval \"\$(scripts/servers/postgres.sh start /tmp/pg)\""
+    export REIGN_CONF_URI=$REIGN_TEST_POSTGRES_URI REIGN_CONF_CAPS=""
+    # Its own ctl: a pause must stop every backend process of the server.
+    if [ -n "${REIGN_TEST_POSTGRES_CTL:-}" ]; then
+      export REIGN_CONF_SERVER_CTL=$REIGN_TEST_POSTGRES_CTL
+    fi
+    exec "$prog"
+    ;;
+  etcd)
+    [ -n "${REIGN_TEST_ETCD_URI:-}" ] ||
+      skip "REIGN_TEST_ETCD_URI is not set; e.g. eval \"\$(scripts/servers/etcd.sh start /tmp/etcd)\""
+    export REIGN_CONF_URI=$REIGN_TEST_ETCD_URI REIGN_CONF_CAPS="${REIGN_TEST_ETCD_CAPS:-}"
+    [ -n "${REIGN_TEST_ETCD_CTL:-}" ] && export REIGN_CONF_SERVER_CTL=$REIGN_TEST_ETCD_CTL
+    exec "$prog"
+    ;;
+  s3)
+    [ -n "${REIGN_TEST_S3_URI:-}" ] ||
+      skip "REIGN_TEST_S3_URI is not set; e.g. eval \"\$(scripts/servers/s3.sh start /tmp/s3)\""
+    export REIGN_CONF_URI=$REIGN_TEST_S3_URI REIGN_CONF_CAPS="${REIGN_TEST_S3_CAPS:-}"
+    [ -n "${REIGN_TEST_S3_CTL:-}" ] && export REIGN_CONF_SERVER_CTL=$REIGN_TEST_S3_CTL
+    exec "$prog"
+    ;;
   *)
     skip "run_backend.sh has no setup for backend '$backend'"
     ;;

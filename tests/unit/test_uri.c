@@ -80,6 +80,17 @@ static void test_redaction_hides_passwords_with_at_and_colon(void **state)
     reign_uri_free(&u);
 }
 
+static void test_secret_query_parameters_are_redacted(void **state)
+{
+    (void)state;
+    reign_uri u;
+    assert_int_equal(reign_uri_parse("postgres://h/db?password=hunter22&sslmode=require&x_token=ab", &u),
+                     REIGN_OK);
+    assert_string_equal(u.redacted, "postgres://h/db?password=***&sslmode=require&x_token=***");
+    assert_string_equal(u.params[0].value, "hunter22");
+    reign_uri_free(&u);
+}
+
 static void test_malformed_uris_are_refused_with_a_message(void **state)
 {
     (void)state;
@@ -201,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_uri_without_authority_keeps_the_whole_path),
         cmocka_unit_test(test_several_hosts_give_the_first_and_keep_the_raw_list),
         cmocka_unit_test(test_redaction_hides_passwords_with_at_and_colon),
+        cmocka_unit_test(test_secret_query_parameters_are_redacted),
         cmocka_unit_test(test_malformed_uris_are_refused_with_a_message),
         cmocka_unit_test(test_password_never_appears_in_parse_errors),
         cmocka_unit_test(test_durations_parse_with_units),

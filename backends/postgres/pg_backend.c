@@ -1,0 +1,934 @@
+/* The postgres:// (and postgresql://) backend: leases in one table of a
+ * PostgreSQL database through libpq, notifications through LISTEN/NOTIFY.
+ *
+ * Map of this file:
+ *   1. state and configuration (URI → libpq parameters, table, holder)
+ *   2. the command connection: connect, schema, PREPARE, reconnect with
+ *      backoff
+ *   3. the LISTEN connection: notify_fd, notify_drain
+ *   4. execute: one pipeline per batch — one array statement for all
+ *      RELEASEs, one for all RENEWs, one statement per ACQUIRE and READ —
+ *      so a batch is one round trip however many ops it has
+ *   5. open, close, the vtable
+ *
+ * The SQL and the pure parsing live in pg_sql.c, URI handling in
+ * pg_conninfo.c, libpq I/O with deadlines in pg_conn.c. Every member is
+ * called from the factory's engine thread only, so the state has no lock.
+ */
+#include "pg_backend.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "pg_conn.h"
+#include "pg_conninfo.h"
+#include "pg_sql.h"
+
+/* ---- 1. State and configuration ---------------------------------------------- */
+
+/* After a failed connect attempt wait this long, doubling up to the max, so
+ * that a server that is down is not hammered by every batch. */
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS 2000
+#define PG_ERR_SIZE 512
+/* ON CONFLICT needs 9.5. */
+#define PG_MIN_SERVER_VERSION 90500
+
+/* Reconnection bookkeeping of one connection. */
+typedef struct pg_link {
+    PGconn *conn;        /* NULL while broken */
+    int64_t next_try_ms; /* no connect attempt before this */
+    int64_t backoff_ms;  /* 0 after a success: the first retry is at once */
+    int last_status;     /* of the last failed attempt */
+    char last_error[PG_ERR_SIZE];
+    bool warned; /* logged the outage already */
+} pg_link;
+
+typedef struct pg_state {
+    const reign_backend_config *cfg; /* owned by the core, lives until close */
+    reign_pg_conninfo ci;            /* libpq keywords for the command connection */
+    const char *table;               /* table= as given (also the NOTIFY channel) */
+    size_t schema_len;               /* of table, 0 if unqualified */
+    char *quoted;                    /* table quoted with PQescapeIdentifier */
+    char *channel_quoted;            /* table as one quoted identifier, for LISTEN */
+    char *sql[REIGN_PG_N_STMTS];
+    char *create_sql;
+    char ttl_arg[24];     /* cfg->ttl_ms as decimal text */
+    char timeout_arg[24]; /* statement_timeout in ms */
+    const char *holder;   /* cfg->instance_id */
+    const char *metadata; /* cfg->metadata or "" */
+    const char *secret;   /* cfg->password: scrubbed from every message */
+    pg_link cmd;          /* lease statements */
+    pg_link lsn;          /* LISTEN only */
+    uint64_t statements;  /* sent on cmd, for the debug log */
+    uint64_t round_trips;
+} pg_state;
+
+static const char *kind_name(reign_op_kind kind)
+{
+    switch (kind) {
+    case REIGN_OP_ACQUIRE: return "ACQUIRE";
+    case REIGN_OP_RENEW: return "RENEW";
+    case REIGN_OP_RELEASE: return "RELEASE";
+    case REIGN_OP_READ: return "READ";
+    }
+    return "op";
+}
+
+/* Fail one op with the message shape every postgres error has:
+ * "postgres: RENEW jobs/7: <cause> (postgres://reign:***@host:5432/db)". */
+static void op_fail(const pg_state *st, reign_op *op, int status, const char *cause)
+{
+    char res[200];
+    if (op->resource != NULL) {
+        reign_pg_printable(op->resource, op->resource_len, res, sizeof(res));
+    } else {
+        snprintf(res, sizeof(res), "(no resource)");
+    }
+    free(op->out_holder);
+    free(op->out_metadata);
+    op->out_holder = op->out_metadata = NULL;
+    reign_op_fail(op, status, "postgres: %s %s: %s (%s)", kind_name(op->kind), res, cause,
+                  st->cfg->uri_redacted);
+}
+
+static int configure(pg_state *st, const reign_backend_config *cfg, char *err, size_t err_size)
+{
+    const char *uri = cfg->uri_redacted;
+    /* First: it refuses a password in the query before any message shows
+     * the URI (the core redacts only the password of the authority). */
+    int rc = reign_pg_conninfo_build(cfg, &st->ci, err, err_size);
+    if (rc != REIGN_OK) {
+        return rc;
+    }
+    if (cfg->instance_id == NULL || cfg->instance_id[0] == '\0') {
+        snprintf(err, err_size, "postgres: %s: empty instance ID", uri);
+        return REIGN_EINVAL;
+    }
+    if (cfg->ttl_ms <= 0) {
+        snprintf(err, err_size, "postgres: %s: lease TTL %" PRId64 " ms is not positive", uri,
+                 cfg->ttl_ms);
+        return REIGN_EINVAL;
+    }
+    const char *table = reign_backend_param(cfg, "table");
+    st->table = table != NULL ? table : REIGN_PG_DEFAULT_TABLE;
+    char why[300];
+    if (reign_pg_table_check(st->table, &st->schema_len, why, sizeof(why)) != REIGN_OK) {
+        snprintf(err, err_size, "postgres: %s: %s", uri, why);
+        return REIGN_EURI;
+    }
+    snprintf(st->ttl_arg, sizeof(st->ttl_arg), "%" PRId64, cfg->ttl_ms);
+    /* A statement still running after the batch gave up on it is useless
+     * and may hold a row lock: let the server cancel it. reign never
+     * cancels itself (PQcancel blocks on a new connection). */
+    int64_t t = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000;
+    snprintf(st->timeout_arg, sizeof(st->timeout_arg), "%" PRId64, t < 1000 ? 1000 : t);
+    st->holder = cfg->instance_id;
+    st->metadata = cfg->metadata != NULL ? cfg->metadata : "";
+    st->secret = cfg->password;
+    return REIGN_OK;
+}
+
+/* ---- 2. The command connection -------------------------------------------------- */
+
+static void on_notice(void *arg, const char *message)
+{
+    const pg_state *st = arg;
+    char msg[400];
+    reign_pg_clean_message(message, st->secret, msg, sizeof(msg));
+    reign_backend_log(st->cfg, REIGN_LOG_DEBUG, "server says: %s", msg);
+}
+
+static void link_drop(pg_link *l)
+{
+    if (l->conn != NULL) {
+        PQfinish(l->conn);
+        l->conn = NULL;
+    }
+}
+
+/* A connection that worked broke: try again at once, then back off. */
+static void link_broken(pg_state *st, pg_link *l, const char *what, const char *cause)
+{
+    link_drop(l);
+    l->next_try_ms = reign_monotonic_ms();
+    l->backoff_ms = 0;
+    l->warned = true;
+    reign_backend_log(st->cfg, REIGN_LOG_WARN, "%s connection lost: %s (%s)", what, cause,
+                      st->cfg->uri_redacted);
+}
+
+static void link_failed(pg_state *st, pg_link *l, const char *what, int status, const char *cause)
+{
+    l->backoff_ms = l->backoff_ms == 0 ? PG_BACKOFF_MIN_MS : l->backoff_ms * 2;
+    if (l->backoff_ms > PG_BACKOFF_MAX_MS) {
+        l->backoff_ms = PG_BACKOFF_MAX_MS;
+    }
+    l->next_try_ms = reign_monotonic_ms() + l->backoff_ms;
+    l->last_status = status;
+    snprintf(l->last_error, sizeof(l->last_error), "%s", cause);
+    /* one warning per outage; the attempts after it only at debug level */
+    reign_backend_log(st->cfg, l->warned ? REIGN_LOG_DEBUG : REIGN_LOG_WARN,
+                      "%s connection: %s; next attempt in %" PRId64 " ms (%s)", what, cause,
+                      l->backoff_ms, st->cfg->uri_redacted);
+    l->warned = true;
+}
+
+static void link_up(pg_state *st, pg_link *l, PGconn *c, const char *what)
+{
+    l->conn = c;
+    l->backoff_ms = 0;
+    if (l->warned) {
+        reign_backend_log(st->cfg, REIGN_LOG_INFO, "%s connection is back (%s)", what,
+                          st->cfg->uri_redacted);
+    }
+    l->warned = false;
+}
+
+/* PQescapeIdentifier → malloc'd copy (libpq's must go with PQfreemem). */
+static char *quote_ident(PGconn *c, const char *s, size_t len)
+{
+    char *q = PQescapeIdentifier(c, s, len);
+    if (q == NULL) {
+        return NULL;
+    }
+    char *copy = strdup(q);
+    PQfreemem(q);
+    return copy;
+}
+
+/* The table's quoted name and the SQL that uses it, once: quoting needs a
+ * connection (its encoding). */
+static int build_sql(pg_state *st, PGconn *c, char *err, size_t err_size)
+{
+    if (st->quoted != NULL) {
+        return REIGN_OK;
+    }
+    char *schema = NULL, *name = NULL;
+    int rc = REIGN_ENOMEM;
+    if (st->schema_len > 0) {
+        schema = quote_ident(c, st->table, st->schema_len);
+        name =
+            quote_ident(c, st->table + st->schema_len + 1, strlen(st->table) - st->schema_len - 1);
+    } else {
+        name = quote_ident(c, st->table, strlen(st->table));
+    }
+    if (name == NULL || (st->schema_len > 0 && schema == NULL)) {
+        goto out;
+    }
+    size_t qlen = strlen(name) + (schema != NULL ? strlen(schema) + 1 : 0) + 1;
+    st->quoted = malloc(qlen);
+    st->channel_quoted = quote_ident(c, st->table, strlen(st->table));
+    if (st->quoted == NULL || st->channel_quoted == NULL) {
+        goto out;
+    }
+    snprintf(st->quoted, qlen, "%s%s%s", schema != NULL ? schema : "", schema != NULL ? "." : "",
+             name);
+    st->create_sql = reign_pg_sql_create(st->quoted);
+    if (st->create_sql == NULL) {
+        goto out;
+    }
+    for (int s = 0; s < REIGN_PG_N_STMTS; s++) {
+        st->sql[s] = reign_pg_sql((reign_pg_stmt)s, st->quoted);
+        if (st->sql[s] == NULL) {
+            goto out;
+        }
+    }
+    rc = REIGN_OK;
+out:
+    free(schema);
+    free(name);
+    if (rc != REIGN_OK) {
+        snprintf(err, err_size, "out of memory building SQL");
+        free(st->quoted);
+        st->quoted = NULL;
+    }
+    return rc;
+}
+
+/* Run cmds on c; on success every result is checked for an error, the first
+ * of which is returned (with `what` naming the step). */
+static int run_setup(pg_state *st, PGconn *c, reign_pg_cmd *cmds, size_t n, int64_t deadline_ms,
+                     const char *what, const char *ignore_a, const char *ignore_b, char *err,
+                     size_t err_size)
+{
+    size_t answered = 0;
+    char cause[PG_ERR_SIZE];
+    int rc =
+        reign_pg_pipeline(c, cmds, n, deadline_ms, st->secret, &answered, cause, sizeof(cause));
+    if (rc != REIGN_OK) {
+        snprintf(err, err_size, "%s: %s", what, cause);
+        if (rc == REIGN_ETIMEDOUT) {
+            rc = REIGN_EBACKEND; /* nothing of the caller's batch ran yet */
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ExecStatusType s = PQresultStatus(cmds[i].res);
+        if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+            continue;
+        }
+        const char *state = reign_pg_result_sqlstate(cmds[i].res);
+        if ((ignore_a != NULL && strcmp(state, ignore_a) == 0) ||
+            (ignore_b != NULL && strcmp(state, ignore_b) == 0)) {
+            continue;
+        }
+        rc = reign_pg_result_error(cmds[i].res, st->secret, cause, sizeof(cause));
+        snprintf(err, err_size, "%s: %s", what, cause);
+        goto out;
+    }
+out:
+    return rc;
+}
+
+static void clear_results(reign_pg_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (cmds[i].res != NULL) {
+            PQclear(cmds[i].res);
+            cmds[i].res = NULL;
+        }
+    }
+}
+
+static reign_pg_cmd prepare_cmd(const pg_state *st, reign_pg_stmt s)
+{
+    return (reign_pg_cmd){.kind = REIGN_PG_CMD_PREPARE,
+                          .name = reign_pg_stmt_name(s),
+                          .sql = st->sql[s],
+                          .n_params = reign_pg_stmt_n_params(s),
+                          .types = reign_pg_stmt_types(s)};
+}
+
+/* After connecting: session settings, a privilege check and the prepared
+ * statements in one round trip; two more when the table has to be created
+ * first. */
+static int cmd_setup(pg_state *st, PGconn *c, int64_t deadline_ms, char *err, size_t err_size)
+{
+    int rc = REIGN_OK;
+    reign_pg_cmd cmds[2 + REIGN_PG_N_STMTS];
+    size_t n = 0;
+    memset(cmds, 0, sizeof(cmds));
+
+    int version = PQserverVersion(c);
+    if (version < PG_MIN_SERVER_VERSION) {
+        snprintf(err, err_size,
+                 "server version %d is too old: reign needs PostgreSQL 9.5 or later "
+                 "(INSERT … ON CONFLICT)",
+                 version);
+        return REIGN_EBACKEND;
+    }
+    /* instance ID and metadata go into text columns */
+    const char *enc = PQparameterStatus(c, "client_encoding");
+    if (enc != NULL && strcmp(enc, "UTF8") == 0) {
+        if (!reign_pg_utf8_valid(st->holder, strlen(st->holder))) {
+            snprintf(err, err_size,
+                     "the instance ID is not valid UTF-8, which a text column of "
+                     "this UTF8 database refuses");
+            return REIGN_EINVAL;
+        }
+        if (!reign_pg_utf8_valid(st->metadata, strlen(st->metadata))) {
+            snprintf(err, err_size,
+                     "the metadata is not valid UTF-8, which a text column of "
+                     "this UTF8 database refuses");
+            return REIGN_EINVAL;
+        }
+    }
+    rc = build_sql(st, c, err, err_size);
+    if (rc != REIGN_OK) {
+        return rc;
+    }
+
+    /* 1: statement_timeout and the statements, in one round trip, since the
+     * table is there nearly always. PREPARE parses and plans against the
+     * table: a missing one shows as 42P01, and a table of another shape
+     * fails here, at connect, not at the first lease. A role needs CREATE
+     * on the schema only when the table is missing. */
+    const char *v_timeout[] = {st->timeout_arg};
+    bool missing[REIGN_PG_N_STMTS] = {false};
+    cmds[0] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
+                             .sql = "SELECT set_config('statement_timeout', $1, false)",
+                             .n_params = 1,
+                             .values = v_timeout};
+    /* PREPARE checks no privileges: ask, so that a role without them is
+     * told at open rather than at its first lease (one call per privilege:
+     * with a list, has_table_privilege is true if any is held) */
+    const char *v_table[] = {st->quoted};
+    cmds[1] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
+                             .sql = "SELECT has_table_privilege($1, 'SELECT') AND "
+                                    "has_table_privilege($1, 'INSERT') AND "
+                                    "has_table_privilege($1, 'UPDATE')",
+                             .n_params = 1,
+                             .values = v_table};
+    for (int k = 0; k < REIGN_PG_N_STMTS; k++) {
+        cmds[2 + k] = prepare_cmd(st, (reign_pg_stmt)k);
+    }
+    n = 2 + REIGN_PG_N_STMTS;
+    rc = run_setup(st, c, cmds, n, deadline_ms, "session setup", "42P01", NULL, err, err_size);
+    if (rc != REIGN_OK) {
+        goto hint;
+    }
+    if (PQresultStatus(cmds[1].res) == PGRES_TUPLES_OK && PQntuples(cmds[1].res) == 1 &&
+        strcmp(PQgetvalue(cmds[1].res, 0, 0), "f") == 0) {
+        snprintf(err, err_size,
+                 "role %s lacks SELECT, INSERT or UPDATE on table %s: GRANT SELECT, INSERT, "
+                 "UPDATE ON %s TO %s",
+                 PQuser(c), st->quoted, st->quoted, PQuser(c));
+        rc = REIGN_EAUTH;
+        goto out;
+    }
+    bool any_missing = false;
+    for (int k = 0; k < REIGN_PG_N_STMTS; k++) {
+        missing[k] = strcmp(reign_pg_result_sqlstate(cmds[2 + k].res), "42P01") == 0;
+        any_missing |= missing[k];
+    }
+    clear_results(cmds, n);
+    n = 0;
+    if (!any_missing) {
+        goto out;
+    }
+
+    /* 2: the schema. Two instances creating it at once may race inside IF
+     * NOT EXISTS (42P07, or 23505 on the catalog): either way the table is
+     * there afterwards. */
+    cmds[0] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS, .sql = st->create_sql};
+    n = 1;
+    rc = run_setup(st, c, cmds, n, deadline_ms, "creating the lease table", "42P07", "23505", err,
+                   err_size);
+    if (rc != REIGN_OK) {
+        goto out;
+    }
+    reign_backend_log(st->cfg, REIGN_LOG_INFO, "created lease table %s (%s)", st->quoted,
+                      st->cfg->uri_redacted);
+    clear_results(cmds, n);
+    n = 0;
+
+    /* 3: the statements that failed for want of the table */
+    for (int k = 0; k < REIGN_PG_N_STMTS; k++) {
+        if (missing[k]) {
+            cmds[n++] = prepare_cmd(st, (reign_pg_stmt)k);
+        }
+    }
+    rc = run_setup(st, c, cmds, n, deadline_ms, "preparing statements", NULL, NULL, err, err_size);
+hint:
+    if (rc == REIGN_EINVAL || rc == REIGN_EBACKEND) {
+        size_t len = strlen(err);
+        if (len + 1 < err_size && strstr(err, "SQLSTATE 42") != NULL) {
+            snprintf(err + len, err_size - len,
+                     "; does table %s have the columns reign needs (resource bytea primary key, "
+                     "holder text, term bigint, expires_at timestamptz, metadata text)?",
+                     st->quoted);
+        }
+    }
+out:
+    clear_results(cmds, n);
+    return rc;
+}
+
+static int cmd_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
+{
+    PGconn *c = NULL;
+    char cause[PG_ERR_SIZE];
+    int rc =
+        reign_pg_connect((const char *const *)st->ci.keywords, (const char *const *)st->ci.values,
+                         deadline_ms, st->secret, &c, cause, sizeof(cause));
+    if (rc != REIGN_OK) {
+        snprintf(err, err_size, "cannot connect: %s", cause);
+        return rc;
+    }
+    PQsetNoticeProcessor(c, on_notice, st);
+    rc = cmd_setup(st, c, deadline_ms, err, err_size);
+    if (rc != REIGN_OK) {
+        PQfinish(c);
+        return rc;
+    }
+    link_up(st, &st->cmd, c, "command");
+    return REIGN_OK;
+}
+
+/* Make sure the command connection is up before a batch. */
+static int cmd_ensure(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
+{
+    if (st->cmd.conn != NULL) {
+        if (reign_pg_idle_ok(st->cmd.conn)) {
+            return REIGN_OK;
+        }
+        /* Closed while idle (restart, pg_terminate_backend, idle timeout):
+         * nothing of this batch was sent yet, so reconnect at once. */
+        char msg[PG_ERR_SIZE];
+        reign_pg_clean_message(PQerrorMessage(st->cmd.conn), st->secret, msg, sizeof(msg));
+        link_broken(st, &st->cmd, "command", msg[0] != '\0' ? msg : "closed while idle");
+    }
+    int64_t now = reign_monotonic_ms();
+    if (now < st->cmd.next_try_ms) {
+        snprintf(err, err_size, "not connected (%s); next attempt in %" PRId64 " ms",
+                 st->cmd.last_error, st->cmd.next_try_ms - now);
+        return st->cmd.last_status != REIGN_OK ? st->cmd.last_status : REIGN_EBACKEND;
+    }
+    int rc = cmd_connect(st, deadline_ms, err, err_size);
+    if (rc != REIGN_OK) {
+        link_failed(st, &st->cmd, "command", rc, err);
+    }
+    return rc;
+}
+
+/* ---- 3. The LISTEN connection ------------------------------------------------------- */
+
+static int lsn_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
+{
+    PGconn *c = NULL;
+    reign_pg_cmd cmd;
+    char cause[PG_ERR_SIZE];
+    char *sql = NULL;
+    int rc = REIGN_OK;
+    memset(&cmd, 0, sizeof(cmd));
+
+    /* the same parameters, shown as reign-listen unless the user named it */
+    size_t n = st->ci.n;
+    const char **vals = calloc(n + 1, sizeof(*vals));
+    if (vals == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return REIGN_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = st->ci.values[i];
+        if (strcmp(st->ci.keywords[i], "fallback_application_name") == 0 &&
+            strcmp(st->ci.values[i], REIGN_PG_APP_NAME) == 0) {
+            vals[i] = REIGN_PG_LISTEN_APP_NAME;
+        }
+    }
+    rc = reign_pg_connect((const char *const *)st->ci.keywords, vals, deadline_ms, st->secret, &c,
+                          cause, sizeof(cause));
+    if (rc != REIGN_OK) {
+        snprintf(err, err_size, "cannot connect: %s", cause);
+        goto out;
+    }
+    PQsetNoticeProcessor(c, on_notice, st);
+    if (st->channel_quoted == NULL) {
+        rc = build_sql(st, c, err, err_size);
+        if (rc != REIGN_OK) {
+            goto out;
+        }
+    }
+    size_t len = strlen(st->channel_quoted) + 8;
+    sql = malloc(len);
+    if (sql == NULL) {
+        snprintf(err, err_size, "out of memory");
+        rc = REIGN_ENOMEM;
+        goto out;
+    }
+    snprintf(sql, len, "LISTEN %s", st->channel_quoted);
+    cmd = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS, .sql = sql};
+    rc = run_setup(st, c, &cmd, 1, deadline_ms, "LISTEN", NULL, NULL, err, err_size);
+    if (rc != REIGN_OK) {
+        goto out;
+    }
+    link_up(st, &st->lsn, c, "LISTEN");
+    c = NULL;
+out:
+    clear_results(&cmd, 1);
+    free(sql);
+    free(vals);
+    if (c != NULL) {
+        PQfinish(c);
+    }
+    return rc;
+}
+
+/* Bring the LISTEN connection back if it is down and its backoff passed. */
+static void lsn_maintain(pg_state *st, int64_t deadline_ms)
+{
+    int64_t now = reign_monotonic_ms();
+    if (st->lsn.conn != NULL || now < st->lsn.next_try_ms || now >= deadline_ms) {
+        return;
+    }
+    char err[PG_ERR_SIZE];
+    int rc = lsn_connect(st, deadline_ms, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        link_failed(st, &st->lsn, "LISTEN", rc, err);
+    }
+}
+
+static int pg_notify_fd(void *state)
+{
+    pg_state *st = state;
+    return st->lsn.conn != NULL ? PQsocket(st->lsn.conn) : -1;
+}
+
+static void pg_notify_drain(void *state, reign_released_fn released, void *ctx)
+{
+    pg_state *st = state;
+    char res[REIGN_RESOURCE_ID_MAX + 1];
+    if (st->lsn.conn == NULL) {
+        return;
+    }
+    bool ok = PQconsumeInput(st->lsn.conn) != 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(st->lsn.conn)) != NULL) {
+        size_t len = 0;
+        if (reign_pg_payload_decode(nt->extra, res, sizeof(res), &len)) {
+            released(ctx, res, len);
+        } else {
+            released(ctx, NULL, 0); /* someone else's NOTIFY: cannot tell which */
+        }
+        PQfreemem(nt);
+    }
+    if (!ok || PQstatus(st->lsn.conn) != CONNECTION_OK) {
+        /* Releases may go unheard until the next execute reconnects (and
+         * notify_fd says -1 meanwhile): have every candidate try now. */
+        char msg[PG_ERR_SIZE];
+        reign_pg_clean_message(PQerrorMessage(st->lsn.conn), st->secret, msg, sizeof(msg));
+        link_broken(st, &st->lsn, "LISTEN", msg[0] != '\0' ? msg : "closed");
+        released(ctx, NULL, 0);
+    }
+}
+
+/* ---- 4. Execute --------------------------------------------------------------------- */
+
+static bool valid_op(const reign_op *op)
+{
+    return op->resource != NULL && op->resource_len >= 1 &&
+           op->resource_len <= REIGN_RESOURCE_ID_MAX &&
+           memchr(op->resource, '\0', op->resource_len) == NULL;
+}
+
+/* Parameter formats: 1 = binary (bytea and arrays), 0 = text. */
+static const int fmt_acquire[] = {1, 0, 0, 0};
+static const int fmt_arrays[] = {1, 1, 0, 0};
+static const int fmt_read[] = {1};
+
+/* One statement of the batch and the ops it answers. */
+typedef struct pg_stmt_ops {
+    reign_pg_stmt stmt;
+    const size_t *idx; /* into ops */
+    size_t n;
+    const char *values[4];
+    int lengths[4];
+} pg_stmt_ops;
+
+/* Apply one statement's result to its ops. */
+static bool apply_result(pg_state *st, reign_op *ops, const pg_stmt_ops *so, const PGresult *res)
+{
+    char cause[PG_ERR_SIZE];
+    ExecStatusType s = PQresultStatus(res);
+    bool drop = false;
+    if (s != PGRES_TUPLES_OK) {
+        int status = reign_pg_result_error(res, st->secret, cause, sizeof(cause));
+        const char *state = reign_pg_result_sqlstate(res);
+        /* table dropped, statement gone (DISCARD), a standby: a new
+         * connection sets up again or finds the primary */
+        drop = strcmp(state, "42P01") == 0 || strcmp(state, "26000") == 0 ||
+               strcmp(state, "25006") == 0 || strncmp(state, "57P", 3) == 0;
+        if (strcmp(state, "25006") == 0) {
+            size_t len = strlen(cause);
+            snprintf(cause + len, sizeof(cause) - len,
+                     "; the server is read-only (a standby?): add "
+                     "target_session_attrs=read-write to the URI");
+        }
+        for (size_t k = 0; k < so->n; k++) {
+            op_fail(st, &ops[so->idx[k]], status, cause);
+        }
+        return drop;
+    }
+    int rc = REIGN_OK;
+    switch (so->stmt) {
+    case REIGN_PG_ACQUIRE:
+        rc = reign_pg_parse_acquire(res, &ops[so->idx[0]], cause, sizeof(cause));
+        break;
+    case REIGN_PG_READ:
+        rc = reign_pg_parse_read(res, &ops[so->idx[0]], cause, sizeof(cause));
+        break;
+    case REIGN_PG_RENEW:
+    case REIGN_PG_RELEASE:
+        rc = reign_pg_parse_positions(res, ops, so->idx, so->n, cause, sizeof(cause));
+        break;
+    case REIGN_PG_N_STMTS: break;
+    }
+    if (rc != REIGN_OK) {
+        for (size_t k = 0; k < so->n; k++) {
+            op_fail(st, &ops[so->idx[k]], rc, cause);
+        }
+    }
+    return false;
+}
+
+/* Array parameters of a RENEW or RELEASE statement over ops[idx[0..n)]. */
+static bool build_arrays(const reign_op *ops, const size_t *idx, size_t n, reign_pg_buf *res,
+                         reign_pg_buf *terms)
+{
+    reign_pg_array_begin(res, REIGN_PG_OID_BYTEA, n);
+    reign_pg_array_begin(terms, REIGN_PG_OID_INT8, n);
+    for (size_t k = 0; k < n; k++) {
+        const reign_op *op = &ops[idx[k]];
+        reign_pg_array_add(res, op->resource, op->resource_len);
+        /* a term beyond int8 matches no row: LOST, as it should */
+        reign_pg_array_add_int8(terms, (int64_t)op->term);
+    }
+    return !res->failed && !terms->failed && res->len <= INT32_MAX && terms->len <= INT32_MAX;
+}
+
+static int pg_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+{
+    pg_state *st = state;
+    int rc = REIGN_OK;
+    char err[PG_ERR_SIZE];
+    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 1);
+    size_t *idx = NULL;
+    pg_stmt_ops *so = NULL;
+    reign_pg_cmd *cmds = NULL;
+    reign_pg_buf bufs[4];
+    size_t n_so = 0, n_valid = 0;
+    memset(bufs, 0, sizeof(bufs));
+
+    if (n_ops == 0) {
+        goto out;
+    }
+    /* idx holds four groups back to back: releases, renewals, acquires, reads */
+    idx = malloc(4 * n_ops * sizeof(*idx));
+    so = calloc(n_ops + 2, sizeof(*so));
+    cmds = calloc(n_ops + 2, sizeof(*cmds));
+    if (idx == NULL || so == NULL || cmds == NULL) {
+        for (size_t i = 0; i < n_ops; i++) {
+            op_fail(st, &ops[i], REIGN_ENOMEM, "out of memory");
+        }
+        rc = REIGN_ENOMEM;
+        goto out;
+    }
+    size_t *grp[4] = {idx, idx + n_ops, idx + 2 * n_ops, idx + 3 * n_ops};
+    size_t cnt[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n_ops; i++) {
+        int g;
+        switch (ops[i].kind) {
+        case REIGN_OP_RELEASE: g = 0; break;
+        case REIGN_OP_RENEW: g = 1; break;
+        case REIGN_OP_ACQUIRE: g = 2; break;
+        case REIGN_OP_READ: g = 3; break;
+        default: g = -1; break;
+        }
+        if (g < 0) {
+            op_fail(st, &ops[i], REIGN_EBUG, "unknown op kind");
+        } else if (!valid_op(&ops[i])) {
+            op_fail(st, &ops[i], REIGN_EINVAL, "resource ID must be 1..1024 bytes without NUL");
+        } else {
+            grp[g][cnt[g]++] = i;
+            n_valid++;
+        }
+    }
+    if (n_valid == 0) {
+        goto out;
+    }
+    rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        for (int g = 0; g < 4; g++) {
+            for (size_t k = 0; k < cnt[g]; k++) {
+                op_fail(st, &ops[grp[g][k]], rc, err);
+            }
+        }
+        reign_backend_error("postgres: %s (%s)", err, st->cfg->uri_redacted);
+        goto out;
+    }
+
+    /* The statements, in this order: RELEASEs first (the core may put a
+     * RELEASE and a new ACQUIRE of one resource in a batch), then RENEWs,
+     * then one ACQUIRE or READ per op. Each is its own transaction, so one
+     * failing (or waiting for a row lock) holds up no other's locks. */
+    for (int g = 0; g < 2; g++) {
+        if (cnt[g] == 0) {
+            continue;
+        }
+        pg_stmt_ops *s = &so[n_so];
+        s->stmt = g == 0 ? REIGN_PG_RELEASE : REIGN_PG_RENEW;
+        s->idx = grp[g];
+        s->n = cnt[g];
+        if (!build_arrays(ops, grp[g], cnt[g], &bufs[2 * g], &bufs[2 * g + 1])) {
+            for (size_t k = 0; k < cnt[g]; k++) {
+                op_fail(st, &ops[grp[g][k]], REIGN_ENOMEM, "out of memory building arrays");
+            }
+            continue;
+        }
+        s->values[0] = bufs[2 * g].data;
+        s->lengths[0] = (int)bufs[2 * g].len;
+        s->values[1] = bufs[2 * g + 1].data;
+        s->lengths[1] = (int)bufs[2 * g + 1].len;
+        s->values[2] = st->holder;
+        s->values[3] = g == 0 ? st->table : st->ttl_arg; /* NOTIFY channel / ttl */
+        n_so++;
+    }
+    for (int g = 2; g < 4; g++) {
+        for (size_t k = 0; k < cnt[g]; k++) {
+            pg_stmt_ops *s = &so[n_so++];
+            const reign_op *op = &ops[grp[g][k]];
+            s->stmt = g == 2 ? REIGN_PG_ACQUIRE : REIGN_PG_READ;
+            s->idx = &grp[g][k];
+            s->n = 1;
+            s->values[0] = op->resource;
+            s->lengths[0] = (int)op->resource_len;
+            if (g == 2) {
+                s->values[1] = st->holder;
+                s->values[2] = st->ttl_arg;
+                s->values[3] = st->metadata;
+            }
+        }
+    }
+    for (size_t i = 0; i < n_so; i++) {
+        pg_stmt_ops *s = &so[i];
+        cmds[i] = (reign_pg_cmd){
+            .kind = REIGN_PG_CMD_PREPARED,
+            .name = reign_pg_stmt_name(s->stmt),
+            .n_params = reign_pg_stmt_n_params(s->stmt),
+            .values = s->values,
+            .lengths = s->lengths,
+            .formats = s->stmt == REIGN_PG_ACQUIRE ? fmt_acquire
+                       : s->stmt == REIGN_PG_READ  ? fmt_read
+                                                   : fmt_arrays,
+            .result_format = 1,
+        };
+    }
+    if (n_so == 0) {
+        goto out;
+    }
+
+    /* One round trip; a second only if the connection turned out dead when
+     * the batch went out (the server ended the session just after the idle
+     * check): every statement is safe to run again — a repeated ACQUIRE
+     * answers HELD by ourselves, which the core resolves; RENEW and RELEASE
+     * are idempotent — and the deadline still bounds both. */
+    size_t done = 0;
+    bool drop = false;
+    int prc = REIGN_OK;
+    for (int attempt = 0;; attempt++) {
+        size_t answered = 0;
+        prc = reign_pg_pipeline(st->cmd.conn, cmds + done, n_so - done, deadline_ms, st->secret,
+                                &answered, err, sizeof(err));
+        st->statements += n_so - done;
+        st->round_trips++;
+        reign_backend_log(st->cfg, REIGN_LOG_DEBUG,
+                          "batch of %zu ops: %zu statements in one round trip (%zu RELEASE, %zu "
+                          "RENEW, %zu ACQUIRE, %zu READ)%s",
+                          n_valid, n_so - done, cnt[0], cnt[1], cnt[2], cnt[3],
+                          attempt > 0 ? ", resent on a new connection" : "");
+        for (size_t i = done; i < done + answered; i++) {
+            drop |= apply_result(st, ops, &so[i], cmds[i].res);
+        }
+        done += answered;
+        if (prc != REIGN_EBACKEND || attempt > 0 || reign_monotonic_ms() >= deadline_ms) {
+            break;
+        }
+        char cause[PG_ERR_SIZE];
+        snprintf(cause, sizeof(cause), "%s", err);
+        link_broken(st, &st->cmd, "command", cause);
+        if (cmd_ensure(st, deadline_ms, cause, sizeof(cause)) != REIGN_OK) {
+            break; /* fail the rest below with the first cause */
+        }
+    }
+    if (prc != REIGN_OK) {
+        /* The stream is out of step or gone: the statements not answered
+         * may or may not have run. */
+        int status = prc == REIGN_ETIMEDOUT ? REIGN_ETIMEDOUT
+                     : prc == REIGN_ENOMEM  ? REIGN_ENOMEM
+                     : prc == REIGN_EPROTO  ? REIGN_EPROTO
+                                            : REIGN_EBACKEND;
+        char cause[PG_ERR_SIZE + 64];
+        if (prc == REIGN_ETIMEDOUT) {
+            snprintf(cause, sizeof(cause),
+                     "no answer within %" PRId64 " ms; connection closed, outcome unknown",
+                     timeout_ms);
+        } else {
+            snprintf(cause, sizeof(cause), "%s", err);
+        }
+        for (size_t i = done; i < n_so; i++) {
+            for (size_t k = 0; k < so[i].n; k++) {
+                op_fail(st, &ops[so[i].idx[k]], status, cause);
+            }
+        }
+        if (st->cmd.conn != NULL) {
+            link_broken(st, &st->cmd, "command", cause);
+        }
+        rc = status;
+    } else if (drop) {
+        link_broken(st, &st->cmd, "command", "the server asked for a new session");
+    }
+    clear_results(cmds, n_so);
+    if (st->cmd.conn != NULL) {
+        lsn_maintain(st, deadline_ms);
+    }
+out:
+    for (int b = 0; b < 4; b++) {
+        reign_pg_buf_free(&bufs[b]);
+    }
+    free(idx);
+    free(so);
+    free(cmds);
+    return rc;
+}
+
+/* ---- 5. Open, close, the vtable ------------------------------------------------------- */
+
+static void pg_close(void *state)
+{
+    pg_state *st = state;
+    reign_backend_log(st->cfg, REIGN_LOG_DEBUG,
+                      "closing: %" PRIu64 " statements in %" PRIu64 " round trips (%s)",
+                      st->statements, st->round_trips, st->cfg->uri_redacted);
+    link_drop(&st->cmd);
+    link_drop(&st->lsn);
+    reign_pg_conninfo_free(&st->ci);
+    free(st->quoted);
+    free(st->channel_quoted);
+    free(st->create_sql);
+    for (int s = 0; s < REIGN_PG_N_STMTS; s++) {
+        free(st->sql[s]);
+    }
+    free(st);
+}
+
+static int pg_open(const reign_backend_config *cfg, void **state_out)
+{
+    pg_state *st = calloc(1, sizeof(*st));
+    char err[PG_ERR_SIZE];
+    int rc = REIGN_OK;
+
+    if (st == NULL) {
+        reign_backend_error("postgres: out of memory");
+        return REIGN_ENOMEM;
+    }
+    st->cfg = cfg;
+    rc = configure(st, cfg, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        reign_backend_error("%s", err);
+        goto out;
+    }
+    int64_t deadline_ms =
+        reign_monotonic_ms() + (cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000);
+    rc = cmd_connect(st, deadline_ms, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        reign_backend_error("postgres: %s (%s)", err, cfg->uri_redacted);
+        goto out;
+    }
+    /* Without LISTEN we still work, only slower to notice releases: it is
+     * retried at later batches. */
+    lsn_maintain(st, deadline_ms);
+    *state_out = st;
+    st = NULL;
+out:
+    if (st != NULL) {
+        pg_close(st);
+    }
+    return rc;
+}
+
+const reign_backend reign_backend_postgres = {
+    .version = REIGN_BACKEND_VERSION,
+    .scheme = "postgres",
+    .scheme_alt = "postgresql",
+    .open = pg_open,
+    .execute = pg_execute,
+    .notify_fd = pg_notify_fd,
+    .notify_drain = pg_notify_drain,
+    .close = pg_close,
+};
