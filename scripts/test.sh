@@ -11,6 +11,7 @@ jobs=$(nproc)
 scripts/deps.sh test
 
 work=$(mktemp -d /tmp/reign-test.XXXXXX)
+chmod 711 "$work" # servers that refuse root (PostgreSQL) run as their own user
 servers=()
 cleanup() {
   local rc=$?
@@ -35,16 +36,20 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=addr
 ninja -C build/asan >/dev/null
 
 echo "== servers"
+start_server() { # start_server NAME: start scripts/servers/NAME.sh, eval its exports; fatal on failure
+  local out
+  out=$("scripts/servers/$1.sh" start "$work/$1") || { echo "test: cannot start the $1 server" >&2; exit 1; }
+  servers+=("$1")
+  eval "$out"
+}
 if [ -x scripts/servers/redis.sh ]; then
-  eval "$(scripts/servers/redis.sh start "$work/redis")"
-  servers+=(redis)
+  start_server redis
   # The conformance suite stops, pauses and restarts this server: it is its own.
   export REIGN_TEST_REDIS_URI="$REDIS_URI" REIGN_TEST_REDIS_DIR="$work/redis"
 fi
 
 if [ -x scripts/servers/postgres.sh ]; then
-  eval "$(scripts/servers/postgres.sh start "$work/postgres")"
-  servers+=(postgres)
+  start_server postgres
 fi
 
 echo "== unit, conformance and CLI tests (ASan+UBSan)"
