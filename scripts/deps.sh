@@ -3,9 +3,9 @@
 # Usage: scripts/deps.sh [build|test]   (test adds the servers the tests start)
 set -euo pipefail
 
-want=(cmake ninja-build gcc pkg-config libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev libpq-dev)
+want=(cmake ninja-build gcc pkg-config libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev libpq-dev libjansson-dev libssl-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15)
+  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15 radosgw ceph-mon ceph-osd)
 fi
 
 missing=()

@@ -32,7 +32,7 @@ count_ctest() { # tally ctest's log: "N tests failed out of M"
 
 echo "== build (ASan+UBSan)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=address \
-      -DREIGN_WITH_REDIS=ON -DREIGN_WITH_POSTGRES=ON >/dev/null
+      -DREIGN_WITH_REDIS=ON -DREIGN_WITH_POSTGRES=ON -DREIGN_WITH_S3=ON >/dev/null
 ninja -C build/asan >/dev/null
 
 echo "== servers"
@@ -50,6 +50,9 @@ fi
 
 if [ -x scripts/servers/postgres.sh ]; then
   start_server postgres
+fi
+if [ -x scripts/servers/s3.sh ]; then
+  start_server s3
 fi
 
 echo "== unit, conformance and CLI tests (ASan+UBSan)"

@@ -29,6 +29,8 @@ typedef struct conf_config {
     const char *caps;         /* REIGN_CONF_CAPS, "" if unset */
     int64_t ttl_ms;           /* REIGN_CONF_TTL_MS, default 1000 */
     int64_t retry_ms;         /* REIGN_CONF_RETRY_MS, default 250 */
+    const char *many_uri;     /* REIGN_CONF_MANY_URI: the 1,000-resource cases' URI, default uri */
+    int64_t many_ttl_ms;      /* REIGN_CONF_MANY_TTL_MS: their TTL, default ttl_ms */
     double drift;             /* the engine's default max_drift (0.01) */
     char prefix[64];          /* unique per run: resource IDs and instance IDs */
     bool mem_ctl;             /* server control through the mem:// hooks */
@@ -39,6 +41,9 @@ extern conf_config conf;
 
 /* Read the environment; -1 with a message on stderr if unusable. */
 int conf_config_load(void);
+
+/* A factory on a given URI (registered for teardown). */
+reign_factory *conf_factory_uri(const char *uri, const reign_options *options);
 
 /* True if REIGN_CONF_CAPS lists `cap`. */
 bool conf_has_cap(const char *cap);

@@ -72,13 +72,17 @@ int conf_config_load(void)
     conf.dead_uri = getenv("REIGN_CONF_DEAD_URI");
     if (conf.dead_uri != NULL && conf.dead_uri[0] == '\0')
         conf.dead_uri = NULL;
+    conf.many_uri = getenv("REIGN_CONF_MANY_URI");
     conf.caps = getenv("REIGN_CONF_CAPS");
     if (conf.caps == NULL)
         conf.caps = "";
     conf.ttl_ms = env_ms("REIGN_CONF_TTL_MS", 1000);
     conf.retry_ms = env_ms("REIGN_CONF_RETRY_MS", 250);
-    if (conf.ttl_ms < 0 || conf.retry_ms < 0)
+    conf.many_ttl_ms = env_ms("REIGN_CONF_MANY_TTL_MS", conf.ttl_ms);
+    if (conf.ttl_ms < 0 || conf.retry_ms < 0 || conf.many_ttl_ms < 0)
         return -1;
+    if (conf.many_uri == NULL || conf.many_uri[0] == '\0')
+        conf.many_uri = conf.uri;
     conf.drift = 0.01; /* reign_options.max_drift left 0 = the engine's default */
     unsigned rnd = (unsigned)(conf_now_ns() ^ (int64_t)getpid() << 16);
     snprintf(conf.prefix, sizeof conf.prefix, "conf-%ld-%06x", (long)getpid(), rnd & 0xffffffu);
@@ -220,13 +224,18 @@ const char *conf_resource(const char *name)
     return fx_strdup_printf("%s/t%u/%s", conf.prefix, fx_test_seq, name);
 }
 
-reign_factory *conf_factory_opts(const reign_options *options)
+reign_factory *conf_factory_uri(const char *uri, const reign_options *options)
 {
     reign_factory *f = NULL;
-    CONF_OK(reign_factory_open(conf.uri, options, &f), "reign_factory_open(%s) as %s", conf.uri,
+    CONF_OK(reign_factory_open(uri, options, &f), "reign_factory_open(%s) as %s", uri,
             options->instance_id ? options->instance_id : "(default)");
     list_push(&fx_factories, f);
     return f;
+}
+
+reign_factory *conf_factory_opts(const reign_options *options)
+{
+    return conf_factory_uri(conf.uri, options);
 }
 
 reign_factory *conf_factory(const char *who)

@@ -83,8 +83,18 @@ case "$backend" in
   s3)
     [ -n "${REIGN_TEST_S3_URI:-}" ] ||
       skip "REIGN_TEST_S3_URI is not set; e.g. eval \"\$(scripts/servers/s3.sh start /tmp/s3)\""
-    export REIGN_CONF_URI=$REIGN_TEST_S3_URI REIGN_CONF_CAPS="${REIGN_TEST_S3_CAPS:-}"
-    [ -n "${REIGN_TEST_S3_CTL:-}" ] && export REIGN_CONF_SERVER_CTL=$REIGN_TEST_S3_CTL
+    # RGW's memstore keeps objects in RAM: a restart loses them (norestart).
+    # S3 charges per request and this RGW serves a few hundred a second: the
+    # 1,000-resource cases run with a 30 s TTL and candidates that look again
+    # only when a lease could have expired (poll=expiry).
+    export REIGN_CONF_URI=$REIGN_TEST_S3_URI REIGN_CONF_CAPS="${REIGN_TEST_S3_CAPS:-norestart}"
+    export REIGN_CONF_MANY_URI="$REIGN_TEST_S3_URI&poll=expiry" REIGN_CONF_MANY_TTL_MS=30000
+    if [ -n "${REIGN_TEST_S3_CTL:-}" ]; then
+      export REIGN_CONF_SERVER_CTL=$REIGN_TEST_S3_CTL
+    elif [ -n "${S3_DIR:-}" ]; then
+      REIGN_CONF_SERVER_CTL="$(printf '%q ctl %q' "$here/../../scripts/servers/s3.sh" "$S3_DIR")"
+      export REIGN_CONF_SERVER_CTL
+    fi
     exec "$prog"
     ;;
   *)
