@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install what reign needs to build and test on Debian 12, only if missing.
-# Usage: scripts/deps.sh [build|test]   (test adds the servers the tests start)
+# Usage: scripts/deps.sh [build|test|s3]   (test adds the servers the tests start;
+# s3 adds Ceph RGW for the opt-in S3 server tests)
 set -euo pipefail
 
 want=(cmake ninja-build gcc pkg-config libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev libpq-dev libjansson-dev libssl-dev)
+if [ "${1:-build}" = s3 ]; then
+  want+=(radosgw ceph-mon ceph-osd)
+fi
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15 radosgw ceph-mon ceph-osd)
+  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15)
 fi
 
 missing=()

@@ -9,6 +9,7 @@ root=$PWD
 jobs=$(nproc)
 
 scripts/deps.sh test
+[ "${REIGN_TEST_S3:-0}" = 1 ] && scripts/deps.sh s3
 
 work=$(mktemp -d /tmp/reign-test.XXXXXX)
 chmod 711 "$work" # servers that refuse root (PostgreSQL) run as their own user
@@ -51,7 +52,10 @@ fi
 if [ -x scripts/servers/postgres.sh ]; then
   start_server postgres
 fi
-if [ -x scripts/servers/s3.sh ]; then
+# S3 against Ceph RGW is opt-in (REIGN_TEST_S3=1): it installs ~110 Ceph
+# packages, and on 2 loaded cores its timing-bound cases are not yet
+# reliable (see docs/backends/s3.md). Its unit tests always run.
+if [ "${REIGN_TEST_S3:-0}" = 1 ] && [ -x scripts/servers/s3.sh ]; then
   start_server s3
 fi
 
