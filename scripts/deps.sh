@@ -9,7 +9,7 @@ if [ "${1:-build}" = s3 ]; then
   want+=(radosgw ceph-mon ceph-osd)
 fi
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15)
+  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15 etcd-server etcd-client openssl)
 fi
 
 missing=()

@@ -33,7 +33,7 @@ count_ctest() { # tally ctest's log: "N tests failed out of M"
 
 echo "== build (ASan+UBSan)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=address \
-      -DREIGN_WITH_REDIS=ON -DREIGN_WITH_POSTGRES=ON -DREIGN_WITH_S3=ON >/dev/null
+      -DREIGN_WITH_REDIS=ON -DREIGN_WITH_POSTGRES=ON -DREIGN_WITH_ETCD=ON -DREIGN_WITH_S3=ON >/dev/null
 ninja -C build/asan >/dev/null
 
 echo "== servers"
@@ -51,6 +51,9 @@ fi
 
 if [ -x scripts/servers/postgres.sh ]; then
   start_server postgres
+fi
+if [ -x scripts/servers/etcd.sh ]; then
+  start_server etcd
 fi
 # S3 against Ceph RGW is opt-in (REIGN_TEST_S3=1): it installs ~110 Ceph
 # packages, and on 2 loaded cores its timing-bound cases are not yet
