@@ -46,6 +46,13 @@ static void log_v(const reign_logger *logger, int level, const char *component, 
                   va_list ap)
 {
     char msg[1024];
+    if (logger == NULL || logger->fn == NULL) {
+        /* The default logger would drop it: do not format it (the engine
+         * may log once per failed op). */
+        pthread_once(&stderr_level_once, read_level_from_env);
+        if (level > stderr_level)
+            return;
+    }
     vsnprintf(msg, sizeof msg, fmt, ap);
     if (logger != NULL && logger->fn != NULL)
         logger->fn(level, component, msg, logger->payload);
