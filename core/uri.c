@@ -135,7 +135,7 @@ static void redact_secret_params(reign_uri *u)
     const char *q = strchr(u->redacted, '?');
     if (q == NULL)
         return;
-    size_t cap = strlen(u->redacted) + 4 * (u->n_params + 1) + 1;
+    size_t cap = 2 * strlen(u->redacted) + 4; /* each "n=" may grow by 3: at most 1.5x */
     char *out = malloc(cap);
     if (out == NULL)
         return; /* keep the unredacted query rather than fail the open */
