@@ -2,9 +2,10 @@
  * resource goes to the highest-ranked member that still has room. Plain
  * rendezvous hashing moves only ~R/(M+1) resources when a member joins but
  * leaves counts uneven by ±√(R/M); the capacity bound makes every count
- * ≤ ⌈R·w/W⌉ at the price of a few extra moves. */
+ * ⌊R·w/W⌋ or one more (largest remainder) at the price of a few extra moves. */
 #include "balance.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,16 +29,61 @@ uint64_t balance_hash(const char *s)
     return mix64(h);
 }
 
-size_t balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
-                        size_t m)
+/* Capacities by largest remainder: ⌊R·w/W⌋ each, and the R − Σ left over
+ * one by one to the largest fractions (ties by member ID), so they add up to
+ * exactly R and every member ends within one of its exact share. */
+static void capacities(size_t n_resources, const balance_member *members, size_t n_members,
+                       size_t *cap)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < n_members; i++)
         total += members[i].weight ? members[i].weight : 1;
-    if (total == 0)
+    size_t given = 0;
+    for (size_t i = 0; i < n_members; i++) {
+        uint64_t w = members[i].weight ? members[i].weight : 1;
+        cap[i] = (size_t)((uint64_t)n_resources * w / total);
+        given += cap[i];
+    }
+    for (size_t left = n_resources - given; left > 0; left--) {
+        size_t best = 0;
+        uint64_t best_frac = 0;
+        bool found = false;
+        for (size_t i = 0; i < n_members; i++) {
+            uint64_t w = members[i].weight ? members[i].weight : 1;
+            /* The fraction scaled by total; members already topped up this
+             * round have a fraction below zero, i.e. are skipped. */
+            uint64_t exact = (uint64_t)n_resources * w;
+            uint64_t floor_part = (uint64_t)cap[i] * total;
+            if (floor_part > exact)
+                continue;
+            uint64_t frac = exact - floor_part;
+            if (frac == 0)
+                continue;
+            if (!found || frac > best_frac ||
+                (frac == best_frac && strcmp(members[i].id, members[best].id) < 0)) {
+                best = i;
+                best_frac = frac;
+                found = true;
+            }
+        }
+        if (!found)
+            break;
+        cap[best]++;
+    }
+}
+
+size_t balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
+                        size_t m)
+{
+    if (n_members == 0 || m >= n_members)
         return 0;
-    uint64_t w = members[m].weight ? members[m].weight : 1;
-    return (size_t)(((uint64_t)n_resources * w + total - 1) / total);
+    size_t *cap = calloc(n_members, sizeof *cap);
+    if (cap == NULL) /* fall back to the ceiling: never less than the share */
+        return n_resources;
+    capacities(n_resources, members, n_members, cap);
+    size_t c = cap[m];
+    free(cap);
+    return c;
 }
 
 typedef struct order_entry {
@@ -78,10 +124,9 @@ int balance_assign(const uint64_t *resource_hash, size_t n_resources,
         free(member_hash);
         return -1;
     }
-    for (size_t m = 0; m < n_members; m++) {
-        room[m] = balance_capacity(n_resources, members, n_members, m);
+    capacities(n_resources, members, n_members, room);
+    for (size_t m = 0; m < n_members; m++)
         member_hash[m] = balance_hash(members[m].id);
-    }
     for (size_t i = 0; i < n_resources; i++)
         order[i] = (order_entry){resource_hash[i], i};
     qsort(order, n_resources, sizeof *order, cmp_order);

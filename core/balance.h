@@ -24,7 +24,8 @@ typedef struct balance_preference {
  * processes and machines, unlike pointer or seed-based hashes. */
 uint64_t balance_hash(const char *s);
 
-/* Capacity of member m: ceil(n_resources * w_m / sum(w)). */
+/* Capacity of member m: ⌊R·w_m/W⌋, plus one for the members with the
+ * largest remainders (ties by ID) so that the capacities add up to R. */
 size_t balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
                         size_t m);
 

@@ -166,7 +166,7 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
     reign_mono_ns next = now + 60 * 1000 * REIGN_NS_PER_MS;
     /* Ride-along windows: renewals due within renew/2 and campaign retries due
      * within retry/10 join a batch that goes anyway. */
-    bool due_now = f->reads != NULL;
+    bool renew_due = false, acquire_due = false;
     for (reign_election *e = f->elections; e; e = e->next) {
         int64_t deadline = atomic_load(&e->deadline_ns);
         if (e->master && deadline <= now)
@@ -175,14 +175,16 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
             e->retry_at = now;
         if (e->in_flight)
             continue;
-        due_now |= e->release_pending || (e->master && e->renew_at <= now) ||
-                   (e->campaigning && !e->master && !e->closing && e->retry_at <= now);
+        renew_due |= e->master && e->renew_at <= now;
+        acquire_due |= e->campaigning && !e->master && !e->closing && e->retry_at <= now;
     }
     f->retry_all = false;
-    /* Only when a batch goes anyway do ops due soon ride along; otherwise an
-     * op just short of due would go out at once, again and again. */
-    reign_mono_ns renew_horizon = now + (due_now ? f->renew_ns / 2 : 0);
-    reign_mono_ns retry_horizon = now + (due_now ? f->retry_ms * REIGN_NS_PER_MS / 10 : 0);
+    /* Ops due soon ride along only with an op of their own kind due now:
+     * renewals then go out together once per renew period, whatever else
+     * (reads, releases) comes in between, and an op just short of due never
+     * goes out alone, again and again. */
+    reign_mono_ns renew_horizon = now + (renew_due ? f->renew_ns / 2 : 0);
+    reign_mono_ns retry_horizon = now + (acquire_due ? f->retry_ms * REIGN_NS_PER_MS / 10 : 0);
 
     for (reign_election *e = f->elections; e; e = e->next) {
         if (e->in_flight)

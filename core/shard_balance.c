@@ -266,8 +266,14 @@ static void *balancer_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         balance_once(b);
         pthread_mutex_lock(&b->mu);
+        /* Wake at the next check, or when a new assignment settles, so
+         * new targets are taken at once rather than a check later. */
+        int64_t wait_ms = b->check_ms;
+        int64_t settle_left = b->assigned_at_ms + b->settle_ms - now_ms(b->shard);
+        if (!b->departures_only && settle_left > 0 && settle_left + 1 < wait_ms)
+            wait_ms = settle_left + 1;
         struct timespec ts = reign_clock_timespec(reign_clock_now_ns() +
-                                                  b->check_ms * REIGN_NS_PER_MS);
+                                                  wait_ms * REIGN_NS_PER_MS);
         while (!b->stop && !b->kicked && pthread_cond_timedwait(&b->cond, &b->mu, &ts) == 0)
             ;
     }

@@ -83,6 +83,21 @@ echo "== install and packaging test"
 tests/install/test_install.sh build/asan 2>&1 | tee "$work/install.log" || rc=1
 count_plain "$work/install.log"
 
+echo "== chaos: no two masters at once (file, redis), and a broken build is caught"
+chaos_ok=0 chaos_bad=0
+for run in "file --failovers 50 --seed 1 --build-dir build/asan" \
+           "redis --failovers 50 --seed 1 --build-dir build/asan" \
+           "redis --broken --seed 1"; do
+  st=0
+  # shellcheck disable=SC2086 # the run's words are its arguments
+  scripts/chaos.sh $run >"$work/chaos.log" 2>&1 || st=$?
+  echo "chaos.sh $run: exit $st"
+  grep -E "checker:|caught|violation|FAIL" "$work/chaos.log" | tail -3 || true
+  if [ "$st" -eq 0 ]; then chaos_ok=$((chaos_ok + 1)); else chaos_bad=$((chaos_bad + 1)); rc=1; cat "$work/chaos.log" >>"$work/chaos-failed.log"; fi
+done
+echo "$chaos_ok passed, $chaos_bad failed" | tee "$work/chaos-summary.log"
+count_plain "$work/chaos-summary.log"
+
 echo "== conformance figures (ms)"
 cat "$REIGN_CONF_REPORT" 2>/dev/null || true
 

@@ -114,6 +114,25 @@ static void test_preferred_live_members_come_first(void **state)
         assert_int_equal(counts[i], 100);
 }
 
+static void test_uneven_shares_differ_by_at_most_one_and_add_up(void **state)
+{
+    (void)state;
+    balance_member m[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
+    size_t owner[R], counts[3];
+    /* 299 resources over 3: 100, 100, 99 (the remainder by ID order). */
+    assert_int_equal(balance_assign(hashes, 299, NULL, m, 3, owner), 0);
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 299; i++)
+        counts[owner[i]]++;
+    assert_int_equal(counts[0], 100);
+    assert_int_equal(counts[1], 100);
+    assert_int_equal(counts[2], 99);
+    assert_int_equal(balance_capacity(299, m, 3, 2), 99);
+    balance_member w[2] = {{"x", 2}, {"y", 1}};
+    assert_int_equal(balance_capacity(10, w, 2, 0) + balance_capacity(10, w, 2, 1), 10);
+    assert_int_equal(balance_capacity(10, w, 2, 0), 7);
+}
+
 static void test_no_members_means_no_owner(void **state)
 {
     (void)state;
@@ -143,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_the_order_members_are_given_in_does_not_matter),
         cmocka_unit_test(test_weights_share_in_proportion),
         cmocka_unit_test(test_preferred_live_members_come_first),
+        cmocka_unit_test(test_uneven_shares_differ_by_at_most_one_and_add_up),
         cmocka_unit_test(test_no_members_means_no_owner),
         cmocka_unit_test(test_member_weight_comes_from_a_metadata_token),
     };
