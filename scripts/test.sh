@@ -83,10 +83,12 @@ echo "== install and packaging test"
 tests/install/test_install.sh build/asan 2>&1 | tee "$work/install.log" || rc=1
 count_plain "$work/install.log"
 
-echo "== chaos: no two masters at once (file, redis), and a broken build is caught"
+echo "== chaos: no two masters at once (file, redis, postgres, etcd), and a broken build is caught"
 chaos_ok=0 chaos_bad=0
 for run in "file --failovers 50 --seed 1 --build-dir build/asan" \
            "redis --failovers 50 --seed 1 --build-dir build/asan" \
+           "postgres --failovers 50 --seed 1 --build-dir build/asan" \
+           "etcd --failovers 50 --seed 1 --build-dir build/asan" \
            "redis --broken --seed 1"; do
   st=0
   # shellcheck disable=SC2086 # the run's words are its arguments
