@@ -192,7 +192,8 @@ static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
 {
     reign_shard *s = t->shard;
     bool resign_done = false;
-    bool parked = s->balance && balance_item(s, it, now);
+    if (s->balance)
+        balance_item(s, it, now);
 
     for (int pass = 0; pass < 2; pass++) {
         runner_input in = {
@@ -213,7 +214,10 @@ static int64_t step_item(shard_thread *t, shard_item *it, int64_t now)
                 reign_error_clear();
             resign_done = true;
         }
-        if ((o.actions & RUNNER_ACT_CAMPAIGN) && parked) {
+        /* Decided on `wanted` itself, not on the phase seen before the
+         * step: a resource just resigned as surplus may be told to campaign
+         * in the same step (a zero pause) and must not win itself back. */
+        if ((o.actions & RUNNER_ACT_CAMPAIGN) && s->balance && !atomic_load(&it->wanted)) {
             if (!atomic_exchange(&it->probe_free, false)) {
                 /* Not ours: stay quiet until the balancer finds it free or
                  * makes it ours (both kick the item). */
