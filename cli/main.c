@@ -23,9 +23,13 @@ static const char usage_text[] =
     "Backend (--uri URI, else $REIGN_URI, else file:///tmp/reign-$UID,\n"
     "here %s):\n"
     "  file:///DIR                      lock files in DIR, no server (local file systems)\n"
-    "  redis://[user:pass@]HOST:PORT/DB Redis (if built with it)\n"
+    "  redis://[user:pass@]HOST:PORT/DB Redis\n"
+    "  postgres://[user:pass@]HOST/DB   PostgreSQL (also postgresql://)\n"
+    "  etcd://HOST:PORT[,HOST:PORT...]  etcd v3 through its JSON gateway (etcds:// for TLS)\n"
+    "  s3://BUCKET[/PREFIX]             S3 conditional writes (credentials from AWS_*)\n"
     "  mem://NAME, noop://              in-process stores for tests: within one\n"
     "                                   reign process only\n"
+    "Built into this reign: %s\n"
     "\n"
     "Exit status:\n"
     "  0    success (watch, shard: stopped by SIGINT/SIGTERM)\n"
@@ -69,7 +73,13 @@ int main(int argc, char **argv)
         return cli_usage_error(NULL, "missing COMMAND");
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
-        printf(usage_text, cli_default_uri());
+        char built[128] = "";
+        for (size_t i = 0; reign_backend_scheme(i) != NULL; i++) {
+            size_t used = strlen(built);
+            snprintf(built + used, sizeof built - used, "%s%s", i ? ", " : "",
+                     reign_backend_scheme(i));
+        }
+        printf(usage_text, cli_default_uri(), built);
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {

@@ -39,3 +39,9 @@ int reign_registry_find(const char *scheme, const reign_backend **out)
     return reign_error_set(REIGN_EURI, "uri: unknown scheme '%s://' (this build has: %s)", scheme,
                            known);
 }
+
+const char *reign_backend_scheme(size_t i)
+{
+    size_t n = sizeof registry / sizeof registry[0] - 1; /* less the NULL */
+    return i < n ? registry[i]->scheme : NULL;
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # reign's whole test suite, as CI runs it: install what is missing, build
 # under ASan+UBSan, start the servers the tests need on 127.0.0.1 with
-# throw-away data, run unit + conformance + CLI tests, run the core under
-# TSan, stop the servers. Exit non-zero on any failure.
+# throw-away data, run unit + conformance + misbehaving-server + CLI tests and
+# the short chaos runs, run the core and every backend's conformance under
+# TSan, fuzz each parser for 30 s, stop the servers. Exit non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -103,13 +104,26 @@ count_plain "$work/chaos-summary.log"
 echo "== conformance figures (ms)"
 cat "$REIGN_CONF_REPORT" 2>/dev/null || true
 
-echo "== core under TSan"
+echo "== core, every backend's conformance and the misbehaving servers under TSan"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=thread \
+      -DREIGN_WITH_REDIS=ON -DREIGN_WITH_POSTGRES=ON -DREIGN_WITH_ETCD=ON -DREIGN_WITH_S3=ON \
       -DREIGN_BUILD_BENCH=OFF -DREIGN_BUILD_EXAMPLES=OFF >/dev/null
 ninja -C build/tsan >/dev/null
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L unit 2>&1 | tee "$work/ctest-tsan.log" || rc=1
+unset REIGN_CONF_REPORT # the figures above are the ASan run's
+ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L 'unit|conformance|misbehave' 2>&1 |
+  tee "$work/ctest-tsan.log" || rc=1
 count_ctest "$work/ctest-tsan.log"
+
+echo "== fuzz smoke: each libFuzzer target for 30 s (clang, ASan+UBSan)"
+FUZZ_BUILD_DIR="$root/build/fuzz" scripts/fuzz.sh 30 2>&1 | tee "$work/fuzz.log" || rc=1
+line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$work/fuzz.log" | tail -1 || true)
+if [ -n "$line" ]; then
+  passed=$((passed + $(echo "$line" | awk '{print $2}')))
+  failed=$((failed + $(echo "$line" | awk '{print $4}')))
+else
+  failed=$((failed + 1)) # the build failed before any target ran
+fi
 
 echo
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -97,6 +97,24 @@ static int wait_connected(redisContext *c, const reign_redis_target *t, int64_t 
     return REIGN_OK;
 }
 
+/* Replace every occurrence of secret in text by "***" (in place: the mask
+ * is never longer than what it hides, so short secrets are blanked out). */
+static void mask_secret(char *text, const char *secret)
+{
+    size_t n = secret != NULL ? strlen(secret) : 0;
+    if (n == 0) {
+        return;
+    }
+    const char *mask = n >= 3 ? "***" : "**";
+    size_t m = n >= 3 ? 3 : n;
+    char *hit, *from = text;
+    while ((hit = strstr(from, secret)) != NULL) {
+        memcpy(hit, mask, m);
+        memmove(hit + m, hit + n, strlen(hit + n) + 1);
+        from = hit + m; /* past the mask, even if the secret is made of '*' */
+    }
+}
+
 /* One handshake command's reply; a server error gets `status`. */
 static int check_handshake_reply(redisContext *c, int64_t deadline_ms, const char *what, int status,
                                  const reign_redis_target *t, char *err, size_t err_size)
@@ -109,9 +127,15 @@ static int check_handshake_reply(redisContext *c, int64_t deadline_ms, const cha
         return rc == REIGN_ETIMEDOUT ? REIGN_EBACKEND : rc;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        char shown[160];
-        reign_redis_printable(r->str != NULL ? r->str : "", r->str != NULL ? r->len : 0, shown,
-                              sizeof(shown));
+        char raw[160], shown[160];
+        size_t n = r->str != NULL ? r->len : 0;
+        n = n < sizeof(raw) - 1 ? n : sizeof(raw) - 1;
+        memcpy(raw, r->str != NULL ? r->str : "", n);
+        raw[n] = '\0';
+        /* The server has just been sent the password: a hostile or buggy one
+         * may quote it back, and this text ends up in logs. */
+        mask_secret(raw, t->password);
+        reign_redis_printable(raw, strlen(raw), shown, sizeof(shown));
         snprintf(err, err_size, "%s refused by %s: %s", what, t->where, shown);
         /* a wrong password is EAUTH whatever command tripped on it */
         int s = reign_redis_error_status(r->str, r->len);
@@ -142,6 +166,7 @@ int reign_redis_conn_open(const reign_redis_target *t, int64_t deadline_ms, redi
         rc = REIGN_EBACKEND;
         goto out;
     }
+    reign_redis_reader_limit(c->reader);
     rc = wait_connected(c, t, deadline_ms, err, err_size);
     if (rc != REIGN_OK) {
         goto out;

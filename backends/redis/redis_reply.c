@@ -9,6 +9,7 @@
  */
 #include "redis_reply.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,4 +265,39 @@ int reign_redis_reply_parse(reign_op *op, const redisReply *reply, char *err, si
     }
     snprintf(err, err_size, "unknown op kind %d", (int)op->kind);
     return REIGN_EBUG;
+}
+
+/* hiredis' default functions are one static table, the same for every
+ * reader it creates: copied once, with createArray wrapped. */
+static redisReplyObjectFunctions limited_functions;
+static void *(*default_create_array)(const redisReadTask *, int);
+static pthread_once_t limited_once = PTHREAD_ONCE_INIT;
+
+static void *create_array_limited(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > REIGN_REDIS_MAX_ELEMENTS) {
+        return NULL; /* the reader reports "Out of memory" and stops */
+    }
+    return default_create_array(task, elements);
+}
+
+static void init_limited(void)
+{
+    redisReader *probe = redisReaderCreate();
+    if (probe != NULL && probe->fn != NULL && probe->fn->createArray != NULL) {
+        limited_functions = *probe->fn;
+        default_create_array = probe->fn->createArray;
+        limited_functions.createArray = create_array_limited;
+    }
+    redisReaderFree(probe);
+}
+
+void reign_redis_reader_limit(redisReader *reader)
+{
+    pthread_once(&limited_once, init_limited);
+    /* only a reader with hiredis' own functions: anything else is left as is */
+    if (reader != NULL && reader->fn != NULL && default_create_array != NULL &&
+        reader->fn->createArray == default_create_array) {
+        reader->fn = &limited_functions;
+    }
 }

@@ -28,4 +28,15 @@ int reign_redis_error_status(const char *text, size_t len);
  * then op is left untouched. A NULL reply is REIGN_EPROTO. */
 int reign_redis_reply_parse(reign_op *op, const redisReply *reply, char *err, size_t err_size);
 
+/* The most elements a multi-bulk reply may declare: reign's scripts answer
+ * at most 5, pub/sub messages 3. */
+#define REIGN_REDIS_MAX_ELEMENTS 1024
+
+/* Make the reader refuse (as out of memory, a reader error that drops the
+ * connection) a multi-bulk reply declaring more than REIGN_REDIS_MAX_ELEMENTS:
+ * hiredis 0.14 allocates the element array from the declared length before
+ * any element arrives, so "*674407370\r\n" would ask for 5 GB. Keeps the
+ * reader's own functions for everything else. Call before the first read. */
+void reign_redis_reader_limit(redisReader *reader);
+
 #endif /* REIGN_BACKENDS_REDIS_REDIS_REPLY_H */

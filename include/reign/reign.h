@@ -92,8 +92,13 @@ typedef struct reign_options {
 
 typedef struct reign_factory reign_factory;
 
+/* The URI scheme of the i-th backend built into this library (0, 1, …;
+ * NULL past the last), e.g. to list them in a program's help. */
+REIGN_EXTERN const char *reign_backend_scheme(size_t i);
+
 /* Open a factory for the backend the URI names:
- *   file:///dir   mem://name   noop://   redis://…   (see docs/backends/)
+ *   file:///dir   mem://name   noop://   redis://…   postgres://…
+ *   etcd://…   s3://…   (see docs/backends/)
  * A NULL uri means $REIGN_URI, else file:///tmp/reign-$UID.
  * `options` may be NULL for defaults. Starts the engine thread; for networked
  * backends the first connection is made before returning (bounded by

@@ -516,7 +516,7 @@ static void test_password_is_hidden_when_the_uri_is_refused(void **state)
     refused("noop://a:b:" SECRET "@c@host/?x", REIGN_EURI, NULL);
 }
 
-/* Finding F1 (docs/fuzzing.md): a scheme with a bad character made the
+/* Finding F1 (docs/safety.md §6): a scheme with a bad character made the
  * whole text before "://" the message, user info and all. */
 static void test_password_is_hidden_when_the_scheme_is_malformed(void **state)
 {

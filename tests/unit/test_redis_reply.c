@@ -559,6 +559,38 @@ static void check_any_reply(const redisReply *r)
     }
 }
 
+/* F7: hiredis 0.14 callocs a multi-bulk's element array from its declared
+ * length; a limited reader refuses a huge one before allocating. */
+static void test_limited_reader_refuses_a_huge_array_and_keeps_small_ones(void **state)
+{
+    (void)state;
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    reign_redis_reader_limit(rd);
+    reign_redis_reader_limit(rd); /* twice is harmless */
+    const char ok[] = "*2\r\n$1\r\na\r\n:7\r\n";
+    assert_int_equal(redisReaderFeed(rd, ok, sizeof ok - 1), REDIS_OK);
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
+    assert_non_null(reply);
+    assert_int_equal(((redisReply *)reply)->elements, 2);
+    freeReplyObject(reply);
+    const char huge[] = "*674407370\r\n";
+    assert_int_equal(redisReaderFeed(rd, huge, sizeof huge - 1), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_ERR);
+    assert_null(reply);
+    assert_int_not_equal(rd->err, 0);
+    redisReaderFree(rd);
+
+    rd = redisReaderCreate();
+    reign_redis_reader_limit(rd);
+    char edge[32];
+    int n = snprintf(edge, sizeof edge, "*%d\r\n", REIGN_REDIS_MAX_ELEMENTS + 1);
+    assert_int_equal(redisReaderFeed(rd, edge, (size_t)n), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_ERR);
+    redisReaderFree(rd);
+}
+
 static void test_random_replies_never_crash_the_parser(void **state)
 {
     (void)state;
@@ -619,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_lease_and_term_keys_of_an_id_share_a_cluster_slot),
         cmocka_unit_test(test_key_holds_the_id_bytes_as_they_are),
         cmocka_unit_test(test_printable_escapes_control_bytes_and_cuts_long_ids),
+        cmocka_unit_test(test_limited_reader_refuses_a_huge_array_and_keeps_small_ones),
         cmocka_unit_test(test_random_replies_never_crash_the_parser),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,6 +140,24 @@ static void test_unknown_scheme_is_refused_naming_it(void **state)
     assert_non_null(strstr(reign_last_error(), "zookeeper"));
 }
 
+static void test_built_in_schemes_are_listed_once_each(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    int file = 0, mem = 0, noop = 0;
+    for (; reign_backend_scheme(n) != NULL; n++) {
+        const char *s = reign_backend_scheme(n);
+        file += strcmp(s, "file") == 0;
+        mem += strcmp(s, "mem") == 0;
+        noop += strcmp(s, "noop") == 0;
+        for (size_t k = 0; k < n; k++)
+            assert_string_not_equal(reign_backend_scheme(k), s);
+    }
+    assert_int_equal(file + mem + noop, 3); /* always built, once each */
+    assert_null(reign_backend_scheme(n + 1));
+    assert_null(reign_backend_scheme((size_t)-1));
+}
+
 static void test_unknown_query_parameter_is_refused_naming_it(void **state)
 {
     (void)state;
@@ -217,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_password_never_appears_in_parse_errors),
         cmocka_unit_test(test_durations_parse_with_units),
         cmocka_unit_test(test_unknown_scheme_is_refused_naming_it),
+        cmocka_unit_test(test_built_in_schemes_are_listed_once_each),
         cmocka_unit_test(test_unknown_query_parameter_is_refused_naming_it),
         cmocka_unit_test(test_bad_ttl_values_are_refused),
         cmocka_unit_test(test_options_version_zero_or_newer_is_refused),
