@@ -144,13 +144,20 @@ void test_renewals_of_a_thousand_resources_are_batched(void **state)
     for (int i = 0; i < MANY_FACTORIES; i++) {
         uint64_t batches = s1[i].renew_batches - s0[i].renew_batches;
         uint64_t ops = s1[i].ops_renew - s0[i].ops_renew;
+        uint64_t errors = s1[i].op_errors - s0[i].op_errors;
         double per_period = (double)batches / periods;
+        /* A renewal that failed (a timeout, a 5xx) is retried on its own
+         * schedule, in a batch of its own at worst: those may add to the
+         * regular one or two per period, and no more. */
+        double allowed = 3.0 + (double)errors / periods;
         print_message("conformance[%s]:   instance %c: %d held, %" PRIu64 " renewals in %" PRIu64
-                      " batches over %.2f renew periods (%.2f batches per period)\n",
-                      conf.backend, 'A' + i, held[i], ops, batches, periods, per_period);
-        CONF_CHECK(per_period <= 3.0,
+                      " batches over %.2f renew periods (%.2f batches per period; %" PRIu64
+                      " failed ops retried)\n",
+                      conf.backend, 'A' + i, held[i], ops, batches, periods, per_period, errors);
+        CONF_CHECK(per_period <= allowed,
                    "instance %c sent %" PRIu64 " renew batches in %.2f periods for %d leases: "
-                   "%.2f per period, more than 3", 'A' + i, batches, periods, held[i], per_period);
+                   "%.2f per period, more than 3 + %" PRIu64 " failed ops retried",
+                   'A' + i, batches, periods, held[i], per_period, errors);
         /* Each lease renews about once per period: at least periods - 1 times. */
         uint64_t min_ops = (uint64_t)held[i] * (uint64_t)(periods - 1.0);
         CONF_CHECK(ops >= min_ops, "instance %c renewed %" PRIu64 " times, expected at least %"
