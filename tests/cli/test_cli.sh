@@ -879,6 +879,67 @@ else
     skip "no password in any output (redis)" "needs REIGN_TEST_REDIS_URI, scripts/servers/redis.sh and redis-server"
 fi
 
+# ---- the same commands on every networked backend whose server the suite runs ---------------
+# lock, status (text and JSON), members and a brief shard on each URI given:
+# a user swaps backends by changing the URI and nothing else.
+
+backend_round() { # backend_round NAME URI
+    local name=$1 uri=$2 res pid
+    res="cli-$name-$$"
+    check_rc "$name: lock runs the command as master" 0 "$REIGN" lock --uri "$uri" --ttl 2000 "$res" -- true
+    "$REIGN" lock --uri "$uri" --ttl 2000 "$res" -- sleep 30 >"$TMP/$name-lock.log" 2>&1 &
+    pid=$!
+    started_pids+=("$pid")
+    if wait_for 10000 sh -c "'$REIGN' status --uri '$uri' '$res' 2>/dev/null | grep -qv 'no master'"; then
+        ok "$name: status shows the holder of a held resource"
+        check_rc "$name: a second lock --wait 0 gives up with 75" 75 \
+            "$REIGN" lock --uri "$uri" --ttl 2000 --wait 0 "$res" -- true
+        if have python3; then
+            check_rc "$name: status --json exits 0" 0 "$REIGN" status --json --uri "$uri" "$res"
+            if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d else 1)' "$TMP/out" 2>/dev/null; then
+                ok "$name: status --json is JSON"
+            else
+                not_ok "$name: status --json is JSON" "$(head -c 300 "$TMP/out")"
+            fi
+        fi
+    else
+        not_ok "$name: status shows the holder of a held resource" "$(cat "$TMP/$name-lock.log")"
+    fi
+    is_our_child "$pid" && kill -TERM "$pid" 2>/dev/null
+    wait_exit "$pid" 10000
+    if [ "$rc" -eq 143 ]; then
+        ok "$name: lock resigns and exits on SIGTERM"
+    else
+        not_ok "$name: lock resigns and exits on SIGTERM" "exit $rc"
+    fi
+    if wait_for 5000 sh -c "'$REIGN' status --uri '$uri' '$res' 2>/dev/null | grep -q 'no master'"; then
+        ok "$name: the resource is free at once after the resignation"
+    else
+        not_ok "$name: the resource is free at once after the resignation" "$("$REIGN" status --uri "$uri" "$res" 2>&1)"
+    fi
+    timeout -s TERM 4 "$REIGN" shard --uri "$uri" --ttl 2000 --instance "cli-$name" \
+        --count 3 >"$TMP/$name-shard.log" 2>&1
+    if grep -q "held=3" "$TMP/$name-shard.log"; then
+        ok "$name: a lone shard instance takes all 3 resources"
+    else
+        not_ok "$name: a lone shard instance takes all 3 resources" "$(tail -5 "$TMP/$name-shard.log")"
+    fi
+}
+
+net_done=0
+for spec in "postgres REIGN_TEST_POSTGRES_URI" "etcd REIGN_TEST_ETCD_URI" "s3 REIGN_TEST_S3_URI"; do
+    set -- $spec
+    uri=${!2:-}
+    if [ -z "$uri" ]; then
+        skip "$1: lock, status, shard" "$2 is not set"
+    elif ! "$REIGN" --help | grep -q "^Built into this reign:.*\b$1\b"; then
+        skip "$1: lock, status, shard" "this reign is built without $1"
+    else
+        backend_round "$1" "$uri"
+        net_done=$((net_done + 1))
+    fi
+done
+
 # ---- man page -------------------------------------------------------------------------------
 
 MAN=$ROOT/docs/reign.1
