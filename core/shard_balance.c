@@ -47,6 +47,7 @@ typedef struct shard_balancer {
     size_t *owner;           /* per item: index into the last member list */
     size_t self;             /* our index in that list, or BALANCE_NONE */
     int64_t *probe_at;       /* per item: next probe read */
+    int64_t *free_since;     /* per item: when a probe first read it masterless, 0 */
     int64_t probe_interval_ms;
 } shard_balancer;
 
@@ -183,7 +184,10 @@ static void shed_surplus(shard_balancer *b, int64_t now)
 }
 
 /* Read the unwanted, unheld items whose probe is due, in one batch; kick
- * those with no master so they campaign for a check interval. */
+ * those with no master so they campaign for a check interval. Masterless
+ * must be read twice, settle_ms apart: a resource read between its
+ * holder's resignation and its target's ACQUIRE (a handoff that a loaded
+ * machine slows down) must not be raced for, or it would move twice. */
 static void probe_masterless(shard_balancer *b, int64_t now)
 {
     reign_shard *s = b->shard;
@@ -193,8 +197,11 @@ static void probe_masterless(shard_balancer *b, int64_t now)
         return;
     for (size_t i = 0; i < s->n_items; i++) {
         shard_item *it = &s->items[i];
-        if (b->probe_at[i] > now || atomic_load(&it->wanted) ||
-            reign_election_is_master(it->election))
+        if (atomic_load(&it->wanted) || reign_election_is_master(it->election)) {
+            b->free_since[i] = 0; /* a later probe starts over */
+            continue;
+        }
+        if (b->probe_at[i] > now)
             continue;
         b->probe_at[i] = now + b->probe_interval_ms;
         due[n++] = i;
@@ -206,9 +213,16 @@ static void probe_masterless(shard_balancer *b, int64_t now)
             ids[k] = reign_election_resource(s->items[due[k]].election);
         if (reign_factory_read_masters(s->factory, ids, n, read) == REIGN_OK) {
             for (size_t k = 0; k < n; k++) {
-                if (read[k] == NULL) {
-                    atomic_store(&s->items[due[k]].probe_free, true);
-                    shard_kick(&s->items[due[k]]);
+                size_t i = due[k];
+                if (read[k] != NULL) {
+                    b->free_since[i] = 0;
+                } else if (b->free_since[i] == 0) {
+                    b->free_since[i] = now; /* look again once a handoff is surely over */
+                    b->probe_at[i] = now + b->settle_ms;
+                } else if (now - b->free_since[i] >= b->settle_ms) {
+                    b->free_since[i] = 0;
+                    atomic_store(&s->items[i].probe_free, true);
+                    shard_kick(&s->items[i]);
                 }
                 reign_master_free(read[k]);
             }
@@ -288,9 +302,11 @@ int shard_balancer_init(reign_shard *s, const reign_shard_config *config)
         return reign_error_set(REIGN_ENOMEM, "shard: out of memory");
     b->owner = calloc(s->n_items ? s->n_items : 1, sizeof *b->owner);
     b->probe_at = calloc(s->n_items ? s->n_items : 1, sizeof *b->probe_at);
-    if (b->owner == NULL || b->probe_at == NULL) {
+    b->free_since = calloc(s->n_items ? s->n_items : 1, sizeof *b->free_since);
+    if (b->owner == NULL || b->probe_at == NULL || b->free_since == NULL) {
         free(b->owner);
         free(b->probe_at);
+        free(b->free_since);
         free(b);
         return reign_error_set(REIGN_ENOMEM, "shard: out of memory");
     }
@@ -330,9 +346,11 @@ int shard_balancer_start(reign_shard *s)
     /* First probes spread over one interval after the first, so targets
      * are taken before anyone probes, and reads do not come in a burst. */
     int64_t now = now_ms(s);
-    for (size_t i = 0; i < s->n_items; i++)
+    for (size_t i = 0; i < s->n_items; i++) {
         b->probe_at[i] = now + b->probe_interval_ms +
                          (int64_t)(s->items[i].hash % (uint64_t)b->probe_interval_ms);
+        b->free_since[i] = 0;
+    }
     balance_once(b); /* targets before the first campaign */
     int err = pthread_create(&b->thread, NULL, balancer_main, b);
     if (err != 0)
@@ -369,6 +387,7 @@ void shard_balancer_destroy(reign_shard *s)
     free(b->view_key);
     free(b->owner);
     free(b->probe_at);
+    free(b->free_since);
     free(b);
     s->balancer = NULL;
 }

@@ -411,6 +411,66 @@ static void test_a_joining_shard_gets_its_share_and_nothing_moves_twice(void **s
     world_free(w);
 }
 
+/* A member that runs no shard (joined, never campaigns) owns about half
+ * the resources by the assignment. Nobody's target takes them, so the
+ * probes must: each is read masterless twice, settle time apart, before
+ * the live shard campaigns for it. */
+static void test_probes_take_what_a_silent_member_leaves_masterless(void **state)
+{
+    (void)state;
+    const size_t n = 20;
+    world *w = world_new(n);
+    char **ids = make_ids(n);
+    reign_options go = REIGN_OPTIONS_INIT;
+    go.ttl_ms = 1000;
+    go.instance_id = "ghost";
+    reign_factory *ghost = NULL;
+    assert_int_equal(reign_factory_open("mem://balance-probe", &go, &ghost), REIGN_OK);
+    reign_membership_config mc = REIGN_MEMBERSHIP_CONFIG_INIT;
+    mc.refresh_interval_ms = 100;
+    mc.stabilization_ms = 200;
+    assert_int_equal(reign_factory_join(ghost, &mc), REIGN_OK);
+
+    instance in[1];
+    in[0].ctx = (shard_ctx){.w = w, .index = 0};
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.ttl_ms = 1000;
+    o.instance_id = "live";
+    assert_int_equal(reign_factory_open("mem://balance-probe", &o, &in[0].f), REIGN_OK);
+    reign_shard_config c = fast_config(&in[0].ctx);
+    c.membership.refresh_interval_ms = 100;
+    c.membership.stabilization_ms = 200;
+    c.probe_interval_ms = 300;
+    assert_int_equal(reign_shard_new(in[0].f, (const char *const *)ids, n, &c, &in[0].s),
+                     REIGN_OK);
+    int64_t t0 = reign_monotonic_ms();
+    assert_int_equal(reign_shard_start(in[0].s), REIGN_OK);
+    reign_shard_balance b;
+    assert_int_equal(reign_shard_balance_info(in[0].s, &b), REIGN_OK);
+    assert_int_equal(b.members, 2);
+    assert_true(b.target > 0 && b.target < n); /* the ghost owns the rest */
+
+    /* Before a second read could have confirmed any (first probe at one
+     * interval, second settle time later), only its own targets. */
+    struct timespec early = {0, 450 * 1000000};
+    nanosleep(&early, NULL);
+    assert_true(held_by(in, 0) <= b.target);
+    assert_true(wait_for(w, NULL, 10000, 0)); /* all held by shard 0 */
+    int64_t took = reign_monotonic_ms() - t0;
+    /* the first probes come after one interval (and are spread over the
+     * next), then a second read settle time (2 refreshes) later */
+    print_message("probes took the silent member's %zu resources in %lld ms\n", n - b.target,
+                  (long long)took);
+    assert_true(took >= 300 + 200);
+    assert_int_equal(held_by(in, 0), n);
+
+    close_instances(in, 1);
+    assert_int_equal(reign_factory_leave(ghost), REIGN_OK);
+    assert_int_equal(reign_factory_close(ghost), REIGN_OK);
+    free_ids(ids, n);
+    world_free(w);
+}
+
 static void test_bad_shard_configs_are_refused_naming_the_field(void **state)
 {
     (void)state;
@@ -467,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_every_resource_ends_with_exactly_one_master),
         cmocka_unit_test(test_stopping_one_shard_hands_its_resources_to_the_others),
         cmocka_unit_test(test_many_resources_run_on_two_threads),
+        cmocka_unit_test(test_probes_take_what_a_silent_member_leaves_masterless),
         cmocka_unit_test(test_bad_shard_configs_are_refused_naming_the_field),
         cmocka_unit_test(test_shards_started_together_split_resources_evenly),
         cmocka_unit_test(test_a_joining_shard_gets_its_share_and_nothing_moves_twice),
