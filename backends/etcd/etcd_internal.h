@@ -14,6 +14,7 @@
 
 #include "etcd_config.h"
 #include "etcd_held.h"
+#include "etcd_json.h"
 #include "reign/backend.h"
 
 #define ETCD_ERR_SIZE 320
@@ -102,6 +103,7 @@ typedef struct etcd_watch {
     int timer_fd;          /* armed by curl's timer callback */
     char *buf;             /* stream bytes not yet framed */
     size_t len, cap;
+    etcd_json_framer framer; /* how far into buf the next frame was scanned */
     size_t endpoint;       /* the endpoint it streams from */
     bool established;      /* etcd said created and not canceled */
     bool broken;           /* ended: restart at the next execute */

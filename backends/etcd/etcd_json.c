@@ -19,7 +19,6 @@
 #include "reign/reign.h"
 
 /* Deepest nesting the stream framer accepts; etcd's messages are 5 deep. */
-#define FRAME_MAX_DEPTH 64
 
 /* ---- 1. Field helpers ------------------------------------------------------ */
 
@@ -570,51 +569,67 @@ int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revis
 
 /* ---- 5. The watch stream ------------------------------------------------------------ */
 
-int etcd_json_frame(const char *buf, size_t len, size_t *frame_len)
+void etcd_json_framer_reset(etcd_json_framer *fr)
 {
-    size_t i = 0;
-    while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
-        i++;
-    if (i == len)
-        return 0;
-    if (buf[i] != '{')
-        return REIGN_EPROTO;
-    char open[FRAME_MAX_DEPTH]; /* the bracket each level was opened with */
-    int depth = 0;
-    bool in_string = false, escaped = false;
+    fr->pos = 0;
+    fr->depth = 0;
+    fr->in_string = fr->escaped = false;
+}
+
+int etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len, size_t *frame_len)
+{
+    size_t i = fr->pos;
+    if (fr->depth == 0) {
+        while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
+            i++;
+        fr->pos = i;
+        if (i == len)
+            return 0;
+        if (buf[i] != '{')
+            return REIGN_EPROTO;
+    }
     for (; i < len; i++) {
         char c = buf[i];
-        if (in_string) {
-            if (escaped)
-                escaped = false;
+        if (fr->in_string) {
+            if (fr->escaped)
+                fr->escaped = false;
             else if (c == '\\')
-                escaped = true;
+                fr->escaped = true;
             else if (c == '"')
-                in_string = false;
+                fr->in_string = false;
             continue;
         }
         switch (c) {
-        case '"': in_string = true; break;
+        case '"': fr->in_string = true; break;
         case '{':
         case '[':
-            if (depth == FRAME_MAX_DEPTH)
+            if (fr->depth == ETCD_FRAME_MAX_DEPTH)
                 return REIGN_EPROTO;
-            open[depth++] = c;
+            fr->open[fr->depth++] = c;
             break;
         case '}':
         case ']':
-            if (depth == 0 || open[depth - 1] != (c == '}' ? '{' : '['))
+            if (fr->depth == 0 || fr->open[fr->depth - 1] != (c == '}' ? '{' : '['))
                 return REIGN_EPROTO;
-            depth--;
-            if (depth == 0) {
+            fr->depth--;
+            if (fr->depth == 0) {
                 *frame_len = i + 1;
+                fr->pos = i + 1;
                 return 1;
             }
             break;
         default: break;
         }
     }
+    fr->pos = len;
     return 0;
+}
+
+int etcd_json_frame(const char *buf, size_t len, size_t *frame_len)
+{
+    etcd_json_framer fr;
+    etcd_json_framer_reset(&fr);
+    return etcd_json_framer_next(&fr, buf, len, frame_len);
 }
 
 void etcd_watch_msg_clear(etcd_watch_msg *msg)

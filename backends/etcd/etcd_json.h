@@ -118,6 +118,22 @@ int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revis
  * object (garbage). Strings and escapes are honoured; depth is bounded. */
 int etcd_json_frame(const char *buf, size_t len, size_t *frame_len);
 
+/* The same, resumable: a stream that arrives a byte at a time is scanned
+ * once, not once per piece (which a hostile gateway trickling a large
+ * object could turn into quadratic work for the engine thread). Call next
+ * with the same buffer, grown at its end, until it returns 1 or
+ * REIGN_EPROTO; then reset before framing what follows the frame. */
+#define ETCD_FRAME_MAX_DEPTH 64
+typedef struct etcd_json_framer {
+    size_t pos;   /* bytes of the buffer scanned so far */
+    int depth;    /* 0: before the object's opening brace */
+    bool in_string, escaped;
+    char open[ETCD_FRAME_MAX_DEPTH]; /* the bracket each level was opened with */
+} etcd_json_framer;
+
+void etcd_json_framer_reset(etcd_json_framer *fr);
+int etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len, size_t *frame_len);
+
 typedef struct etcd_watch_msg {
     bool created;
     bool canceled;

@@ -116,6 +116,7 @@ static void watch_stop(etcd_watch *w)
     free(w->body);
     w->body = NULL;
     w->len = 0;
+    etcd_json_framer_reset(&w->framer);
     w->established = false;
     if (w->timer_fd >= 0) {
         struct itimerspec off = {0};
@@ -269,7 +270,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
     size_t used = 0;
     while (!over && w->len > used) {
         size_t flen = 0;
-        int f = etcd_json_frame(w->buf + used, w->len - used, &flen);
+        int f = etcd_json_framer_next(&w->framer, w->buf + used, w->len - used, &flen);
         if (f == 0)
             break;
         if (f < 0) {
@@ -281,6 +282,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
             over = true;
             break;
         }
+        etcd_json_framer_reset(&w->framer); /* the next frame starts after this one */
         if (!watch_message(s, w->buf + used, flen, released, ctx))
             over = true;
         used += flen;

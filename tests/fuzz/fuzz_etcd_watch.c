@@ -1,8 +1,9 @@
 /* Fuzz target: the etcd watch stream, which arrives in pieces cut
  * anywhere. The bytes after the first are fed in pieces whose sizes come
- * from byte 0, framed with etcd_json_frame as etcd_watch.c does, and each
- * frame decoded with etcd_json_watch. Oracle: the frames found must not
- * depend on where the stream was cut (the same as framing it whole). */
+ * from byte 0, framed with the resumable etcd_json_framer as etcd_watch.c
+ * does, and each frame decoded with etcd_json_watch. Oracle: the frames
+ * found must not depend on where the stream was cut (the same as framing
+ * it whole, from scratch, with etcd_json_frame). */
 #include "etcd/etcd_json.h"
 #include "fuzz_common.h"
 #include "reign/reign.h"
@@ -15,12 +16,17 @@ typedef struct frames {
     int garbage; /* stopped on REIGN_EPROTO */
 } frames;
 
-/* Frame what is buffered; `final`: no more bytes will come. */
-static void frame_all(const char *stream, size_t avail, size_t *used, frames *out)
+/* Frame what is buffered: with a resumable framer (fr, as etcd_watch.c
+ * does) or, with fr NULL, from scratch each time. */
+static void frame_all(const char *stream, size_t avail, size_t *used, frames *out,
+                      etcd_json_framer *fr)
 {
     while (!out->garbage && *used < avail && out->n < MAX_FRAMES) {
         size_t flen = 0;
-        int f = etcd_json_frame(stream + *used, avail - *used, &flen);
+        int f = fr != NULL ? etcd_json_framer_next(fr, stream + *used, avail - *used, &flen)
+                           : etcd_json_frame(stream + *used, avail - *used, &flen);
+        if (f == 1 && fr != NULL)
+            etcd_json_framer_reset(fr);
         if (f == 0)
             return;
         if (f < 0) {
@@ -68,18 +74,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the reference: everything at once */
     frames whole = {{0}, {0}, 0, 0};
     size_t used_whole = 0;
-    frame_all(stream, total, &used_whole, &whole);
+    frame_all(stream, total, &used_whole, &whole, NULL);
 
     /* the same bytes in pieces of 1..16 bytes (a simple generator from the
      * seed byte picks each size) */
     frames cut = {{0}, {0}, 0, 0};
     size_t avail = 0, used = 0;
+    etcd_json_framer fr;
+    etcd_json_framer_reset(&fr);
     unsigned x = seed | 1;
     while (avail < total && !cut.garbage && cut.n < MAX_FRAMES) {
         x = x * 1103515245u + 12345u;
         size_t piece = (x >> 16) % 16 + 1;
         avail = avail + piece < total ? avail + piece : total;
-        frame_all(stream, avail, &used, &cut);
+        frame_all(stream, avail, &used, &cut, &fr);
     }
     if (cut.n < MAX_FRAMES && whole.n < MAX_FRAMES) {
         FUZZ_CHECK(cut.n == whole.n && cut.garbage == whole.garbage,

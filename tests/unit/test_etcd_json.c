@@ -514,6 +514,8 @@ static void feed_watch(const char *stream, size_t len, size_t step, watch_seen *
     size_t have = 0;
     assert_non_null(buf);
     memset(seen, 0, sizeof *seen);
+    etcd_json_framer fr; /* resumable, as etcd_watch.c frames */
+    etcd_json_framer_reset(&fr);
     for (size_t pos = 0; pos < len;) {
         size_t n = step < len - pos ? step : len - pos;
         memcpy(buf + have, stream + pos, n);
@@ -521,10 +523,13 @@ static void feed_watch(const char *stream, size_t len, size_t step, watch_seen *
         pos += n;
         for (;;) {
             size_t flen = 0;
-            int f = etcd_json_frame(buf, have, &flen);
+            int f = etcd_json_framer_next(&fr, buf, have, &flen);
             assert_true(f >= 0);
-            if (f == 0)
+            if (f == 0) {
+                assert_int_equal(fr.pos, have); /* scanned once: the next call resumes */
                 break;
+            }
+            etcd_json_framer_reset(&fr);
             etcd_watch_msg m;
             int grpc = 0;
             char err[256];
