@@ -6,6 +6,7 @@
 
 #include "engine.h"
 #include "error.h"
+#include "members.h"
 
 static void index_insert(reign_factory *f, reign_election *e)
 {
@@ -67,6 +68,7 @@ int reign_election_new(reign_factory *f, const char *resource_id, reign_election
     e->factory = f;
     e->resource_len = strlen(resource_id);
     e->hash = reign_engine_hash(e->resource, e->resource_len);
+    e->bookkeeping = strncmp(resource_id, REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
     pthread_mutex_lock(&f->mu);
     if (f->stopping) {
         rc = reign_error_set(REIGN_ECLOSED, "election_new: factory is closing");

@@ -74,9 +74,10 @@ void reign_engine_wake(reign_factory *f)
 void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_kind kind,
                               uint64_t term, reign_lost_reason reason)
 {
-    if (kind == REIGN_EVENT_GAINED)
+    /* The membership's slot is not one of the user's resources. */
+    if (!e->bookkeeping && kind == REIGN_EVENT_GAINED)
         f->stats.gained++;
-    else
+    else if (!e->bookkeeping)
         f->stats.lost++;
     if (f->n_events == f->cap_events) {
         size_t cap = f->cap_events ? f->cap_events * 2 : 16;
@@ -100,7 +101,8 @@ void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_los
     e->master = false;
     e->release_pending = true;
     e->release_term = e->held_term;
-    f->stats.masterships--;
+    if (!e->bookkeeping)
+        f->stats.masterships--;
     reign_engine_queue_event(f, e, REIGN_EVENT_LOST, e->held_term, reason);
 }
 
@@ -112,7 +114,8 @@ static void set_master(reign_factory *f, reign_election *e, uint64_t term, reign
     e->renew_at = t_sent + f->renew_ns;
     atomic_store(&e->term, term);
     atomic_store(&e->deadline_ns, deadline);
-    f->stats.masterships++;
+    if (!e->bookkeeping)
+        f->stats.masterships++;
     reign_engine_queue_event(f, e, REIGN_EVENT_GAINED, term, REIGN_LOST_NONE);
 }
 

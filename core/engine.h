@@ -42,6 +42,7 @@ struct reign_election {
     bool in_flight;          /* an op for it is in the batch being executed */
     bool closing;            /* close requested */
     bool removed;            /* the engine dropped it: the closer may free */
+    bool bookkeeping;        /* the membership's slot lease: not counted in stats */
     unsigned waiters;        /* threads inside reign_election_wait */
     reign_election *next_in_bucket;
     reign_election *prev, *next; /* factory's list */

@@ -101,7 +101,7 @@ static int collect_terms(reign_factory *f, held_term **out, size_t *n_out, size_
         return REIGN_ENOMEM;
     for (reign_election *e = f->elections; e && n < cap; e = e->next) {
         /* The membership's own slot lease is bookkeeping, not a resource. */
-        if (!e->master || strncmp(e->resource, REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0)
+        if (!e->master || e->bookkeeping)
             continue;
         terms[n].resource = strdup(e->resource);
         if (terms[n].resource == NULL)

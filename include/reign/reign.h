@@ -216,8 +216,8 @@ typedef struct reign_stats {
     uint64_t op_errors;      /* ops that failed (backend errors) */
     uint64_t notifications;  /* wake-ups from the backend's notification fd */
     uint64_t renew_batches;  /* batches that carried at least one RENEW */
-    uint64_t gained, lost;   /* mastership transitions */
-    size_t masterships;      /* currently held */
+    uint64_t gained, lost;   /* mastership transitions (of resources: not the member slot) */
+    size_t masterships;      /* resources currently held (the member slot is not counted) */
 } reign_stats;
 
 REIGN_EXTERN int reign_factory_stats(reign_factory *factory, reign_stats *out);

@@ -369,6 +369,39 @@ static void test_metrics_never_give_two_resources_one_label(void **state)
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
+/* A joined factory leases a member slot; that is bookkeeping, not one of
+ * the user's resources: stats, health and metrics count resources only. */
+static void test_the_member_slot_is_not_counted_as_a_mastership(void **state)
+{
+    (void)state;
+    reign_factory *f = open_mem("slot-count", "a");
+    reign_membership_config mc = REIGN_MEMBERSHIP_CONFIG_INIT;
+    assert_int_equal(reign_factory_join(f, &mc), REIGN_OK);
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
+    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
+    reign_stats st;
+    assert_int_equal(reign_factory_stats(f, &st), REIGN_OK);
+    assert_int_equal(st.masterships, 1);
+    assert_int_equal(st.gained, 1);
+    reign_health h;
+    assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
+    assert_int_equal(h.masterships, 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    assert_int_equal(reign_metrics_write(f, out), REIGN_OK);
+    fclose(out);
+    assert_non_null(strstr(text, "reign_masterships{backend=\"mem\"} 1\n"));
+    free(text);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    assert_int_equal(reign_factory_stats(f, &st), REIGN_OK);
+    assert_int_equal(st.masterships, 0);
+    assert_int_equal(reign_factory_leave(f), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
 static void test_health_turns_bad_when_the_backend_fails_and_recovers(void **state)
 {
     (void)state;
@@ -413,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_bad_resource_ids_are_refused),
         cmocka_unit_test(test_backend_failure_is_an_error_not_a_master),
         cmocka_unit_test(test_metrics_show_masterships_terms_and_escaped_names),
+        cmocka_unit_test(test_the_member_slot_is_not_counted_as_a_mastership),
         cmocka_unit_test(test_metrics_never_give_two_resources_one_label),
         cmocka_unit_test(test_health_turns_bad_when_the_backend_fails_and_recovers),
     };
