@@ -111,6 +111,7 @@ static void set_master(reign_factory *f, reign_election *e, uint64_t term, reign
 {
     e->master = true;
     e->held_term = term;
+    e->retry_release = false; /* a new lease: the old one is gone */
     e->renew_at = t_sent + f->renew_ns;
     atomic_store(&e->term, term);
     atomic_store(&e->deadline_ns, deadline);
@@ -193,6 +194,7 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
         if (e->in_flight)
             continue;
         if (e->closing && !e->master && !e->release_pending) {
+            e->retry_release = false; /* best effort: a closed election waits for nothing */
             if (removals->n == removals->cap) {
                 size_t cap = removals->cap ? removals->cap * 2 : 8;
                 reign_election **items = realloc(removals->items, cap * sizeof *items);
@@ -206,7 +208,12 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
             continue;
         }
         int rc = REIGN_OK;
-        if (e->release_pending) {
+        if (e->retry_release && !e->release_pending && !e->master &&
+            e->retry_release_at > now) {
+            next = min_ns(next, e->retry_release_at); /* nothing else until then */
+            continue;
+        }
+        if (e->release_pending || (e->retry_release && !e->master)) {
             rc = batch_push(b, REIGN_OP_RELEASE, e->resource, e->resource_len, e->release_term, e,
                             NULL);
             f->stats.ops_release++;
@@ -393,8 +400,18 @@ static void apply_renew(reign_factory *f, reign_election *e, reign_op *op, reign
 
 static void apply_release(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns now)
 {
-    if (op->result == REIGN_RES_ERROR || op->result == REIGN_RES_UNSET)
-        log_op_error(f, e, op); /* harmless: the lease expires on the backend */
+    bool failed = op->result == REIGN_RES_ERROR || op->result == REIGN_RES_UNSET;
+    if (failed)
+        log_op_error(f, e, op); /* safe either way: the lease expires on the backend */
+    if (e->release_term == op->term) {
+        if (failed && !e->retry_release) {
+            e->retry_release = true;
+            e->retry_release_until = now + (reign_mono_ns)f->ttl_ms * REIGN_NS_PER_MS;
+        }
+        if (!failed || now >= e->retry_release_until || e->closing || f->stopping)
+            e->retry_release = false;
+        e->retry_release_at = now + f->renew_ns / 6;
+    }
     if (e->release_pending && e->release_term == op->term)
         e->release_pending = false;
     /* After LOST (someone else's lease, e.g. two instances configured with

@@ -39,6 +39,13 @@ struct reign_election {
     reign_mono_ns retry_at;  /* next ACQUIRE when campaigning */
     bool release_pending;    /* a RELEASE of release_term is owed */
     uint64_t release_term;
+    /* A RELEASE that failed (the backend erred or timed out) is tried again,
+     * at retry_release_at, until retry_release_until (a TTL after the first
+     * failure, when the lease has expired anyway): candidates then take
+     * over promptly after a blip instead of waiting out the lease. Nobody
+     * waits for these retries (resign and close return after the first). */
+    bool retry_release;
+    reign_mono_ns retry_release_at, retry_release_until;
     bool in_flight;          /* an op for it is in the batch being executed */
     bool closing;            /* close requested */
     bool removed;            /* the engine dropped it: the closer may free */

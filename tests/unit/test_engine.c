@@ -193,8 +193,10 @@ static void test_many_elections_acquire_in_few_batches(void **state)
     assert_int_equal(reign_factory_stats(f, &after), REIGN_OK);
     assert_int_equal(after.masterships, N);
     assert_int_equal(after.ops_acquire - before.ops_acquire, N);
-    /* Starting races with the engine: a few batches, never one per election. */
-    if (after.batches - before.batches > 50)
+    /* Starting races with the engine, which gathers whatever is due each
+     * time it wakes: a slow starter (TSan on a loaded machine saw 54) gives
+     * it a handful per batch; one per election would be 500. */
+    if (after.batches - before.batches > N / 5)
         fail_msg("%llu batches for %d acquisitions",
                  (unsigned long long)(after.batches - before.batches), N);
     /* Over three renew periods, renewals ride together. */
@@ -402,6 +404,48 @@ static void test_the_member_slot_is_not_counted_as_a_mastership(void **state)
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
+/* A resignation whose RELEASE fails (a backend blip) is retried: the
+ * candidate takes over once the backend answers again, not a TTL later. */
+static void test_a_failed_release_is_retried_so_the_handoff_stays_prompt(void **state)
+{
+    (void)state;
+    char uri[] = "mem://release-retry";
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.ttl_ms = 4000;
+    o.retry_interval_ms = 50;
+    reign_factory *fa = NULL, *fb = NULL;
+    o.instance_id = "a";
+    assert_int_equal(reign_factory_open(uri, &o, &fa), REIGN_OK);
+    o.instance_id = "b";
+    assert_int_equal(reign_factory_open(uri, &o, &fb), REIGN_OK);
+    reign_election *ea = NULL, *eb = NULL;
+    assert_int_equal(reign_election_new(fa, "r", &ea), REIGN_OK);
+    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
+    assert_int_equal(reign_election_new(fb, "r", &eb), REIGN_OK);
+    assert_int_equal(reign_election_start(eb), REIGN_OK);
+    assert_true(wait_master(eb, true, 200) < 0);
+
+    assert_int_equal(reign_mem_set_fault("release-retry", REIGN_MEM_FAULT_FAIL), REIGN_OK);
+    int64_t resigned = reign_monotonic_ms();
+    assert_int_equal(reign_election_resign(ea), REIGN_OK); /* returns after the failed try */
+    assert_false(reign_election_is_master(ea));
+    struct timespec blip = {0, 200 * 1000000};
+    nanosleep(&blip, NULL);
+    assert_false(reign_election_is_master(eb));
+    assert_int_equal(reign_mem_set_fault("release-retry", REIGN_MEM_FAULT_NONE), REIGN_OK);
+
+    /* the lease would last until about 4 s after its last renewal */
+    assert_true(wait_master(eb, true, 3000) >= 0);
+    int64_t took = reign_monotonic_ms() - resigned;
+    print_message("handoff after a failed RELEASE: %lld ms (ttl 4000 ms)\n", (long long)took);
+    assert_true(took < 1500);
+
+    assert_int_equal(reign_election_close(eb), REIGN_OK);
+    assert_int_equal(reign_election_close(ea), REIGN_OK);
+    assert_int_equal(reign_factory_close(fb), REIGN_OK);
+    assert_int_equal(reign_factory_close(fa), REIGN_OK);
+}
+
 static void test_health_turns_bad_when_the_backend_fails_and_recovers(void **state)
 {
     (void)state;
@@ -447,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_backend_failure_is_an_error_not_a_master),
         cmocka_unit_test(test_metrics_show_masterships_terms_and_escaped_names),
         cmocka_unit_test(test_the_member_slot_is_not_counted_as_a_mastership),
+        cmocka_unit_test(test_a_failed_release_is_retried_so_the_handoff_stays_prompt),
         cmocka_unit_test(test_metrics_never_give_two_resources_one_label),
         cmocka_unit_test(test_health_turns_bad_when_the_backend_fails_and_recovers),
     };
