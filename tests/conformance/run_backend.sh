@@ -77,6 +77,13 @@ case "$backend" in
     [ -n "${REIGN_TEST_ETCD_URI:-}" ] ||
       skip "REIGN_TEST_ETCD_URI is not set; e.g. eval \"\$(scripts/servers/etcd.sh start /tmp/etcd)\""
     export REIGN_CONF_URI=$REIGN_TEST_ETCD_URI REIGN_CONF_CAPS="${REIGN_TEST_ETCD_CAPS:-}"
+    # etcd grants leases in whole seconds, and 1,000 renewals are one
+    # keep-alive plus a range of the whole prefix: at a 1 s TTL the renew
+    # period and the op timeout are 333 ms, which a loaded 2-core machine
+    # running the ASan build overran in CI (a renew tick late, some ops timed
+    # out; no resource went without its master). The 1,000-resource cases
+    # use a 3 s TTL.
+    export REIGN_CONF_MANY_TTL_MS=${REIGN_CONF_MANY_TTL_MS:-3000}
     [ -n "${REIGN_TEST_ETCD_CTL:-}" ] && export REIGN_CONF_SERVER_CTL=$REIGN_TEST_ETCD_CTL
     exec "$prog"
     ;;
