@@ -1,10 +1,11 @@
 /* The HTTP backends (etcd://, s3://) against a server that misbehaves:
  * garbage, a stall, an answer cut short, a trickle. Opening fails within
- * its timeout with a named error that shows no secret; an etcd master whose
- * gateway stops answering stops believing by its deadline and is master
- * again once it answers (through the proxy in front of a real etcd this
- * test starts with scripts/servers/etcd.sh, else the one of
- * $REIGN_TEST_ETCD_URI, else skipped with the reason). */
+ * its timeout with a named error that shows no secret; an etcd or s3 master
+ * whose server stalls or answers garbage stops believing by its deadline and
+ * is master again once it answers (through the proxy in front of a real etcd
+ * this test starts with scripts/servers/etcd.sh, else the one of
+ * $REIGN_TEST_ETCD_URI; for s3 the RGW of $REIGN_TEST_S3_URI; else skipped
+ * with the reason). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,18 +142,16 @@ static void test_etcd_open_against_a_misbehaving_gateway_fails_in_bounded_time(v
     open_fails_in_every_bad_mode("etcd://127.0.0.1:%d?prefix=/misbehave", false);
 }
 
-static void etcd_master_survives(misbehave_mode mode)
+/* Through a forwarding proxy in front of a real server (upstream port):
+ * become master, switch the proxy to `mode`, and the master must stop
+ * believing by its deadline; switch back, and it must be master again.
+ * uri_format has one %d, for the proxy's port. */
+static void master_survives(int upstream, const char *uri_format, misbehave_mode mode)
 {
-    int port = etcd_port;
-    if (port == 0) {
-        print_message("skipped: no etcd: %s\n", skip_reason);
-        skip();
-    }
-    misbehave *m = misbehave_start(port, MISBEHAVE_FORWARD);
+    misbehave *m = misbehave_start(upstream, MISBEHAVE_FORWARD);
     assert_non_null(m);
-    char uri[128];
-    snprintf(uri, sizeof uri, "etcd://127.0.0.1:%d?prefix=/misbehave-%d", misbehave_port(m),
-             (int)mode);
+    char uri[256];
+    snprintf(uri, sizeof uri, uri_format, misbehave_port(m));
     capture c = {""};
     reign_factory *f = NULL;
     if (open_uri(uri, TTL_MS, &c, &f) != REIGN_OK)
@@ -182,14 +181,28 @@ static void etcd_master_survives(misbehave_mode mode)
         fail_msg("mode %d: still believed master %lld ms after the server went bad (ttl %d)",
                  (int)mode, (long long)(ended - switched), TTL_MS);
     misbehave_set(m, MISBEHAVE_FORWARD);
-    /* etcd keeps the old key until its lease (TTL) runs out */
+    /* the server keeps the old lease until it runs out (etcd) or observers
+     * have seen it unchanged for a TTL (s3) */
     int rc = reign_election_wait(e, 4 * TTL_MS + 3000);
     if (rc != REIGN_OK)
-        fail_msg("mode %d: not master again after the gateway recovered: %s (%s)", (int)mode,
+        fail_msg("mode %d: not master again after the server recovered: %s (%s)", (int)mode,
                  reign_status_str(rc), reign_last_error());
+    print_message("mode %d: belief ended %lld ms after the switch (ttl %d ms); master again\n",
+                  (int)mode, (long long)(ended - switched), TTL_MS);
     assert_int_equal(reign_election_close(e), REIGN_OK);
     assert_int_equal(reign_factory_close(f), REIGN_OK);
     misbehave_stop(m);
+}
+
+static void etcd_master_survives(misbehave_mode mode)
+{
+    if (etcd_port == 0) {
+        print_message("skipped: no etcd: %s\n", skip_reason);
+        skip();
+    }
+    char format[64];
+    snprintf(format, sizeof format, "etcd://127.0.0.1:%%d?prefix=/misbehave-%d", (int)mode);
+    master_survives(etcd_port, format, mode);
 }
 
 static void test_etcd_master_stops_believing_by_its_deadline_when_the_gateway_stalls(void **state)
@@ -207,6 +220,10 @@ static void test_etcd_master_stops_believing_by_its_deadline_when_the_gateway_se
 #endif
 
 #ifdef REIGN_WITH_S3
+/* The real credentials (of $REIGN_TEST_S3_URI's server), kept before the
+ * open test replaces them with a fake secret. */
+static char s3_key[128], s3_secret[128];
+
 static void test_s3_open_against_a_misbehaving_endpoint_fails_without_the_secret(void **state)
 {
     (void)state;
@@ -215,6 +232,38 @@ static void test_s3_open_against_a_misbehaving_endpoint_fails_without_the_secret
     unsetenv("AWS_SESSION_TOKEN");
     open_fails_in_every_bad_mode(
         "s3://bucket/p/?endpoint=http://127.0.0.1:%d&region=us-east-1&path_style=1", true);
+}
+
+/* A master on RGW ($REIGN_TEST_S3_URI, through the proxy) whose endpoint
+ * stalls or answers garbage. */
+static void s3_master_survives(misbehave_mode mode)
+{
+    const char *uri = getenv("REIGN_TEST_S3_URI");
+    const char *ep = uri != NULL ? strstr(uri, "endpoint=http://127.0.0.1:") : NULL;
+    if (ep == NULL || s3_key[0] == '\0') {
+        print_message("skipped: REIGN_TEST_S3_URI (with endpoint=http://127.0.0.1:PORT) and "
+                      "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set\n");
+        skip();
+    }
+    setenv("AWS_ACCESS_KEY_ID", s3_key, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", s3_secret, 1);
+    int port = atoi(ep + strlen("endpoint=http://127.0.0.1:"));
+    master_survives(port, "s3://reign/misbehave?endpoint=http://127.0.0.1:%d&path_style=1"
+                          "&region=us-east-1",
+                    mode);
+}
+
+static void test_s3_master_stops_believing_by_its_deadline_when_the_endpoint_stalls(void **state)
+{
+    (void)state;
+    s3_master_survives(MISBEHAVE_STALL);
+}
+
+static void test_s3_master_stops_believing_by_its_deadline_when_the_endpoint_sends_garbage(
+    void **state)
+{
+    (void)state;
+    s3_master_survives(MISBEHAVE_GARBAGE);
 }
 #endif
 
@@ -229,6 +278,13 @@ static void test_nothing_to_run_without_http_backends(void **state)
 
 int main(void)
 {
+#ifdef REIGN_WITH_S3
+    const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
+    if (key != NULL && secret != NULL) {
+        snprintf(s3_key, sizeof s3_key, "%s", key);
+        snprintf(s3_secret, sizeof s3_secret, "%s", secret);
+    }
+#endif
     const struct CMUnitTest tests[] = {
 #ifdef REIGN_WITH_ETCD
         cmocka_unit_test(test_etcd_open_against_a_misbehaving_gateway_fails_in_bounded_time),
@@ -238,6 +294,9 @@ int main(void)
 #endif
 #ifdef REIGN_WITH_S3
         cmocka_unit_test(test_s3_open_against_a_misbehaving_endpoint_fails_without_the_secret),
+        cmocka_unit_test(test_s3_master_stops_believing_by_its_deadline_when_the_endpoint_stalls),
+        cmocka_unit_test(
+            test_s3_master_stops_believing_by_its_deadline_when_the_endpoint_sends_garbage),
 #endif
         cmocka_unit_test(test_nothing_to_run_without_http_backends),
     };
