@@ -315,12 +315,11 @@ static void record_batch(reign_factory *f, int rc, reign_mono_ns t_sent, reign_m
 
 static void log_op_error(reign_factory *f, const reign_election *e, const reign_op *op)
 {
-    static const char *const names[] = {"?", "ACQUIRE", "RENEW", "RELEASE", "READ"};
     f->stats.op_errors++;
     if (op->kind >= REIGN_OP_ACQUIRE && op->kind <= REIGN_OP_READ)
         f->metrics.op_errors[op->kind]++;
     reign_log(&f->logger, REIGN_LOG_DEBUG, "engine", "%s %.*s failed: %s",
-              names[op->kind <= REIGN_OP_READ ? op->kind : 0], (int)e->resource_len, e->resource,
+              reign_op_kind_name(op->kind), (int)e->resource_len, e->resource,
               op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
 }
 

@@ -95,3 +95,55 @@ void reign_op_fail(reign_op *op, int status, const char *fmt, ...)
     op->out_status = status != REIGN_OK ? status : REIGN_EBACKEND;
     op->result = REIGN_RES_ERROR;
 }
+
+const char *reign_op_kind_name(reign_op_kind kind)
+{
+    switch (kind) {
+    case REIGN_OP_ACQUIRE: return "ACQUIRE";
+    case REIGN_OP_RENEW: return "RENEW";
+    case REIGN_OP_RELEASE: return "RELEASE";
+    case REIGN_OP_READ: return "READ";
+    }
+    return "op";
+}
+
+/* One byte as shown in messages; returns its length (1 or 4). */
+static size_t printable_piece(unsigned char c, char piece[5])
+{
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+        piece[0] = (char)c;
+        piece[1] = '\0';
+        return 1;
+    }
+    snprintf(piece, 5, "\\x%02x", c);
+    return 4;
+}
+
+char *reign_printable(const void *bytes, size_t len, char *out, size_t out_size)
+{
+    static const char ellipsis[] = "...";
+    const unsigned char *s = bytes;
+    char piece[5];
+    if (out_size == 0)
+        return out;
+    size_t total = 0;
+    for (size_t i = 0; i < len; i++)
+        total += printable_piece(s[i], piece);
+    /* Whole pieces only; room for "..." when it does not all fit. */
+    size_t budget = total < out_size ? out_size - 1
+                                     : (out_size > sizeof ellipsis ? out_size - sizeof ellipsis : 0);
+    size_t j = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = printable_piece(s[i], piece);
+        if (j + n > budget)
+            break;
+        memcpy(out + j, piece, n);
+        j += n;
+    }
+    if (total >= out_size && j + sizeof ellipsis <= out_size) {
+        memcpy(out + j, ellipsis, sizeof ellipsis - 1);
+        j += sizeof ellipsis - 1;
+    }
+    out[j] = '\0';
+    return out;
+}

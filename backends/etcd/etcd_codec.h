@@ -39,8 +39,4 @@ int etcd_key_resource(const char *prefix, const unsigned char *key, size_t key_l
  * (the key with its last byte below 0xff incremented), malloc'd. */
 char *etcd_prefix_end(const char *key, size_t len, size_t *out_len);
 
-/* A printable, bounded copy of arbitrary bytes for messages: printable
- * ASCII as is, the rest as \xNN, cut with "…" when longer than the buffer. */
-void etcd_printable(const void *bytes, size_t len, char *buf, size_t size);
-
 #endif /* REIGN_BACKENDS_ETCD_ETCD_CODEC_H */

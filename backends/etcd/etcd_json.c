@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "etcd_codec.h"
+#include "reign/backend.h"
 #include "reign/reign.h"
 
 /* Deepest nesting the stream framer accepts; etcd's messages are 5 deep. */
@@ -250,7 +251,7 @@ static int error_from(const json_t *root, long http, int *grpc_code, char *err, 
                    : ETCD_GRPC_NONE;
     char text[200] = "(no message)";
     if (json_is_string(msg))
-        etcd_printable(json_string_value(msg), json_string_length(msg), text, sizeof text);
+        reign_printable(json_string_value(msg), json_string_length(msg), text, sizeof text);
     const char *raw = json_is_string(msg) ? json_string_value(msg) : NULL;
     if (grpc != ETCD_GRPC_NONE)
         snprintf(err, err_size, "%s (gRPC code %d, HTTP %ld)", text, grpc, http);
@@ -280,7 +281,7 @@ int etcd_json_response(long http_status, const char *body, size_t len, json_t **
     if (r == NULL || !json_is_object(r)) {
         json_decref(r);
         char text[120];
-        etcd_printable(body, len < 200 ? len : 200, text, sizeof text);
+        reign_printable(body, len < 200 ? len : 200, text, sizeof text);
         if (http_status != 200) {
             snprintf(err, err_size, "HTTP %ld: %s", http_status, len > 0 ? text : "(empty body)");
             return status_of(ETCD_GRPC_NONE, NULL, http_status);
@@ -301,7 +302,7 @@ int etcd_json_response(long http_status, const char *body, size_t len, json_t **
     }
     if (http_status != 200) {
         char text[120];
-        etcd_printable(body, len < 200 ? len : 200, text, sizeof text);
+        reign_printable(body, len < 200 ? len : 200, text, sizeof text);
         snprintf(err, err_size, "HTTP %ld: %s", http_status, text);
         json_decref(r);
         return status_of(ETCD_GRPC_NONE, NULL, http_status);
@@ -698,7 +699,7 @@ int etcd_json_watch(const char *frame, size_t len, etcd_watch_msg *msg, int *grp
         goto out;
     const json_t *reason = json_object_get(root, "cancel_reason");
     if (json_is_string(reason))
-        etcd_printable(json_string_value(reason), json_string_length(reason), m.reason,
+        reign_printable(json_string_value(reason), json_string_length(reason), m.reason,
                        sizeof m.reason);
     if (events != NULL && (rc = watch_events(events, &m, err, err_size)) != REIGN_OK)
         goto out;

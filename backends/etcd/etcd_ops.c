@@ -39,24 +39,13 @@
 /* Stay well below etcd's --max-request-bytes (1.5 MiB by default). */
 #define ETCD_MAX_BODY (1u << 20)
 
-static const char *kind_name(reign_op_kind kind)
-{
-    switch (kind) {
-    case REIGN_OP_ACQUIRE: return "ACQUIRE";
-    case REIGN_OP_RENEW: return "RENEW";
-    case REIGN_OP_RELEASE: return "RELEASE";
-    case REIGN_OP_READ: return "READ";
-    }
-    return "op";
-}
-
 /* ---- 1. Results from parsed responses ---------------------------------------- */
 
 void etcd_op_error(reign_op *op, int status, const char *where, const char *cause)
 {
     char res[160];
-    etcd_printable(op->resource, op->resource_len, res, sizeof res);
-    reign_op_fail(op, status, "etcd: %s %s: %s (%s)", kind_name(op->kind), res, cause, where);
+    reign_printable(op->resource, op->resource_len, res, sizeof res);
+    reign_op_fail(op, status, "etcd: %s %s: %s (%s)", reign_op_kind_name(op->kind), res, cause, where);
 }
 
 /* HELD or READ OK from the holder's key. */
@@ -898,7 +887,7 @@ out:
         for (size_t i = 0; i < n_ops; i++)
             if (ops[i].result == REIGN_RES_UNSET)
                 reign_op_fail(&ops[i], rc, "etcd: %s: out of memory (%s)",
-                              kind_name(ops[i].kind), where_of(&b));
+                              reign_op_kind_name(ops[i].kind), where_of(&b));
     reign_backend_log(s->cfg, REIGN_LOG_DEBUG,
                       "batch of %zu ops (ACQUIRE %zu, RENEW %zu, RELEASE %zu, READ %zu): %" PRIu64
                       " HTTP requests, %.1f ms (%.1f ms waiting for answers)",

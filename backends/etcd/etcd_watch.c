@@ -275,7 +275,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
             break;
         if (f < 0) {
             char text[80];
-            etcd_printable(w->buf + used, w->len - used < 60 ? w->len - used : 60, text,
+            reign_printable(w->buf + used, w->len - used < 60 ? w->len - used : 60, text,
                            sizeof text);
             reign_backend_log(s->cfg, REIGN_LOG_WARN, "%s: watch stream is not JSON: %s",
                               s->cfg->uri_redacted, text);

@@ -297,19 +297,6 @@ static void kick_clients(mem_store *s)
     }
 }
 
-/* ---- 4. Lease operations (store lock held) ------------------------------- */
-
-static const char *op_name(reign_op_kind kind)
-{
-    switch (kind) {
-    case REIGN_OP_ACQUIRE: return "ACQUIRE";
-    case REIGN_OP_RENEW: return "RENEW";
-    case REIGN_OP_RELEASE: return "RELEASE";
-    case REIGN_OP_READ: return "READ";
-    }
-    return "unknown op";
-}
-
 /* End the lease if its TTL ran out by the store's clock. Returns true when
  * this is the moment the store notices it, so the caller can tell others. */
 static bool lease_settle(mem_lease *l, int64_t now)
@@ -349,7 +336,7 @@ static void report_holder(reign_op *op, const mem_store *s, const mem_lease *l, 
         free(holder);
         free(metadata);
         reign_op_fail(op, REIGN_ENOMEM, "mem: store %s: %s %s: out of memory", s->name,
-                      op_name(op->kind), op->resource);
+                      reign_op_kind_name(op->kind), op->resource);
         return;
     }
     op->out_holder = holder;
@@ -458,7 +445,7 @@ static void run_op(mem_store *s, const mem_client *c, reign_op *op, int64_t now)
     if (op->resource == NULL || op->resource_len == 0 ||
         op->resource_len > REIGN_RESOURCE_ID_MAX) {
         reign_op_fail(op, REIGN_EINVAL, "mem: store %s: %s: resource ID must be 1..%d bytes",
-                      s->name, op_name(op->kind), REIGN_RESOURCE_ID_MAX);
+                      s->name, reign_op_kind_name(op->kind), REIGN_RESOURCE_ID_MAX);
         return;
     }
     switch (op->kind) {

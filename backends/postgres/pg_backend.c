@@ -69,31 +69,20 @@ typedef struct pg_state {
     uint64_t round_trips;
 } pg_state;
 
-static const char *kind_name(reign_op_kind kind)
-{
-    switch (kind) {
-    case REIGN_OP_ACQUIRE: return "ACQUIRE";
-    case REIGN_OP_RENEW: return "RENEW";
-    case REIGN_OP_RELEASE: return "RELEASE";
-    case REIGN_OP_READ: return "READ";
-    }
-    return "op";
-}
-
 /* Fail one op with the message shape every postgres error has:
  * "postgres: RENEW jobs/7: <cause> (postgres://reign:***@host:5432/db)". */
 static void op_fail(const pg_state *st, reign_op *op, int status, const char *cause)
 {
     char res[200];
     if (op->resource != NULL) {
-        reign_pg_printable(op->resource, op->resource_len, res, sizeof(res));
+        reign_printable(op->resource, op->resource_len, res, sizeof(res));
     } else {
         snprintf(res, sizeof(res), "(no resource)");
     }
     free(op->out_holder);
     free(op->out_metadata);
     op->out_holder = op->out_metadata = NULL;
-    reign_op_fail(op, status, "postgres: %s %s: %s (%s)", kind_name(op->kind), res, cause,
+    reign_op_fail(op, status, "postgres: %s %s: %s (%s)", reign_op_kind_name(op->kind), res, cause,
                   st->cfg->uri_redacted);
 }
 

@@ -587,33 +587,6 @@ bool reign_pg_payload_decode(const char *payload, char *out, size_t out_size, si
     return true;
 }
 
-void reign_pg_printable(const char *s, size_t len, char *out, size_t out_size)
-{
-    size_t o = 0;
-    if (out_size == 0) {
-        return;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
-        /* keep room for "..." and the NUL */
-        if (o + need + 4 > out_size) {
-            if (o + 4 <= out_size) {
-                memcpy(out + o, "...", 3);
-                o += 3;
-            }
-            break;
-        }
-        if (need == 1) {
-            out[o++] = (char)c;
-        } else {
-            snprintf(out + o, 5, "\\x%02x", c);
-            o += 4;
-        }
-    }
-    out[o] = '\0';
-}
-
 bool reign_pg_utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -87,10 +87,6 @@ void reign_pg_clean_message(const char *msg, const char *secret, char *out, size
  * returns false on a payload that is not one of ours. */
 bool reign_pg_payload_decode(const char *payload, char *out, size_t out_size, size_t *out_len);
 
-/* A resource ID shown in a message: printable ASCII kept, other bytes as
- * \xNN, cut with "..." to fit. */
-void reign_pg_printable(const char *s, size_t len, char *out, size_t out_size);
-
 /* True if s[0..len) is valid UTF-8 (what a text column in a UTF8 database
  * accepts). */
 bool reign_pg_utf8_valid(const char *s, size_t len);

@@ -67,28 +67,17 @@ typedef struct redis_state {
     bool sub_disabled;                   /* the server refused SUBSCRIBE: retry ticks only */
 } redis_state;
 
-static const char *kind_name(reign_op_kind kind)
-{
-    switch (kind) {
-    case REIGN_OP_ACQUIRE: return "ACQUIRE";
-    case REIGN_OP_RENEW: return "RENEW";
-    case REIGN_OP_RELEASE: return "RELEASE";
-    case REIGN_OP_READ: return "READ";
-    }
-    return "op";
-}
-
 /* Fail one op with the message shape every redis error has:
  * "redis: RENEW jobs/7: <cause> (redis://host:6379)". */
 static void op_fail(const redis_state *st, reign_op *op, int status, const char *cause)
 {
     char res[200];
     if (op->resource != NULL) {
-        reign_redis_printable(op->resource, op->resource_len, res, sizeof(res));
+        reign_printable(op->resource, op->resource_len, res, sizeof(res));
     } else {
         snprintf(res, sizeof(res), "(no resource)");
     }
-    reign_op_fail(op, status, "redis: %s %s: %s (%s)", kind_name(op->kind), res, cause,
+    reign_op_fail(op, status, "redis: %s %s: %s (%s)", reign_op_kind_name(op->kind), res, cause,
                   st->cfg->uri_redacted);
 }
 
@@ -281,7 +270,7 @@ static int load_scripts(redis_state *st, redisContext *c, int64_t deadline_ms, c
         }
         if (rc == REIGN_OK && r->type == REDIS_REPLY_ERROR) {
             char shown[160];
-            reign_redis_printable(r->str, r->len, shown, sizeof(shown));
+            reign_printable(r->str, r->len, shown, sizeof(shown));
             snprintf(err, err_size, "SCRIPT LOAD refused by %s: %s", st->where, shown);
             rc = reign_redis_error_status(r->str, r->len);
         } else if (rc == REIGN_OK && (r->type != REDIS_REPLY_STRING || r->len != 40)) {
@@ -370,7 +359,7 @@ static int sub_connect(redis_state *st, int64_t deadline_ms, char *err, size_t e
     }
     if (r->type == REDIS_REPLY_ERROR) {
         char shown[160];
-        reign_redis_printable(r->str, r->len, shown, sizeof(shown));
+        reign_printable(r->str, r->len, shown, sizeof(shown));
         snprintf(err, err_size, "SUBSCRIBE refused by %s: %s", st->where, shown);
         rc = reign_redis_error_status(r->str, r->len);
         goto out;

@@ -135,7 +135,7 @@ static int check_handshake_reply(redisContext *c, int64_t deadline_ms, const cha
         /* The server has just been sent the password: a hostile or buggy one
          * may quote it back, and this text ends up in logs. */
         mask_secret(raw, t->password);
-        reign_redis_printable(raw, strlen(raw), shown, sizeof(shown));
+        reign_printable(raw, strlen(raw), shown, sizeof(shown));
         snprintf(err, err_size, "%s refused by %s: %s", what, t->where, shown);
         /* a wrong password is EAUTH whatever command tripped on it */
         int s = reign_redis_error_status(r->str, r->len);

@@ -1,4 +1,4 @@
-/* Key names of the redis:// backend and printable forms of resource IDs. */
+/* Key names of the redis:// backend. */
 #include "redis_keys.h"
 
 #include <stdio.h>
@@ -32,38 +32,3 @@ char *reign_redis_key(const char *prefix, const char *resource, size_t resource_
     return key;
 }
 
-/* Bytes one input byte takes in the printable form. */
-static size_t printable_width(unsigned char c)
-{
-    return c >= 0x20 && c < 0x7f && c != '\\' ? 1 : 4;
-}
-
-char *reign_redis_printable(const char *bytes, size_t len, char *out, size_t out_size)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < len; i++) {
-        total += printable_width((unsigned char)bytes[i]);
-    }
-    /* when it does not all fit, keep room for "..." and the NUL */
-    size_t room = total < out_size ? out_size - 1 : out_size - 4;
-    size_t j = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)bytes[i];
-        size_t n = printable_width(c);
-        if (j + n > room) {
-            break;
-        }
-        if (n == 1) {
-            out[j] = (char)c;
-        } else {
-            snprintf(out + j, 5, "\\x%02x", c);
-        }
-        j += n;
-    }
-    if (total >= out_size) {
-        memcpy(out + j, "...", 3);
-        j += 3;
-    }
-    out[j] = '\0';
-    return out;
-}

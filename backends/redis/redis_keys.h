@@ -1,4 +1,4 @@
-/* Key names of the redis:// backend and printable forms of resource IDs.
+/* Key names of the redis:// backend.
  * Pure functions: no I/O, unit-tested without a server. */
 #ifndef REIGN_BACKENDS_REDIS_REDIS_KEYS_H
 #define REIGN_BACKENDS_REDIS_REDIS_KEYS_H
@@ -18,10 +18,5 @@ typedef enum reign_redis_key_kind {
  * its length in *len_out (NUL-terminated too), or NULL when out of memory. */
 char *reign_redis_key(const char *prefix, const char *resource, size_t resource_len,
                       reign_redis_key_kind kind, size_t *len_out);
-
-/* Writes a printable form of `len` bytes into out (size out_size >= 4):
- * printable ASCII as is, other bytes as \xNN, cut with "..." when too long.
- * Returns out. For messages, which must stay one readable line. */
-char *reign_redis_printable(const char *bytes, size_t len, char *out, size_t out_size);
 
 #endif /* REIGN_BACKENDS_REDIS_REDIS_KEYS_H */

@@ -96,7 +96,7 @@ static int get_term(const redisReply *r, uint64_t *out, char *err, size_t err_si
         char c = r->str[i];
         if (c < '0' || c > '9') {
             char shown[48];
-            reign_redis_printable(r->str, r->len, shown, sizeof(shown));
+            reign_printable(r->str, r->len, shown, sizeof(shown));
             return fail(err, err_size, REIGN_EPROTO, "term '%s' is not a decimal number", shown);
         }
         uint64_t d = (uint64_t)(c - '0');
@@ -243,7 +243,7 @@ int reign_redis_reply_parse(reign_op *op, const redisReply *reply, char *err, si
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         char shown[200];
-        reign_redis_printable(reply->str != NULL ? reply->str : "",
+        reign_printable(reply->str != NULL ? reply->str : "",
                               reply->str != NULL ? reply->len : 0, shown, sizeof(shown));
         snprintf(err, err_size, "server error: %s", shown);
         return reign_redis_error_status(reply->str, reply->len);

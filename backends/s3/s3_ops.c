@@ -28,46 +28,16 @@
 
 static const char *kind_name(const reign_s3_task *t)
 {
-    if (t->probe) {
-        return "open";
-    }
-    switch (t->op->kind) {
-    case REIGN_OP_ACQUIRE: return "ACQUIRE";
-    case REIGN_OP_RENEW: return "RENEW";
-    case REIGN_OP_RELEASE: return "RELEASE";
-    case REIGN_OP_READ: return "READ";
-    }
-    return "op";
-}
-
-/* The resource ID for a message: printable bytes as they are, others as
- * \xNN, cut at 80 bytes. */
-static void printable(const char *s, size_t len, char *out, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < len && j + 5 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (i == 80) {
-            memcpy(out + j, "...", 3);
-            j += 3;
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            out[j++] = (char)c;
-        } else {
-            j += (size_t)snprintf(out + j, size - j, "\\x%02x", c);
-        }
-    }
-    out[j] = '\0';
+    return t->probe ? "open" : reign_op_kind_name(t->op->kind);
 }
 
 void reign_s3_task_fail(reign_s3_task *t, int status, const char *cause)
 {
-    char res[400];
+    char res[84]; /* a resource ID cut at about 80 bytes */
     if (t->probe) {
         snprintf(res, sizeof res, "bucket %s", t->st->conf.bucket);
     } else if (t->op->resource != NULL) {
-        printable(t->op->resource, t->op->resource_len, res, sizeof res);
+        reign_printable(t->op->resource, t->op->resource_len, res, sizeof res);
     } else {
         snprintf(res, sizeof res, "(no resource)");
     }

@@ -155,6 +155,16 @@ REIGN_EXTERN void reign_backend_error(const char *fmt, ...)
 REIGN_EXTERN void reign_op_fail(reign_op *op, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* "ACQUIRE", "RENEW", "RELEASE" or "READ" ("op" for anything else), for
+ * messages. */
+REIGN_EXTERN const char *reign_op_kind_name(reign_op_kind kind);
+
+/* Bytes from outside (a resource ID, a server's text) made safe for a
+ * message: printable ASCII as is, '\\' and every other byte as \xNN; whole
+ * escapes only, ending in "..." when cut to fit. Always NUL-terminated when
+ * out_size > 0. Returns out. */
+REIGN_EXTERN char *reign_printable(const void *bytes, size_t len, char *out, size_t out_size);
+
 /* The value of query parameter `name` (marks it used), NULL if absent. */
 REIGN_EXTERN const char *reign_backend_param(const reign_backend_config *cfg, const char *name);
 

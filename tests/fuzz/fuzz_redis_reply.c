@@ -48,7 +48,7 @@ static void map_reply(const redisReply *reply)
     /* the printable form used in messages must stay within its buffer */
     if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_ERROR) {
         char shown[40];
-        reign_redis_printable(reply->str, reply->len, shown, sizeof shown);
+        reign_printable(reply->str, reply->len, shown, sizeof shown);
         FUZZ_CHECK(fuzz_terminated(shown, sizeof shown), "printable not terminated");
     }
 }

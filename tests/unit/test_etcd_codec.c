@@ -196,22 +196,6 @@ static void test_prefix_end_bumps_the_last_byte_and_skips_ff(void **state)
     free(e);
 }
 
-static void test_printable_escapes_control_bytes_and_cuts_long_ids(void **state)
-{
-    (void)state;
-    char buf[32];
-    etcd_printable("a\x01\\b", 4, buf, sizeof buf);
-    assert_string_equal(buf, "a\\x01\\x5cb");
-    char big[100];
-    memset(big, 'x', sizeof big);
-    etcd_printable(big, sizeof big, buf, sizeof buf);
-    assert_int_equal(strlen(buf), 31);
-    assert_string_equal(buf + 28, "...");
-    etcd_printable(big, 31, buf, sizeof buf);
-    assert_int_equal(strlen(buf), 31);
-    assert_null(strstr(buf, "..."));
-}
-
 /* ---- URI settings ------------------------------------------------------------------ */
 
 typedef struct cfg_fixture {
@@ -473,7 +457,6 @@ int main(void)
         cmocka_unit_test(test_key_is_prefix_slash_resource_and_strips_back),
         cmocka_unit_test(test_keys_outside_the_prefix_name_no_resource),
         cmocka_unit_test(test_prefix_end_bumps_the_last_byte_and_skips_ff),
-        cmocka_unit_test(test_printable_escapes_control_bytes_and_cuts_long_ids),
         cmocka_unit_test(test_endpoint_list_is_split_on_commas_with_default_ports),
         cmocka_unit_test(test_etcds_uses_https_and_no_host_means_localhost),
         cmocka_unit_test(test_prefix_comes_from_path_or_parameter_without_trailing_slash),

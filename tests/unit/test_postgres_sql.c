@@ -428,21 +428,6 @@ static void test_payloads_that_are_not_ours_are_refused(void **state)
     assert_int_equal(len, REIGN_RESOURCE_ID_MAX);
 }
 
-static void test_resource_ids_are_printed_escaped_and_cut(void **state)
-{
-    (void)state;
-    char out[32];
-    reign_pg_printable("x'); DROP\n", 10, out, sizeof(out));
-    assert_string_equal(out, "x'); DROP\\x0a");
-    reign_pg_printable("\xff\\", 2, out, sizeof(out));
-    assert_string_equal(out, "\\xff\\x5c");
-    char big[100];
-    memset(big, 'a', sizeof(big));
-    reign_pg_printable(big, sizeof(big), out, sizeof(out));
-    assert_int_equal(strlen(out), sizeof(out) - 1);
-    assert_string_equal(out + strlen(out) - 3, "...");
-}
-
 static void test_utf8_validity_follows_the_standard(void **state)
 {
     (void)state;
@@ -479,7 +464,6 @@ int main(void)
         cmocka_unit_test(test_messages_become_one_line_without_location_repeats_or_secret),
         cmocka_unit_test(test_a_hex_payload_decodes_to_the_resource),
         cmocka_unit_test(test_payloads_that_are_not_ours_are_refused),
-        cmocka_unit_test(test_resource_ids_are_printed_escaped_and_cut),
         cmocka_unit_test(test_utf8_validity_follows_the_standard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

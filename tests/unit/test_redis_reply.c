@@ -465,20 +465,6 @@ static void test_key_holds_the_id_bytes_as_they_are(void **state)
     free(key);
 }
 
-static void test_printable_escapes_control_bytes_and_cuts_long_ids(void **state)
-{
-    (void)state;
-    char out[16];
-    assert_string_equal(reign_redis_printable("a\x01\\b", 4, out, sizeof(out)), "a\\x01\\x5cb");
-    assert_string_equal(reign_redis_printable("0123456789abcdefgh", 18, out, sizeof(out)),
-                        "0123456789ab...");
-    assert_string_equal(reign_redis_printable("0123456789abcde", 15, out, sizeof(out)),
-                        "0123456789abcde");
-    char tiny[4];
-    assert_string_equal(reign_redis_printable("\x01\x02", 2, tiny, sizeof(tiny)), "...");
-    assert_string_equal(reign_redis_printable("", 0, tiny, sizeof(tiny)), "");
-}
-
 /* ---- fuzz ----------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -650,7 +636,6 @@ int main(void)
         cmocka_unit_test(test_keys_of_distinct_ids_are_distinct),
         cmocka_unit_test(test_lease_and_term_keys_of_an_id_share_a_cluster_slot),
         cmocka_unit_test(test_key_holds_the_id_bytes_as_they_are),
-        cmocka_unit_test(test_printable_escapes_control_bytes_and_cuts_long_ids),
         cmocka_unit_test(test_limited_reader_refuses_a_huge_array_and_keeps_small_ones),
         cmocka_unit_test(test_random_replies_never_crash_the_parser),
     };
