@@ -37,10 +37,15 @@ static void capacities(size_t n_resources, const balance_member *members, size_t
 {
     uint64_t total = 0;
     for (size_t i = 0; i < n_members; i++)
-        total += members[i].weight ? members[i].weight : 1;
+        total += members[i].weight;
+    /* Everyone at weight 0 (a fleet draining at once): share equally,
+     * rather than leave everything to probes. */
+    bool all_zero = total == 0;
+    if (all_zero)
+        total = n_members;
     size_t given = 0;
     for (size_t i = 0; i < n_members; i++) {
-        uint64_t w = members[i].weight ? members[i].weight : 1;
+        uint64_t w = all_zero ? 1 : members[i].weight;
         cap[i] = (size_t)((uint64_t)n_resources * w / total);
         given += cap[i];
     }
@@ -49,7 +54,7 @@ static void capacities(size_t n_resources, const balance_member *members, size_t
         uint64_t best_frac = 0;
         bool found = false;
         for (size_t i = 0; i < n_members; i++) {
-            uint64_t w = members[i].weight ? members[i].weight : 1;
+            uint64_t w = all_zero ? 1 : members[i].weight;
             /* The fraction scaled by total; members already topped up this
              * round have a fraction below zero, i.e. are skipped. */
             uint64_t exact = (uint64_t)n_resources * w;

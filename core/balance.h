@@ -11,7 +11,7 @@
 
 typedef struct balance_member {
     const char *id;
-    uint32_t weight;  /* >= 1 */
+    uint32_t weight;  /* 0 takes nothing (unless all are 0: then equal) */
 } balance_member;
 
 /* A resource's preferred instances, in order (may be empty). */

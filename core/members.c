@@ -58,22 +58,41 @@ struct members_state {
     unsigned slot;
 };
 
-uint32_t reign_member_weight(const char *metadata)
+#define WEIGHT_MAX 1000000
+
+/* The "weight=N" token of the metadata (whitespace-separated): REIGN_OK
+ * with *out = N (0..WEIGHT_MAX), or 1 when there is none; REIGN_EINVAL
+ * naming the token when it is not a whole number in range. */
+int reign_member_weight_parse(const char *metadata, uint32_t *out)
 {
-    /* "weight=N" as a whitespace-separated token of the metadata. */
-    for (const char *p = metadata; p != NULL && *p; ) {
+    *out = 1;
+    for (const char *p = metadata; p != NULL && *p;) {
         while (*p == ' ' || *p == '\t')
             p++;
         if (strncmp(p, "weight=", 7) == 0) {
-            char *end = NULL;
-            unsigned long w = strtoul(p + 7, &end, 10);
-            if (end != p + 7 && (*end == '\0' || *end == ' ' || *end == '\t') && w >= 1 &&
-                w <= 1000000)
-                return (uint32_t)w;
+            const char *v = p + 7;
+            size_t len = strcspn(v, " \t");
+            bool digits = len > 0 && len <= 7 && strspn(v, "0123456789") >= len;
+            unsigned long w = digits ? strtoul(v, NULL, 10) : 0;
+            if (!digits || w > WEIGHT_MAX)
+                return reign_error_set(REIGN_EINVAL,
+                                       "metadata: weight=%.*s is not a whole number in 0..%d",
+                                       (int)(len > 32 ? 32 : len), v, WEIGHT_MAX);
+            *out = (uint32_t)w;
         }
         p = strpbrk(p, " \t");
     }
-    return 1;
+    return REIGN_OK;
+}
+
+uint32_t reign_member_weight(const char *metadata)
+{
+    uint32_t w;
+    if (reign_member_weight_parse(metadata, &w) != REIGN_OK) {
+        reign_error_clear(); /* another instance's bad token: count it as 1 */
+        return 1;
+    }
+    return w;
 }
 
 static void view_free(member_entry *v, size_t n)
@@ -281,6 +300,13 @@ int reign_factory_join(reign_factory *f, const reign_membership_config *config)
     if (c->slots > MAX_SLOTS || c->refresh_interval_ms < 0 || c->stabilization_ms < 0)
         return reign_error_set(REIGN_EINVAL, "join: slots must be 0..%d and intervals >= 0",
                                MAX_SLOTS);
+    uint32_t weight;
+    int rc = reign_member_weight_parse(f->metadata, &weight);
+    if (rc != REIGN_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", reign_last_error());
+        return reign_error_set(rc, "join: %s", why);
+    }
     pthread_mutex_lock(&f->mu);
     bool joined = f->members != NULL;
     pthread_mutex_unlock(&f->mu);

@@ -14,8 +14,10 @@ typedef struct members_state members_state;
 /* Make the refresher read the slots now (any thread; f->mu may be held). */
 void reign_members_kick(members_state *ms);
 
-/* The weight a member's metadata gives with a "weight=N" token (1..10^6), else 1. */
+/* The weight a member's metadata gives with a "weight=N" token (0..10^6),
+ * else 1; _parse also refuses a bad token (REIGN_EINVAL). */
 uint32_t reign_member_weight(const char *metadata);
+int reign_member_weight_parse(const char *metadata, uint32_t *out);
 
 /* The joined factory's current view, sorted by instance ID, and its
  * generation (bumped on every change). REIGN_ESTATE if not joined;

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "error.h"
 #include "reign/reign.h"
+#include "runner_perform.h"
 #include "runner_step.h"
 
 /* Longest single sleep of run(); it then re-reads the clock. */
@@ -46,6 +47,7 @@ struct reign_runner {
     reign_resign_fn resign_fn;
     void *resign_payload;
     int refs;    /* 1 for the runner itself + 1 per live resignation */
+    int step_rc; /* stepping thread: first hook failure of the current step */
     bool freed;  /* reign_runner_free was called; memory kept for refs */
 };
 
@@ -205,80 +207,79 @@ static int offer_resignation(reign_runner *r)
     return REIGN_OK;
 }
 
-static int perform(reign_runner *r, const runner_output *o, int64_t now_ms)
-{
-    const char *id = reign_election_resource(r->election);
-    int rc = REIGN_OK, rc2;
+/* ---- The performer's hooks: tracker, resignation hand-off, draws ---- */
 
-    if ((o->actions & RUNNER_ACT_TRACK_FALSE) && r->tracker != NULL) {
-        rc2 = reign_tracker_set(r->tracker, id, false);
-        if (rc == REIGN_OK)
-            rc = rc2;
-    }
-    if (o->actions & RUNNER_ACT_OFFER_RESIGNATION) {
-        rc2 = offer_resignation(r);
-        if (rc == REIGN_OK)
-            rc = rc2;
-    }
-    if (o->actions & RUNNER_ACT_CAMPAIGN) {
-        rc2 = reign_election_start(r->election);
-        if (rc2 != REIGN_OK) {
-            runner_step_campaign_failed(&r->st, now_ms);
-            if (rc == REIGN_OK)
-                rc = rc2;
-            return rc; /* not campaigning, so TRACK_TRUE cannot stand */
-        }
-    }
-    if ((o->actions & RUNNER_ACT_TRACK_TRUE) && r->tracker != NULL) {
-        rc2 = reign_tracker_set(r->tracker, id, true);
-        if (rc == REIGN_OK)
-            rc = rc2;
-    }
-    return rc;
+static void runner_track(void *ctx, bool is_master, bool resigning)
+{
+    (void)resigning; /* the tracker goes false either way (Trillian) */
+    reign_runner *r = ctx;
+    if (r->tracker == NULL)
+        return;
+    int rc = reign_tracker_set(r->tracker, reign_election_resource(r->election), is_master);
+    if (rc != REIGN_OK && r->step_rc == REIGN_OK)
+        r->step_rc = rc;
 }
+
+static bool runner_offer(void *ctx)
+{
+    reign_runner *r = ctx;
+    int rc = offer_resignation(r);
+    if (rc != REIGN_OK && r->step_rc == REIGN_OK)
+        r->step_rc = rc;
+    /* Executed already (no handler, or one that executes at once)? */
+    pthread_mutex_lock(&r->mu);
+    bool done = r->resign_done;
+    pthread_mutex_unlock(&r->mu);
+    return done;
+}
+
+static uint64_t runner_draw(void *ctx)
+{
+    return draw(ctx);
+}
+
+static const runner_hooks runner_hooks_of_runner = {
+    .track = runner_track,
+    .offer_resignation = runner_offer,
+    .may_campaign = NULL,
+    .draw = runner_draw,
+};
 
 int reign_runner_step(reign_runner *runner, int64_t now_ms, int64_t *next_wake_ms)
 {
-    int rc = REIGN_OK;
     if (runner == NULL || next_wake_ms == NULL)
         return reign_error_set(REIGN_EINVAL, "runner: %s is NULL",
                                runner == NULL ? "runner" : "next_wake_ms");
 
-    /* At most twice: a resignation executed inline (no handler, or a handler
-     * that executes at once) lets the machine move on in this same call. */
-    for (int pass = 0; pass < 2; pass++) {
-        runner_input in = {.now_ms = now_ms};
-        runner_output o;
-        int rc2;
+    runner_input in = {.now_ms = now_ms};
+    pthread_mutex_lock(&runner->mu);
+    in.resign_done = runner->resign_done;
+    pthread_mutex_unlock(&runner->mu);
 
+    runner->step_rc = REIGN_OK;
+    int rc = runner_advance(&runner->st, runner->election, &in, &runner_hooks_of_runner, runner,
+                            next_wake_ms);
+    if (runner->st.phase != RUNNER_RESIGNING) {
+        /* The executed resignation has been consumed by the machine. */
         pthread_mutex_lock(&runner->mu);
-        in.resign_done = runner->resign_done;
+        runner->resign_done = false;
         pthread_mutex_unlock(&runner->mu);
-        in.is_master = reign_election_is_master(runner->election);
-        in.draw = draw(runner);
-
-        runner_step(&runner->st, &in, &o);
-        if (in.resign_done && runner->st.phase != RUNNER_RESIGNING) {
-            pthread_mutex_lock(&runner->mu);
-            runner->resign_done = false;
-            pthread_mutex_unlock(&runner->mu);
-        }
-        rc2 = perform(runner, &o, now_ms);
-        if (rc == REIGN_OK)
-            rc = rc2;
-        *next_wake_ms = runner->st.phase == RUNNER_PAUSE ? runner->st.campaign_at_ms
-                                                         : runner->st.next_check_ms;
-
-        bool again = false;
-        if (runner->st.phase == RUNNER_RESIGNING) {
-            pthread_mutex_lock(&runner->mu);
-            again = runner->resign_done;
-            pthread_mutex_unlock(&runner->mu);
-        }
-        if (!again)
-            break;
     }
-    return rc;
+    return runner->step_rc != REIGN_OK ? runner->step_rc : rc;
+}
+
+/* run() is over: nothing watches the election any more, so neither the
+ * tracker nor the backend may keep claiming a mastership (Trillian's head
+ * version does the same: tracker false, election closed). */
+static void wind_down(reign_runner *r)
+{
+    if (r->st.phase == RUNNER_MASTER && r->tracker != NULL &&
+        reign_tracker_set(r->tracker, reign_election_resource(r->election), false) != REIGN_OK)
+        reign_error_clear();
+    if (r->st.phase != RUNNER_INIT && reign_election_resign(r->election) != REIGN_OK)
+        reign_error_clear();
+    if (r->st.phase != RUNNER_RESIGNING)
+        runner_state_init(&r->st, &r->st.cfg);
 }
 
 int reign_runner_run(reign_runner *runner)
@@ -323,6 +324,9 @@ int reign_runner_run(reign_runner *runner)
         }
     }
 out:
+    pthread_mutex_unlock(&runner->mu);
+    wind_down(runner);
+    pthread_mutex_lock(&runner->mu);
     runner->stop_requested = false;
     runner->running = false;
     pthread_mutex_unlock(&runner->mu);

@@ -119,6 +119,12 @@ static void step_master(runner_state *st, const runner_input *in, runner_output 
         step_pause(st, in, out);
         return;
     }
+    if (in->resign_request) {
+        out->actions |= RUNNER_ACT_TRACK_FALSE | RUNNER_ACT_OFFER_RESIGNATION;
+        st->phase = RUNNER_RESIGNING;
+        st->next_check_ms = add_saturating(now, st->cfg.master_check_interval_ms);
+        return;
+    }
     if (now < st->next_check_ms)
         return; /* early step, still master: no check due */
     st->next_check_ms = add_saturating(now, st->cfg.master_check_interval_ms);

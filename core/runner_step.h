@@ -13,7 +13,8 @@
  *   MASTER      any step that sees mastership gone → TRACK_FALSE, new pause;
  *               at each check (every master_check_interval) once held for
  *               master_hold_interval, resign with chance 1/resign_odds →
- *               TRACK_FALSE + OFFER_RESIGNATION
+ *               TRACK_FALSE + OFFER_RESIGNATION; a step with resign_request
+ *               resigns the same way at once (the shard's voluntary ends)
  *   RESIGNING   wait until the caller reports the resignation executed, then
  *               a new pause. Like Trillian, the tracker goes false when the
  *               resignation is offered (the application should wind down
@@ -66,6 +67,7 @@ typedef struct runner_input {
     int64_t now_ms;
     bool is_master;    /* reign_election_is_master, read just before the step */
     bool resign_done;  /* RESIGNING: the offered resignation has been executed */
+    bool resign_request; /* MASTER: resign now (a shard's move, removal, drain, stop) */
     uint64_t draw;     /* uniform random; the step uses at most this one */
 } runner_input;
 

@@ -2,9 +2,8 @@
  * notification per transition (Trillian's MasterTracker, with strings).
  *
  * Locking: one mutex guards the sorted entry table and every entry's state.
- * Entries are never removed and their ID strings never change until
- * reign_tracker_free, so readers copy entry pointers under the lock and
- * duplicate strings after releasing it.
+ * Entries leave only through reign_tracker_forget (the shard's removals),
+ * so readers copy the strings they return under the lock.
  *
  * Notification order: the callback runs without the lock, so two threads
  * that flip one ID (true by A, then false by B) could call it out of order.
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "tracker_internal.h"
 #include "reign/reign.h"
 
 typedef struct tracker_entry {
@@ -299,10 +299,17 @@ size_t reign_tracker_count(reign_tracker *tracker)
  * since time at one instant. Allocates outside the lock (entries only grow,
  * so retry if it grew meanwhile). */
 typedef struct snapshot_item {
-    const char *id;
+    char *id;  /* owned */
     bool held;
     int64_t since_ms;
 } snapshot_item;
+
+static void snapshot_free(snapshot_item *items, size_t n)
+{
+    for (size_t i = 0; items != NULL && i < n; i++)
+        free(items[i].id);
+    free(items);
+}
 
 static int snapshot(reign_tracker *t, snapshot_item **out, size_t *n_out)
 {
@@ -323,9 +330,14 @@ static int snapshot(reign_tracker *t, snapshot_item **out, size_t *n_out)
         cap = t->n;
     }
     for (size_t i = 0; i < t->n; i++) {
-        items[i].id = t->entries[i]->id;
+        items[i].id = strdup(t->entries[i]->id);
         items[i].held = t->entries[i]->held;
         items[i].since_ms = t->entries[i]->since_ms;
+        if (items[i].id == NULL) {
+            pthread_mutex_unlock(&t->mu);
+            snapshot_free(items, i);
+            return reign_error_set(REIGN_ENOMEM, "tracker: out of memory for %zu IDs", cap);
+        }
     }
     *n_out = t->n;
     pthread_mutex_unlock(&t->mu);
@@ -364,7 +376,7 @@ nomem:
     rc = reign_error_set(REIGN_ENOMEM, "tracker: out of memory listing %zu IDs", n);
 out:
     reign_strv_free(strv);
-    free(items);
+    snapshot_free(items, n);
     return rc;
 }
 
@@ -420,7 +432,7 @@ char *reign_tracker_string(reign_tracker *tracker)
     }
     *p = '\0';
 out:
-    free(items);
+    snapshot_free(items, n);
     return s;
 }
 
@@ -463,7 +475,7 @@ nomem:
     rc = reign_error_set(REIGN_ENOMEM, "tracker: out of memory listing %zu held IDs", k);
 out:
     reign_held_info_free(info, k);
-    free(items);
+    snapshot_free(items, n);
     return rc;
 }
 
@@ -474,4 +486,28 @@ void reign_held_info_free(reign_held_info *info, size_t n)
     for (size_t i = 0; i < n; i++)
         free(info[i].resource_id);
     free(info);
+}
+
+int reign_tracker_forget(reign_tracker *tracker, const char *resource_id)
+{
+    bool found;
+    if (tracker == NULL || resource_id == NULL)
+        return reign_error_set(REIGN_EINVAL, "tracker: NULL argument");
+    /* A held ID goes false first, so the callback sees every transition. */
+    int rc = reign_tracker_set(tracker, resource_id, false);
+    if (rc != REIGN_OK)
+        return rc;
+    pthread_mutex_lock(&tracker->mu);
+    size_t pos = find(tracker, resource_id, &found);
+    tracker_entry *e = NULL;
+    if (found && !tracker->entries[pos]->held &&
+        tracker->entries[pos]->ticket_delivered == tracker->entries[pos]->ticket_taken) {
+        e = tracker->entries[pos];
+        memmove(&tracker->entries[pos], &tracker->entries[pos + 1],
+                (tracker->n - pos - 1) * sizeof *tracker->entries);
+        tracker->n--;
+    }
+    pthread_mutex_unlock(&tracker->mu);
+    entry_free(e);
+    return REIGN_OK;
 }

@@ -394,56 +394,155 @@ REIGN_EXTERN void reign_held_info_free(reign_held_info *info, size_t n);
 /* ---- 7. Shard manager ------------------------------------------------------- */
 
 /* Runs one runner per resource ID on a few threads (not a thread per
- * resource), feeding a tracker, to spread work over instances.
+ * resource), feeding a tracker, to spread work over instances. The set of
+ * IDs may change while the shard runs (reign_shard_add, _remove, _set).
  *
  * Balancing (the default): the shard joins the factory's membership
  * (reign_factory_join) and every instance computes the same fair-share
- * assignment from the stable members — rendezvous hashing with bounded
- * loads, at most ⌈R·w/W⌉ resources per instance of weight w, a resource's
- * preferred live instances first. An instance campaigns only for its own
- * targets; it resigns a resource that is no longer its target once it has
- * held it for master_hold_interval, at most max_moves_per_check per check;
- * a resource nobody masters is picked up by a probe every probe interval,
- * so nothing stays masterless if another instance fails to take it.
- * With balance = false, every instance campaigns for every resource and
- * only the runners' random resign odds move them (Trillian's way). */
+ * assignment from the stable members and its own ID set — rendezvous
+ * hashing with bounded loads, at most ⌈R·w/W⌉ resources per instance of
+ * weight w (a "weight=N" token in the metadata, N ≥ 0; 0 takes nothing), a
+ * resource's preferred live instances first. An instance campaigns only
+ * for its own targets; it gives up a resource that is no longer its target
+ * once it has held it for master_hold_interval and the assignment has been
+ * stable for two membership refreshes, at most max_moves_per_check per
+ * check; a resource nobody masters is picked up by a probe every probe
+ * interval, so nothing stays masterless if another instance fails to take
+ * it. With balance = false, every instance campaigns for every resource and
+ * only the runners' random resign odds move them (Trillian's way).
+ *
+ * Handover: every voluntary end of a mastership (a balancing move, removal,
+ * drain, stop, the runner's resign odds) is a revocation. The application
+ * is told first — on_change(id, false, term) and REIGN_SHARD_REVOKED — while
+ * the lease is still held and renewed, so nobody else can be master yet;
+ * the shard releases the lease only once the application has stopped: when
+ * the callback returns, or, if on_event returned REIGN_SHARD_LATER, when it
+ * calls reign_shard_revoke_done. After revoke_timeout_ms the lease is
+ * released anyway and REIGN_SHARD_LOST says REIGN_SHARD_REASON_REVOKE_TIMEOUT.
+ * A loss nobody can warn of (the local deadline passed, the backend says
+ * the lease is gone) is reported as REIGN_SHARD_LOST as soon as it is seen.
+ *
+ * Callbacks run on shard threads, one resource's events in order; they may
+ * call any shard function but reign_shard_stop, _drain and _free. */
 typedef void (*reign_shard_fn)(const char *resource_id, bool is_master, uint64_t term,
                                void *payload);
 
-#define REIGN_SHARD_CONFIG_VERSION 1
+typedef enum reign_shard_event_kind {
+    REIGN_SHARD_GAINED = 1,   /* master with `term`: start working */
+    REIGN_SHARD_REVOKED = 2,  /* a voluntary end: stop, then acknowledge; the lease is still held */
+    REIGN_SHARD_LOST = 3,     /* no longer master (after a revocation: the lease is released) */
+} reign_shard_event_kind;
+
+typedef enum reign_shard_reason {
+    REIGN_SHARD_REASON_NONE = 0,           /* GAINED */
+    REIGN_SHARD_REASON_BALANCE = 1,        /* the balancer moves it to another instance */
+    REIGN_SHARD_REASON_REMOVED = 2,        /* reign_shard_remove or reign_shard_set */
+    REIGN_SHARD_REASON_DRAIN = 3,          /* reign_shard_drain */
+    REIGN_SHARD_REASON_STOP = 4,           /* reign_shard_stop or reign_shard_free */
+    REIGN_SHARD_REASON_RESIGN_ODDS = 5,    /* the runner's random resignation */
+    REIGN_SHARD_REASON_EXPIRED = 6,        /* LOST unwarned: the local deadline passed */
+    REIGN_SHARD_REASON_BACKEND = 7,        /* LOST unwarned: the backend says it is not ours */
+    REIGN_SHARD_REASON_REVOKE_TIMEOUT = 8, /* LOST: released before the application acknowledged */
+} reign_shard_reason;
+
+typedef struct reign_shard reign_shard;
+
+typedef struct reign_shard_event {
+    reign_shard_event_kind kind;
+    const char *resource_id;    /* valid during the call */
+    uint64_t term;              /* the mastership's fencing term */
+    reign_shard_reason reason;  /* REVOKED and LOST: why */
+} reign_shard_event;
+
+/* on_event's answer to REIGN_SHARD_REVOKED (ignored for the other kinds). */
+#define REIGN_SHARD_DONE 0   /* stopped already: release now */
+#define REIGN_SHARD_LATER 1  /* still stopping: reign_shard_revoke_done will say when */
+
+typedef int (*reign_shard_event_fn)(reign_shard *shard, const reign_shard_event *event,
+                                    void *payload);
+
+#define REIGN_SHARD_CONFIG_VERSION 2
 typedef struct reign_shard_config {
     unsigned version;            /* REIGN_SHARD_CONFIG_VERSION */
     reign_runner_config runner;  /* per-resource runner settings */
     unsigned threads;            /* stepping threads; 0: 2 */
-    reign_shard_fn on_change;    /* gained/lost, from a shard thread; may be NULL */
-    void *payload;
+    reign_shard_fn on_change;    /* gained, and revoked-or-lost (once); may be NULL */
+    void *payload;               /* for on_change and on_event */
     bool balance;                /* fair-share balancing (INIT: true) */
-    unsigned max_moves_per_check; /* surplus resignations per check; 0: 8 */
+    unsigned max_moves_per_check; /* balancing moves started per check; 0: 8 */
     int64_t probe_interval_ms;   /* non-target resources probed this often; 0: 3 × ttl */
     reign_membership_config membership;
+    /* version 2 */
+    reign_shard_event_fn on_event; /* gained / revoked / lost with reasons; may be NULL */
+    int64_t revoke_timeout_ms;   /* release a revoked lease after this anyway; 0: 10000 */
+    unsigned drain_parallel;     /* revocations in flight while draining; 0: 16 */
 } reign_shard_config;
 
 /* Shards default to no random resignations: balancing moves resources. */
 #define REIGN_SHARD_RUNNER_CONFIG_INIT {REIGN_RUNNER_CONFIG_VERSION, 1000, 5000, 60000, 0, NULL, NULL, NULL}
 #define REIGN_SHARD_CONFIG_INIT                                                              \
     {REIGN_SHARD_CONFIG_VERSION, REIGN_SHARD_RUNNER_CONFIG_INIT, 0, NULL, NULL, true, 0, 0, \
-     REIGN_MEMBERSHIP_CONFIG_INIT}
+     REIGN_MEMBERSHIP_CONFIG_INIT, NULL, 0, 0}
 
-typedef struct reign_shard reign_shard;
-
+/* ids may be NULL with n_ids 0 (add them later). */
 REIGN_EXTERN int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids,
                                  const reign_shard_config *config, reign_shard **out);
 REIGN_EXTERN int reign_shard_start(reign_shard *shard);
-/* Stop the threads and resign every held resource. Blocks. */
+/* Revoke every held resource at once (REIGN_SHARD_REASON_STOP), wait for
+ * the acknowledgements (each bounded by revoke_timeout_ms), release, stop
+ * the threads. Blocks. For a handover without a gap, drain first. */
 REIGN_EXTERN int reign_shard_stop(reign_shard *shard);
 /* Stops if running, then frees. NULL is a no-op. */
 REIGN_EXTERN void reign_shard_free(reign_shard *shard);
 /* The shard's tracker (owned by the shard). */
 REIGN_EXTERN reign_tracker *reign_shard_tracker(reign_shard *shard);
 
+/* Add a resource, running or not: it campaigns at once if it is ours.
+ * Adding a resource the shard has is OK (and cancels a pending removal).
+ * REIGN_EBUSY if another election of the factory has the ID. O(1). */
+REIGN_EXTERN int reign_shard_add(reign_shard *shard, const char *resource_id);
+/* Remove a resource: revoke (REIGN_SHARD_REASON_REMOVED), release, forget.
+ * Returns at once; the shard thread does the rest. REIGN_EINVAL if the
+ * shard does not have it. O(1). */
+REIGN_EXTERN int reign_shard_remove(reign_shard *shard, const char *resource_id);
+/* Make the set exactly ids[0..n): add what is missing, remove the rest. */
+REIGN_EXTERN int reign_shard_set(reign_shard *shard, const char *const *ids, size_t n);
+
+/* True while this instance is master of the resource and has not been
+ * told REVOKED for it: "may master-only work start now?". No I/O; false
+ * at the local deadline, like reign_election_is_master. */
+REIGN_EXTERN bool reign_shard_is_master(reign_shard *shard, const char *resource_id);
+/* The fencing term while reign_shard_is_master; REIGN_ENOTMASTER else. */
+REIGN_EXTERN int reign_shard_term(reign_shard *shard, const char *resource_id, uint64_t *out);
+/* Acknowledge a revocation answered with REIGN_SHARD_LATER: the work under
+ * `term` has stopped, release the lease. REIGN_ESTATE if no revocation of
+ * that term is pending (already released, e.g. after revoke_timeout_ms). */
+REIGN_EXTERN int reign_shard_revoke_done(reign_shard *shard, const char *resource_id,
+                                         uint64_t term);
+
+/* Hand every resource over and take none: leave the membership (so the
+ * others' balancers count this instance as weight 0 and target its
+ * resources), then revoke held resources drain_parallel at a time, each
+ * released once acknowledged, for its new target to take. Blocks until
+ * nothing is held (REIGN_OK) or timeout_ms passes (REIGN_ETIMEDOUT; the
+ * drain goes on until stop). timeout_ms < 0 waits forever; 0 only starts
+ * it. A drained shard stays drained until it is stopped and started. */
+REIGN_EXTERN int reign_shard_drain(reign_shard *shard, int64_t timeout_ms);
+
+/* The assignment as this instance sees it, without I/O: the instance the
+ * balancer gives the resource to (caller frees with free()), REIGN_ENOMASTER
+ * if it has no assignment yet (just added, or no members seen), REIGN_EINVAL
+ * for an ID the shard does not have. Without balancing every instance is
+ * assigned everything: the answer is this instance. The truth is
+ * reign_factory_read_masters. */
+REIGN_EXTERN int reign_shard_assigned(reign_shard *shard, const char *resource_id,
+                                      char **instance_out);
+/* This instance's targets, sorted, NULL-terminated; free with reign_strv_free. */
+REIGN_EXTERN int reign_shard_targets(reign_shard *shard, char ***out);
+
 /* Prefer these instances for a resource, in order: the first live one gets
  * it when it is free or when its holder resigns (balancing only). Copies
- * the IDs. Call before start. */
+ * the IDs. Any time; takes effect at the next assignment. */
 REIGN_EXTERN int reign_shard_prefer(reign_shard *shard, const char *resource_id,
                                     const char *const *instance_ids, size_t n);
 

@@ -148,16 +148,65 @@ static void test_member_weight_comes_from_a_metadata_token(void **state)
     assert_int_equal(reign_member_weight("addr=10.0.0.1:80 weight=3"), 3);
     assert_int_equal(reign_member_weight("weight=2"), 2);
     assert_int_equal(reign_member_weight(""), 1);
-    assert_int_equal(reign_member_weight("weight=0"), 1);
-    assert_int_equal(reign_member_weight("weight=abc"), 1);
+    assert_int_equal(reign_member_weight("weight=0"), 0); /* drained: takes nothing */
+    assert_int_equal(reign_member_weight("weight=abc"), 1); /* another's bad token */
     assert_int_equal(reign_member_weight("myweight=5"), 1);
     assert_int_equal(reign_member_weight("weight=7x"), 1);
+}
+
+static void test_a_bad_weight_token_is_an_error_naming_it(void **state)
+{
+    (void)state;
+    uint32_t w = 99;
+    assert_int_equal(reign_member_weight_parse("a=1 weight=12", &w), REIGN_OK);
+    assert_int_equal(w, 12);
+    assert_int_equal(reign_member_weight_parse("nothing here", &w), REIGN_OK);
+    assert_int_equal(w, 1);
+    const char *bad[] = {"weight=", "weight=-1", "weight=1.5", "weight=7x", "weight=1000001",
+                         "x weight=abc y"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(reign_member_weight_parse(bad[i], &w), REIGN_EINVAL);
+        assert_non_null(strstr(reign_last_error(), "weight="));
+        assert_non_null(strstr(reign_last_error(), "0..1000000"));
+    }
+}
+
+static void test_weight_zero_members_get_nothing_unless_all_are_zero(void **state)
+{
+    (void)state;
+    uint64_t hs[R];
+    size_t owner[R];
+    for (int i = 0; i < R; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%d", i);
+        hs[i] = balance_hash(id);
+    }
+    balance_member m[3] = {{"a", 1}, {"b", 0}, {"c", 1}};
+    assert_int_equal(balance_assign(hs, R, NULL, m, 3, owner), 0);
+    size_t count[3] = {0};
+    for (int i = 0; i < R; i++)
+        count[owner[i]]++;
+    assert_int_equal(count[0], 150);
+    assert_int_equal(count[1], 0);
+    assert_int_equal(count[2], 150);
+    assert_int_equal(balance_capacity(R, m, 3, 1), 0);
+
+    balance_member z[3] = {{"a", 0}, {"b", 0}, {"c", 0}};
+    assert_int_equal(balance_assign(hs, R, NULL, z, 3, owner), 0);
+    size_t zc[3] = {0};
+    for (int i = 0; i < R; i++)
+        zc[owner[i]]++;
+    assert_int_equal(zc[0], 100);
+    assert_int_equal(zc[1], 100);
+    assert_int_equal(zc[2], 100);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_members_get_exactly_a_third_each),
+        cmocka_unit_test(test_a_bad_weight_token_is_an_error_naming_it),
+        cmocka_unit_test(test_weight_zero_members_get_nothing_unless_all_are_zero),
         cmocka_unit_test(test_a_fourth_member_takes_a_quarter_and_few_others_move),
         cmocka_unit_test(test_the_order_members_are_given_in_does_not_matter),
         cmocka_unit_test(test_weights_share_in_proportion),
