@@ -294,6 +294,7 @@ int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids
     }
     s->factory = factory;
     s->clock = config->runner.clock != NULL ? config->runner.clock : default_clock;
+    s->clock_injected = config->runner.clock != NULL;
     s->random = config->runner.random;
     s->clock_random_payload = config->runner.clock_random_payload;
     s->on_change = config->on_change;

@@ -76,6 +76,7 @@ struct reign_shard {
     reign_factory *factory;  /* not owned */
     runner_settings settings;
     reign_clock_fn clock;
+    bool clock_injected;     /* may jump: threads poll it every tick */
     reign_random_fn random;
     void *clock_random_payload;
     reign_shard_fn on_change;
