@@ -322,11 +322,8 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
         ok = a->e[i].id != NULL;
         a->n += ok;
         a->target += mine;
-        if (ok && (pe == NULL || mine != was_mine))
-            shard_kick(it);
+        g.items[i] = pe == NULL || mine != was_mine ? it : NULL; /* kick once published */
     }
-    pthread_rwlock_unlock(&s->index_lock);
-
     if (ok) {
         qsort(a->e, a->n, sizeof *a->e, cmp_entry);
         a->fair_share = self != BALANCE_NONE ? balance_capacity(n, bm, nb, self) : 0;
@@ -335,10 +332,16 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
         pthread_mutex_lock(&b->mu);
         b->current = a;
         pthread_mutex_unlock(&b->mu);
-        assignment_unref(prev);
-    } else {
-        assignment_unref(a);
+        /* After publishing, or a kicked item could read the old answer. */
+        for (size_t i = 0; i < n; i++)
+            if (g.items[i] != NULL)
+                shard_kick(g.items[i]);
     }
+    pthread_rwlock_unlock(&s->index_lock);
+    if (ok)
+        assignment_unref(prev);
+    else
+        assignment_unref(a);
     free(bm);
     free(g.items);
     free(g.hashes);

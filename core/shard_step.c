@@ -236,6 +236,7 @@ static runner_say hook_may_campaign(void *ctx, int64_t now, int64_t *hold_until)
     reign_shard *s = c->t->shard;
     shard_item *it = c->it;
     it->parked = false;
+    it->probe_until_ms = 0; /* a new decision; only a probe sets it again */
     if (atomic_load(&s->stopping) || atomic_load(&s->draining) || atomic_load(&it->removing)) {
         it->parked = true;
         *hold_until = INT64_MAX;
@@ -458,6 +459,8 @@ static bool step_item(shard_thread *t, shard_item *it, int64_t now, int64_t *wak
     if (it->st.phase != RUNNER_RESIGNING)
         it->revoke_reason = REIGN_SHARD_REASON_NONE;
     count_busy(t, it);
+    if (it->st.phase != RUNNER_CAMPAIGNING)
+        it->probe_until_ms = 0; /* won (or gave up): the probe is over */
     if (it->probe_until_ms != 0 && it->probe_until_ms < *wake)
         *wake = it->probe_until_ms;
     return true;

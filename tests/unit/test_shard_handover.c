@@ -204,7 +204,7 @@ static bool eventually(bool (*pred)(world *, int, int, int), world *w, int n_ins
         sleep_ms(20);
     }
     bool ok = pred(w, n_inst, from, to);
-    if (!ok && getenv("DBG"))
+    if (!ok) /* say what is off */
         for (int i = from; i < to; i++) {
             char id[8];
             snprintf(id, sizeof id, "r%d", i);
@@ -499,9 +499,6 @@ static void test_instances_whose_sets_differ_for_a_while(void **state)
     reign_shard_balance b0, b1;
     assert_int_equal(reign_shard_balance_info(w->in[0].s, &b0), REIGN_OK);
     assert_int_equal(reign_shard_balance_info(w->in[1].s, &b1), REIGN_OK);
-    if (getenv("DBG"))
-        fprintf(stderr, "b0 held %zu target %zu members %zu res %zu; b1 held %zu target %zu members %zu res %zu\n",
-                b0.held, b0.target, b0.members, b0.resources, b1.held, b1.target, b1.members, b1.resources);
     assert_int_equal(b0.held, 15);
     assert_int_equal(b1.held, 15);
     pthread_mutex_lock(&w->mu);
