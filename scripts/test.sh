@@ -18,7 +18,8 @@ chmod 711 "$work" # servers that refuse root (PostgreSQL) run as their own user
 servers=()
 cleanup() {
   local rc=$?
-  for s in "${servers[@]}"; do "$root/scripts/servers/$s.sh" stop "$work/$s" >/dev/null 2>&1 || true; done
+  # each entry: DIR under $work, or DIR:SCRIPT when the script is named otherwise
+  for s in "${servers[@]}"; do "$root/scripts/servers/${s#*:}.sh" stop "$work/${s%%:*}" >/dev/null 2>&1 || true; done
   if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "test: logs kept in $work" >&2; fi
   exit $rc
 }
@@ -39,16 +40,20 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=addr
 ninja -C build/asan >/dev/null
 
 echo "== servers"
-start_server() { # start_server NAME: start scripts/servers/NAME.sh, eval its exports; fatal on failure
-  local out
-  out=$("scripts/servers/$1.sh" start "$work/$1") || { echo "test: cannot start the $1 server" >&2; exit 1; }
-  servers+=("$1")
+start_server() { # start_server NAME [SCRIPT]: start scripts/servers/SCRIPT.sh (default NAME) in
+                 # $work/NAME, eval its exports; fatal on failure
+  local out script=${2:-$1}
+  out=$("scripts/servers/$script.sh" start "$work/$1") || { echo "test: cannot start the $1 server" >&2; exit 1; }
+  servers+=("$1:$script")
   eval "$out"
 }
 if [ -x scripts/servers/redis.sh ]; then
   start_server redis
   # The conformance suite stops, pauses and restarts this server: it is its own.
   export REIGN_TEST_REDIS_URI="$REDIS_URI" REIGN_TEST_REDIS_DIR="$work/redis"
+  # The same over TLS (conformance.rediss), its own server for the same reason.
+  REDIS_TLS=1 start_server rediss redis
+  export REIGN_TEST_REDISS_URI="$REDIS_URI" REIGN_TEST_REDISS_DIR="$work/rediss"
 fi
 
 if [ -x scripts/servers/postgres.sh ]; then

@@ -217,11 +217,16 @@ static int cmd_connect(redis_state *st, int64_t deadline_ms, char *err, size_t e
     }
     if (rc == REIGN_OK) {
         rc = load_scripts(st, c, deadline_ms, err, err_size);
-        if (rc == REIGN_EAUTH && st->target.password == NULL && st->target.user == NULL) {
+        if (rc == REIGN_EAUTH && st->target.password == NULL && st->target.user == NULL &&
+            strstr(err, "NOAUTH") != NULL) {
             size_t len = strlen(err);
-            snprintf(err + len, err_size - len, "; the server wants a password: %s",
-                     st->target.path != NULL ? "unix://:PASSWORD@localhost/path/redis.sock"
-                                             : "redis://:PASSWORD@host:port");
+            if (st->target.path != NULL) {
+                snprintf(err + len, err_size - len,
+                         "; the server wants a password: unix://:PASSWORD@localhost/path/redis.sock");
+            } else {
+                snprintf(err + len, err_size - len,
+                         "; the server wants a password: %s://:PASSWORD@host:port", st->cfg->scheme);
+            }
         }
     }
     if (rc != REIGN_OK) {

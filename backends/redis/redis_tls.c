@@ -220,6 +220,17 @@ static int set_peer_name(reign_redis_tls *t, SSL *s, const char *host)
     return ok == 1 ? 0 : -1;
 }
 
+/* The server refused our certificate (or the lack of one). With TLS 1.3
+ * it says so after the handshake, in the first record we read. */
+static bool is_certificate_alert(unsigned long e)
+{
+    int reason = ERR_GET_REASON(e);
+    return ERR_GET_LIB(e) == ERR_LIB_SSL && (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+                                             reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+                                             reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
+                                             reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE);
+}
+
 /* Why a handshake failed, as a status and a cause. */
 static int handshake_failure(SSL *s, int ssl_err, const char *name, char *err, size_t err_size)
 {
@@ -253,10 +264,7 @@ static int handshake_failure(SSL *s, int ssl_err, const char *name, char *err, s
                  cause);
         return REIGN_EPROTO;
     }
-    if (ERR_GET_LIB(e) == ERR_LIB_SSL && (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-                                          reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
-                                          reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
-                                          reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE)) {
+    if (is_certificate_alert(e)) {
         snprintf(err, err_size, "TLS handshake refused by the server: %s (check cert= and key=)",
                  cause);
         return REIGN_EAUTH;
@@ -304,8 +312,13 @@ int reign_redis_tls_connect(reign_redis_tls *t, int fd, const char *host, int64_
         }
         int ev = reign_redis_net_wait(fd, want, deadline_ms);
         if (ev <= 0) {
+            /* A plaintext Redis takes the ClientHello for an inline command
+             * still missing its newline: it waits, and so would we. */
             snprintf(err, err_size, "TLS handshake: %s",
-                     ev == 0 ? "no answer in time" : strerror(errno));
+                     ev < 0 ? strerror(errno)
+                     : want == POLLIN && SSL_get_state(s) == TLS_ST_CW_CLNT_HELLO
+                         ? "no answer in time (a plaintext server is silent like this: redis://?)"
+                         : "no answer in time");
             SSL_free(s);
             return REIGN_EBACKEND;
         }
@@ -345,6 +358,12 @@ static ssize_t io_result(SSL *s, int r, short *want, int *status, char *err, siz
         /* OpenSSL 3 queues "unexpected eof while reading": said below */
         break;
     default: break;
+    }
+    if (is_certificate_alert(ERR_peek_error())) {
+        ssl_cause(cause, sizeof(cause), "certificate refused");
+        snprintf(err, err_size, "TLS: refused by the server: %s (check cert= and key=)", cause);
+        *status = REIGN_EAUTH;
+        return -1;
     }
     ssl_cause(cause, sizeof(cause), "TLS failure");
     snprintf(err, err_size, "TLS: %s", cause);
