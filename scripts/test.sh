@@ -55,6 +55,11 @@ if [ -x scripts/servers/redis.sh ]; then
   REDIS_TLS=1 start_server rediss redis
   export REIGN_TEST_REDISS_URI="$REDIS_URI" REIGN_TEST_REDISS_DIR="$work/rediss"
 fi
+if [ -x scripts/servers/redis-sentinel.sh ]; then
+  # A master, a replica and three sentinels, for conformance.redis_sentinel.
+  start_server sentinel redis-sentinel
+  export REIGN_TEST_SENTINEL_URI="$SENTINEL_URI" REIGN_TEST_SENTINEL_DIR="$work/sentinel"
+fi
 
 if [ -x scripts/servers/postgres.sh ]; then
   start_server postgres

@@ -80,6 +80,9 @@ case "$backend" in
     [ -n "${REIGN_TEST_SENTINEL_URI:-}" ] ||
       skip "REIGN_TEST_SENTINEL_URI is not set; e.g. eval \"\$(scripts/servers/redis-sentinel.sh start /tmp/rsen)\""
     export REIGN_CONF_URI=$REIGN_TEST_SENTINEL_URI REIGN_CONF_CAPS=""
+    # The derived dead URI moves only the last port: every sentinel must be
+    # unreachable (nothing listens on the privileged ports 1 and 2 here).
+    export REIGN_CONF_DEAD_URI="${REIGN_CONF_URI%%://*}://127.0.0.1:1,127.0.0.1:2/mymaster"
     if [ -n "${REIGN_TEST_SENTINEL_DIR:-}" ]; then
       REIGN_CONF_SERVER_CTL="$(printf '%q ctl %q' "$here/../../scripts/servers/redis-sentinel.sh" "$REIGN_TEST_SENTINEL_DIR")"
       export REIGN_CONF_SERVER_CTL
