@@ -92,12 +92,14 @@ echo "== install and packaging test"
 tests/install/test_install.sh build/asan 2>&1 | tee "$work/install.log" || rc=1
 count_plain "$work/install.log"
 
-echo "== chaos: no two masters at once (file, redis, postgres, etcd, s3), and a broken build is caught"
+echo "== chaos: no two masters at once (file, redis, redis-sentinel, postgres, etcd, s3), and a broken build is caught"
 chaos_ok=0 chaos_bad=0
 chaos_backends=(file redis postgres etcd)
 [ "${REIGN_TEST_S3:-1}" = 0 ] || chaos_backends+=(s3)
 chaos_runs=()
 for b in "${chaos_backends[@]}"; do chaos_runs+=("$b --failovers 50 --seed 1 --build-dir build/asan"); done
+# Sentinel: a short run with forced failovers (a longer one by hand: --failovers 100)
+chaos_runs+=("redis-sentinel --failovers 20 --seed 1 --build-dir build/asan")
 chaos_runs+=("redis --broken --seed 1")
 for run in "${chaos_runs[@]}"; do
   st=0

@@ -570,6 +570,38 @@ out:
     return rc;
 }
 
+/* After WAIT: with fewer replicas than wait_replicas holding the writes,
+ * an ACQUIRE or RENEW that succeeded on the master may vanish in a
+ * failover (replication is asynchronous). Such an op is an ERROR: outcome
+ * unknown, so the core neither starts nor extends a belief on it. */
+static void unacknowledged(redis_state *st, reign_op *ops, const size_t *idx, size_t n,
+                           const redisReply *r)
+{
+    long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (acked >= st->conf.wait_replicas) {
+        return;
+    }
+    char cause[200];
+    if (acked < 0) {
+        char shown[120];
+        reign_printable(r->type == REDIS_REPLY_ERROR ? r->str : "not an integer",
+                        r->type == REDIS_REPLY_ERROR ? r->len : 14, shown, sizeof(shown));
+        snprintf(cause, sizeof(cause), "WAIT failed: %s", shown);
+    } else {
+        snprintf(cause, sizeof(cause),
+                 "acknowledged by %lld of the %d replica(s) wait_replicas asks for: it may not "
+                 "survive a failover",
+                 acked, st->conf.wait_replicas);
+    }
+    for (size_t i = 0; i < n; i++) {
+        reign_op *op = &ops[idx[i]];
+        if (op->result == REIGN_RES_OK &&
+            (op->kind == REIGN_OP_ACQUIRE || op->kind == REIGN_OP_RENEW)) {
+            op_fail(st, op, REIGN_EBACKEND, cause);
+        }
+    }
+}
+
 /* Send ops[idx[0..n)] as one pipeline and read their replies in order. Ops
  * that met NOSCRIPT are put in retry[] (count in *n_retry) when retry is
  * non-NULL, else failed. With eval, the pipeline starts with SCRIPT LOADs
@@ -604,6 +636,19 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
             break;
         }
     }
+    bool wait = st->conf.wait_replicas > 0 && n > 0;
+    if (wait) {
+        /* WAIT counts the replicas that have every write of this connection
+         * so far: the scripts above. Half the time left, so that its answer
+         * still arrives before our own deadline. */
+        int64_t left = (deadline_ms - reign_monotonic_ms()) / 2;
+        char nrep[16], ms[24];
+        snprintf(nrep, sizeof(nrep), "%d", st->conf.wait_replicas);
+        snprintf(ms, sizeof(ms), "%" PRId64, left > 1 ? left : 1);
+        const char *argv[] = {"WAIT", nrep, ms};
+        size_t lens[] = {4, strlen(nrep), strlen(ms)};
+        wait = reign_redis_conn_append(c, 3, argv, lens) == REIGN_OK;
+    }
     for (int k = 0; k < n_loads; k++) {
         redisReply *r = NULL;
         rc = reign_redis_conn_reply(c, deadline_ms, &r, err, sizeof(err));
@@ -635,6 +680,15 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
                 op_fail(st, op, prc, cause);
             }
         }
+        freeReplyObject(r);
+    }
+    if (wait) {
+        redisReply *r = NULL;
+        rc = reign_redis_conn_reply(c, deadline_ms, &r, err, sizeof(err));
+        if (rc != REIGN_OK) {
+            goto broken;
+        }
+        unacknowledged(st, ops, idx, n, r);
         freeReplyObject(r);
     }
     return;
@@ -821,7 +875,7 @@ out:
     return rc;
 }
 
-static const char *const redis_params[] = {"db", "prefix", NULL};
+static const char *const redis_params[] = {"db", "prefix", "wait_replicas", NULL};
 
 const reign_backend reign_backend_redis = {
     .version = REIGN_BACKEND_VERSION,

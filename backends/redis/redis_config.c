@@ -238,6 +238,12 @@ int reign_redis_config_parse(const reign_backend_config *cfg, reign_redis_config
     memcpy(c->channel, c->prefix, plen);
     memcpy(c->channel + plen, REDIS_RELEASED_SUFFIX, sizeof(REDIS_RELEASED_SUFFIX));
     snprintf(c->ttl_arg, sizeof(c->ttl_arg), "%" PRId64, cfg->ttl_ms);
+    const char *w = reign_backend_param(cfg, "wait_replicas");
+    if (w != NULL && (!parse_db(w, strlen(w), &c->wait_replicas) || c->wait_replicas > 16)) {
+        reign_backend_error("redis: %s: wait_replicas=%s is not a number of replicas (0..16)", uri,
+                            w);
+        return REIGN_EURI;
+    }
     return REIGN_OK;
 }
 

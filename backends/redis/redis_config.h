@@ -24,6 +24,7 @@ typedef struct reign_redis_config {
     char *channel;      /* <prefix>released (owned) */
     size_t channel_len;
     char ttl_arg[24]; /* the lease TTL as decimal ms, for PEXPIRE */
+    int wait_replicas; /* WAIT for this many replicas after each batch; 0: no WAIT */
     bool tls;
     reign_redis_tls_config tls_cfg; /* strings borrowed from the params */
     bool sentinel;

@@ -6,7 +6,7 @@
 
 static const char *const sentinel_params[] = {
     "prefix", "sentinel_user", "sentinel_password", "cacert", "cacertdir", "cert", "key",
-    "sni",    "insecure",      NULL};
+    "sni",    "insecure",      "wait_replicas", NULL};
 
 const reign_backend reign_backend_redis_sentinel = {
     .version = REIGN_BACKEND_VERSION,

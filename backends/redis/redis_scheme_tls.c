@@ -3,7 +3,7 @@
 #include "redis_backend.h"
 
 static const char *const rediss_params[] = {"db",   "prefix", "cacert",   "cacertdir", "cert",
-                                            "key",  "sni",    "insecure", NULL};
+                                            "key",  "sni",    "insecure", "wait_replicas", NULL};
 
 const reign_backend reign_backend_rediss = {
     .version = REIGN_BACKEND_VERSION,
