@@ -24,9 +24,13 @@ root=$PWD
 # server: scripts/servers/<name>.sh (start DIR / ctl DIR restart|pause|resume); "killed holder's
 # lease": expiry = it outlives the holder until the backend expires it, holder = it dies with it.
 # s3's throw-away server keeps objects in RAM, so its restart loses the terms: no restart fault.
+# redis-sentinel: a master, a replica, three sentinels; server-failover is a forced SENTINEL
+# FAILOVER; wait_replicas=1 makes an ACQUIRE/RENEW count only once the replica has it, so every
+# lease believed survives the failover (docs/backends/redis.md shows a run without it).
 BACKENDS='
 file       REIGN_WITH_FILE       -         -                        -                holder    all
 redis      REIGN_WITH_REDIS      redis     REDIS_URI                /0?prefix=chaos  expiry    all
+redis-sentinel REIGN_WITH_REDIS  redis-sentinel SENTINEL_URI       /0?prefix=chaos&wait_replicas=1 expiry    kill,stop,resign,server-pause-short,server-failover
 postgres   REIGN_WITH_POSTGRES   postgres  REIGN_TEST_POSTGRES_URI  -                expiry    all
 etcd       REIGN_WITH_ETCD       etcd      REIGN_TEST_ETCD_URI      -                expiry    all
 s3         REIGN_WITH_S3         s3        REIGN_TEST_S3_URI        -                expiry    kill,stop,resign,server-pause-short,server-pause-long

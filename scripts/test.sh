@@ -18,7 +18,8 @@ chmod 711 "$work" # servers that refuse root (PostgreSQL) run as their own user
 servers=()
 cleanup() {
   local rc=$?
-  for s in "${servers[@]}"; do "$root/scripts/servers/$s.sh" stop "$work/$s" >/dev/null 2>&1 || true; done
+  # each entry: DIR under $work, or DIR:SCRIPT when the script is named otherwise
+  for s in "${servers[@]}"; do "$root/scripts/servers/${s#*:}.sh" stop "$work/${s%%:*}" >/dev/null 2>&1 || true; done
   if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "test: logs kept in $work" >&2; fi
   exit $rc
 }
@@ -39,16 +40,25 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREIGN_SANITIZE=addr
 ninja -C build/asan >/dev/null
 
 echo "== servers"
-start_server() { # start_server NAME: start scripts/servers/NAME.sh, eval its exports; fatal on failure
-  local out
-  out=$("scripts/servers/$1.sh" start "$work/$1") || { echo "test: cannot start the $1 server" >&2; exit 1; }
-  servers+=("$1")
+start_server() { # start_server NAME [SCRIPT]: start scripts/servers/SCRIPT.sh (default NAME) in
+                 # $work/NAME, eval its exports; fatal on failure
+  local out script=${2:-$1}
+  out=$("scripts/servers/$script.sh" start "$work/$1") || { echo "test: cannot start the $1 server" >&2; exit 1; }
+  servers+=("$1:$script")
   eval "$out"
 }
 if [ -x scripts/servers/redis.sh ]; then
   start_server redis
   # The conformance suite stops, pauses and restarts this server: it is its own.
   export REIGN_TEST_REDIS_URI="$REDIS_URI" REIGN_TEST_REDIS_DIR="$work/redis"
+  # The same over TLS (conformance.rediss), its own server for the same reason.
+  REDIS_TLS=1 start_server rediss redis
+  export REIGN_TEST_REDISS_URI="$REDIS_URI" REIGN_TEST_REDISS_DIR="$work/rediss"
+fi
+if [ -x scripts/servers/redis-sentinel.sh ]; then
+  # A master, a replica and three sentinels, for conformance.redis_sentinel.
+  start_server sentinel redis-sentinel
+  export REIGN_TEST_SENTINEL_URI="$SENTINEL_URI" REIGN_TEST_SENTINEL_DIR="$work/sentinel"
 fi
 
 if [ -x scripts/servers/postgres.sh ]; then
@@ -82,12 +92,14 @@ echo "== install and packaging test"
 tests/install/test_install.sh build/asan 2>&1 | tee "$work/install.log" || rc=1
 count_plain "$work/install.log"
 
-echo "== chaos: no two masters at once (file, redis, postgres, etcd, s3), and a broken build is caught"
+echo "== chaos: no two masters at once (file, redis, redis-sentinel, postgres, etcd, s3), and a broken build is caught"
 chaos_ok=0 chaos_bad=0
 chaos_backends=(file redis postgres etcd)
 [ "${REIGN_TEST_S3:-1}" = 0 ] || chaos_backends+=(s3)
 chaos_runs=()
 for b in "${chaos_backends[@]}"; do chaos_runs+=("$b --failovers 50 --seed 1 --build-dir build/asan"); done
+# Sentinel: a short run with forced failovers (a longer one by hand: --failovers 100)
+chaos_runs+=("redis-sentinel --failovers 20 --seed 1 --build-dir build/asan")
 chaos_runs+=("redis --broken --seed 1")
 for run in "${chaos_runs[@]}"; do
   st=0

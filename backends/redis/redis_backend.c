@@ -1,16 +1,22 @@
-/* The redis:// (and unix://) backend: leases in Redis through hiredis.
+/* The redis backend: leases in Redis, reached as redis://, unix://,
+ * rediss:// (TLS) or through Sentinel (redis-sentinel://, rediss-sentinel://).
  *
  * Map of this file:
- *   1. state and configuration (URI → target, prefix, db)
- *   2. the command connection: connect, SCRIPT LOAD, reconnect with backoff
- *   3. the subscriber connection: SUBSCRIBE <prefix>released, drain
+ *   1. state, links and their reconnection backoff
+ *   2. the command connection: find the master (Sentinel), connect,
+ *      SCRIPT LOAD, reconnect with backoff
+ *   3. the subscribers: SUBSCRIBE <prefix>released on the server, and
+ *      +switch-master on a sentinel; the notification fd; drain
  *   4. execute: one pipeline of EVALSHA per batch, a second round with
  *      EVAL for ops that met NOSCRIPT
- *   5. open, close, the vtable
+ *   5. open, close, the vtable of redis:// and unix://
  *
- * Keys, scripts and reply parsing live in redis_keys.c, redis_scripts.c
- * and redis_reply.c; connection mechanics in redis_conn.c. Every member is
- * called from the factory's engine thread only, so the state has no lock.
+ * The URI is read in redis_config.c; keys, scripts and reply parsing live
+ * in redis_keys.c, redis_scripts.c and redis_reply.c; connection mechanics
+ * in redis_conn.c (socket, TLS in redis_tls.c); Sentinel's parsing and the
+ * resolver in redis_sentinel.c. The vtables of the other schemes are in
+ * redis_scheme_*.c. Every member is called from the factory's engine
+ * thread only, so the state has no lock.
  */
 #include "redis_backend.h"
 
@@ -20,51 +26,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
+#include "redis_config.h"
 #include "redis_conn.h"
 #include "redis_keys.h"
 #include "redis_reply.h"
 #include "redis_scripts.h"
+#include "redis_sentinel.h"
+#include "redis_tls.h"
 
-/* ---- 1. State and configuration ------------------------------------------ */
+/* ---- 1. State and links -------------------------------------------------- */
 
-#define REDIS_DEFAULT_PORT 6379
-#define REDIS_DEFAULT_PREFIX "reign:"
-#define REDIS_RELEASED_SUFFIX "released"
 /* After a failed connect attempt wait this long, doubling up to the max,
  * so that a dead server is not hammered by every batch. */
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
-#define REDIS_ERR_SIZE 320
+#define REDIS_ERR_SIZE 640
+#define SWITCH_CHANNEL "+switch-master"
 
 /* Reconnection bookkeeping of one connection. */
 typedef struct redis_link {
-    redisContext *ctx;   /* NULL while broken */
-    int64_t next_try_ms; /* no connect attempt before this */
-    int64_t backoff_ms;  /* 0 after a success: the first retry is at once */
-    int last_status;     /* of the last failed attempt */
+    reign_redis_conn *conn; /* NULL while broken */
+    int64_t next_try_ms;    /* no connect attempt before this */
+    int64_t backoff_ms;     /* 0 after a success: the first retry is at once */
+    int last_status;        /* of the last failed attempt */
     char last_error[REDIS_ERR_SIZE];
     bool warned; /* logged the outage already */
 } redis_link;
 
 typedef struct redis_state {
     const reign_backend_config *cfg; /* owned by the core, lives until close */
-    reign_redis_target target;
-    char where[300]; /* host:port or socket path, for messages */
-    char *host;      /* owned copies for target */
-    char *path;
-    const char *prefix; /* borrowed from cfg's params */
-    char *channel;      /* <prefix>released */
-    size_t channel_len;
-    char ttl_arg[24];                    /* cfg->ttl_ms as decimal, for PX */
-    const char *holder;                  /* cfg->instance_id */
-    const char *metadata;                /* cfg->metadata or "" */
+    reign_redis_config conf;
+    reign_redis_target target; /* the server, or the master found last */
+    reign_redis_tls *tls;      /* NULL: plaintext */
+    reign_redis_sentinels sentinels;
+    reign_redis_hostport master; /* behind sentinels: the address in use */
+    size_t sentinel_first;       /* the sentinel that answered last */
+    const char *holder;          /* cfg->instance_id */
+    const char *metadata;        /* cfg->metadata or "" */
     char sha[REIGN_REDIS_N_SCRIPTS][41]; /* SCRIPT LOAD results */
     redis_link cmd;                      /* lease scripts */
-    redis_link sub;                      /* SUBSCRIBE only */
+    redis_link sub;                      /* SUBSCRIBE <prefix>released only */
+    redis_link sen;                      /* a sentinel: SUBSCRIBE +switch-master */
     bool sub_disabled;                   /* the server refused SUBSCRIBE: retry ticks only */
+    bool saw_readonly;                   /* this batch met a replica */
+    int epfd; /* behind sentinels: sub and sen as one notification fd; else -1 */
 } redis_state;
 
 /* Fail one op with the message shape every redis error has:
@@ -81,129 +91,10 @@ static void op_fail(const redis_state *st, reign_op *op, int status, const char 
                   st->cfg->uri_redacted);
 }
 
-static bool empty(const char *s)
-{
-    return s == NULL || s[0] == '\0';
-}
-
-/* A database number: decimal 0..INT_MAX, nothing else. */
-static bool parse_db(const char *text, int *out)
-{
-    if (empty(text) || strlen(text) > 9) {
-        return false;
-    }
-    int v = 0;
-    for (const char *p = text; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9') {
-            return false;
-        }
-        v = v * 10 + (*p - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* URI → target, prefix, db; REIGN_EURI/EINVAL with a message on nonsense. */
-static int configure(redis_state *st, const reign_backend_config *cfg)
-{
-    const char *uri = cfg->uri_redacted;
-    int db = 0;
-
-    if (empty(cfg->instance_id)) {
-        reign_backend_error("redis: %s: empty instance ID", uri);
-        return REIGN_EINVAL;
-    }
-    if (cfg->ttl_ms <= 0) {
-        reign_backend_error("redis: %s: lease TTL %" PRId64 " ms is not positive", uri,
-                            cfg->ttl_ms);
-        return REIGN_EINVAL;
-    }
-    if (strcmp(cfg->scheme, "unix") == 0) {
-        if (!empty(cfg->host) && strcmp(cfg->host, "localhost") != 0) {
-            reign_backend_error("redis: %s: a unix socket URI takes no host; use "
-                                "unix:///path/redis.sock",
-                                uri);
-            return REIGN_EURI;
-        }
-        if (cfg->port != 0) {
-            reign_backend_error("redis: %s: a unix socket URI takes no port", uri);
-            return REIGN_EURI;
-        }
-        if (empty(cfg->path) || cfg->path[0] != '/') {
-            reign_backend_error("redis: %s: no socket path; use unix:///path/redis.sock", uri);
-            return REIGN_EURI;
-        }
-        const char *dbp = reign_backend_param(cfg, "db");
-        if (dbp != NULL && !parse_db(dbp, &db)) {
-            reign_backend_error("redis: %s: db=%s is not a database number (0, 1, ...)", uri, dbp);
-            return REIGN_EURI;
-        }
-        st->path = strdup(cfg->path);
-        if (st->path == NULL) {
-            goto oom;
-        }
-        snprintf(st->where, sizeof(st->where), "%s", cfg->path);
-    } else {
-        /* redis://host:port/db: the path, if any, is the database number */
-        const char *p = cfg->path != NULL ? cfg->path : "";
-        if (p[0] == '/') {
-            p++;
-        }
-        if (p[0] != '\0' && !parse_db(p, &db)) {
-            /* The path is not quoted: a mistyped URI may carry a password there. */
-            reign_backend_error("redis: %s: the path is not a database number; use "
-                                "redis://host:port/DB",
-                                uri);
-            return REIGN_EURI;
-        }
-        st->host = strdup(empty(cfg->host) ? "127.0.0.1" : cfg->host);
-        if (st->host == NULL) {
-            goto oom;
-        }
-        st->target.port = cfg->port != 0 ? cfg->port : REDIS_DEFAULT_PORT;
-        snprintf(st->where, sizeof(st->where), strchr(st->host, ':') != NULL ? "[%s]:%d" : "%s:%d",
-                 st->host, st->target.port);
-    }
-    st->target.host = st->host;
-    st->target.path = st->path;
-    st->target.user = empty(cfg->user) ? NULL : cfg->user;
-    st->target.password = cfg->password;
-    st->target.db = db;
-    st->target.where = st->where;
-
-    const char *prefix = reign_backend_param(cfg, "prefix");
-    st->prefix = prefix != NULL ? prefix : REDIS_DEFAULT_PREFIX;
-    if (strpbrk(st->prefix, "{}") != NULL) {
-        /* the braces of a key are ours: they make the per-resource hash tag */
-        reign_backend_error("redis: %s: prefix=%s must not contain '{' or '}'", uri, st->prefix);
-        return REIGN_EURI;
-    }
-    size_t plen = strlen(st->prefix);
-    st->channel_len = plen + strlen(REDIS_RELEASED_SUFFIX);
-    st->channel = malloc(st->channel_len + 1);
-    if (st->channel == NULL) {
-        goto oom;
-    }
-    memcpy(st->channel, st->prefix, plen);
-    memcpy(st->channel + plen, REDIS_RELEASED_SUFFIX, sizeof(REDIS_RELEASED_SUFFIX));
-
-    snprintf(st->ttl_arg, sizeof(st->ttl_arg), "%" PRId64, cfg->ttl_ms);
-    st->holder = cfg->instance_id;
-    st->metadata = cfg->metadata != NULL ? cfg->metadata : "";
-    return REIGN_OK;
-oom:
-    reign_backend_error("redis: %s: out of memory", uri);
-    return REIGN_ENOMEM;
-}
-
-/* ---- 2. The command connection ------------------------------------------- */
-
 static void link_drop(redis_link *l)
 {
-    if (l->ctx != NULL) {
-        redisFree(l->ctx);
-        l->ctx = NULL;
-    }
+    reign_redis_conn_free(l->conn);
+    l->conn = NULL;
 }
 
 /* A connection that worked broke: try again at once, then back off. */
@@ -213,8 +104,8 @@ static void link_broken(redis_state *st, redis_link *l, const char *what, const 
     l->next_try_ms = reign_monotonic_ms();
     l->backoff_ms = 0;
     l->warned = true;
-    reign_backend_log(st->cfg, REIGN_LOG_WARN, "%s connection to %s lost: %s (%s)", what, st->where,
-                      cause, st->cfg->uri_redacted);
+    reign_backend_log(st->cfg, REIGN_LOG_WARN, "%s connection to %s lost: %s (%s)", what,
+                      st->conf.where, cause, st->cfg->uri_redacted);
 }
 
 static void link_failed(redis_state *st, redis_link *l, const char *what, int status,
@@ -234,19 +125,21 @@ static void link_failed(redis_state *st, redis_link *l, const char *what, int st
     l->warned = true;
 }
 
-static void link_up(redis_state *st, redis_link *l, redisContext *c, const char *what)
+static void link_up(redis_state *st, redis_link *l, reign_redis_conn *c, const char *what)
 {
-    l->ctx = c;
+    l->conn = c;
     l->backoff_ms = 0;
     if (l->warned) {
         reign_backend_log(st->cfg, REIGN_LOG_INFO, "%s connection to %s is back (%s)", what,
-                          st->where, st->cfg->uri_redacted);
+                          st->conf.where, st->cfg->uri_redacted);
     }
     l->warned = false;
 }
 
+/* ---- 2. The command connection ------------------------------------------- */
+
 /* SCRIPT LOAD every script in one pipeline; keep the SHA1s for EVALSHA. */
-static int load_scripts(redis_state *st, redisContext *c, int64_t deadline_ms, char *err,
+static int load_scripts(redis_state *st, reign_redis_conn *c, int64_t deadline_ms, char *err,
                         size_t err_size)
 {
     int rc = REIGN_OK;
@@ -254,7 +147,7 @@ static int load_scripts(redis_state *st, redisContext *c, int64_t deadline_ms, c
         const char *src = reign_redis_script((reign_op_kind)(k + 1));
         const char *argv[] = {"SCRIPT", "LOAD", src};
         size_t lens[] = {6, 4, strlen(src)};
-        if (redisAppendCommandArgv(c, 3, argv, lens) != REDIS_OK) {
+        if (reign_redis_conn_append(c, 3, argv, lens) != REIGN_OK) {
             snprintf(err, err_size, "SCRIPT LOAD: out of memory");
             return REIGN_ENOMEM;
         }
@@ -262,20 +155,20 @@ static int load_scripts(redis_state *st, redisContext *c, int64_t deadline_ms, c
     /* read every reply even after a failure, to report the first */
     for (int k = 0; k < REIGN_REDIS_N_SCRIPTS; k++) {
         redisReply *r = NULL;
-        char cause[200];
+        char cause[300];
         int s = reign_redis_conn_reply(c, deadline_ms, &r, cause, sizeof(cause));
         if (s != REIGN_OK) {
-            snprintf(err, err_size, "SCRIPT LOAD on %s: %s", st->where, cause);
+            snprintf(err, err_size, "SCRIPT LOAD on %s: %s", st->conf.where, cause);
             return s == REIGN_ETIMEDOUT ? REIGN_EBACKEND : s;
         }
         if (rc == REIGN_OK && r->type == REDIS_REPLY_ERROR) {
             char shown[160];
             reign_printable(r->str, r->len, shown, sizeof(shown));
-            snprintf(err, err_size, "SCRIPT LOAD refused by %s: %s", st->where, shown);
+            snprintf(err, err_size, "SCRIPT LOAD refused by %s: %s", st->conf.where, shown);
             rc = reign_redis_error_status(r->str, r->len);
         } else if (rc == REIGN_OK && (r->type != REDIS_REPLY_STRING || r->len != 40)) {
             snprintf(err, err_size, "SCRIPT LOAD on %s: expected a SHA1, got reply type %d",
-                     st->where, r->type);
+                     st->conf.where, r->type);
             rc = REIGN_EPROTO;
         } else if (rc == REIGN_OK) {
             memcpy(st->sha[k], r->str, 40);
@@ -286,23 +179,58 @@ static int load_scripts(redis_state *st, redisContext *c, int64_t deadline_ms, c
     return rc;
 }
 
+/* Behind sentinels: ask them where the master is now, and aim the target
+ * (and the messages) at it. */
+static int find_master(redis_state *st, int64_t deadline_ms, char *err, size_t err_size)
+{
+    reign_redis_hostport hp;
+    char cause[REDIS_ERR_SIZE - 64];
+    int rc = reign_redis_sentinel_resolve(&st->sentinels, &st->sentinel_first, deadline_ms, &hp,
+                                          cause, sizeof(cause));
+    if (rc != REIGN_OK) {
+        snprintf(err, err_size, "no address for master %s: %s", st->conf.master, cause);
+        return rc;
+    }
+    if (strcmp(hp.host, st->master.host) != 0 || hp.port != st->master.port) {
+        char was[REIGN_REDIS_HOST_MAX + 16], now[REIGN_REDIS_HOST_MAX + 16];
+        reign_redis_hostport_str(&st->master, was, sizeof(was));
+        reign_redis_hostport_str(&hp, now, sizeof(now));
+        reign_backend_log(st->cfg, REIGN_LOG_INFO, "master %s is at %s%s%s (%s)", st->conf.master,
+                          now, st->master.port != 0 ? ", was " : "",
+                          st->master.port != 0 ? was : "", st->cfg->uri_redacted);
+        st->master = hp;
+    }
+    char addr[REIGN_REDIS_HOST_MAX + 16];
+    reign_redis_hostport_str(&st->master, addr, sizeof(addr));
+    snprintf(st->conf.where, sizeof(st->conf.where), "%s (master %s)", addr, st->conf.master);
+    st->target.host = st->master.host;
+    st->target.port = st->master.port;
+    return REIGN_OK;
+}
+
 static int cmd_connect(redis_state *st, int64_t deadline_ms, char *err, size_t err_size)
 {
-    redisContext *c = NULL;
-    int rc = reign_redis_conn_open(&st->target, deadline_ms, &c, err, err_size);
+    reign_redis_conn *c = NULL;
+    int rc = st->conf.sentinel ? find_master(st, deadline_ms, err, err_size) : REIGN_OK;
+    if (rc == REIGN_OK) {
+        rc = reign_redis_conn_open(&st->target, deadline_ms, &c, err, err_size);
+    }
     if (rc == REIGN_OK) {
         rc = load_scripts(st, c, deadline_ms, err, err_size);
-        if (rc == REIGN_EAUTH && st->target.password == NULL && st->target.user == NULL) {
+        if (rc == REIGN_EAUTH && st->target.password == NULL && st->target.user == NULL &&
+            strstr(err, "NOAUTH") != NULL) {
             size_t len = strlen(err);
-            snprintf(err + len, err_size - len, "; the server wants a password: %s",
-                     st->target.path != NULL ? "unix://:PASSWORD@localhost/path/redis.sock"
-                                             : "redis://:PASSWORD@host:port");
+            if (st->target.path != NULL) {
+                snprintf(err + len, err_size - len,
+                         "; the server wants a password: unix://:PASSWORD@localhost/path/redis.sock");
+            } else {
+                snprintf(err + len, err_size - len,
+                         "; the server wants a password: %s://:PASSWORD@host:port", st->cfg->scheme);
+            }
         }
     }
     if (rc != REIGN_OK) {
-        if (c != NULL) {
-            redisFree(c);
-        }
+        reign_redis_conn_free(c);
         return rc;
     }
     link_up(st, &st->cmd, c, "command");
@@ -312,8 +240,8 @@ static int cmd_connect(redis_state *st, int64_t deadline_ms, char *err, size_t e
 /* Make sure the command connection is up before a batch. */
 static int cmd_ensure(redis_state *st, int64_t deadline_ms, char *err, size_t err_size)
 {
-    if (st->cmd.ctx != NULL) {
-        if (reign_redis_conn_idle_ok(st->cmd.ctx)) {
+    if (st->cmd.conn != NULL) {
+        if (reign_redis_conn_idle_ok(st->cmd.conn)) {
             return REIGN_OK;
         }
         /* Closed while idle (server restart, `timeout` in redis.conf):
@@ -323,7 +251,7 @@ static int cmd_ensure(redis_state *st, int64_t deadline_ms, char *err, size_t er
     int64_t now = reign_monotonic_ms();
     if (now < st->cmd.next_try_ms) {
         snprintf(err, err_size, "not connected to %s (%s); next attempt in %" PRId64 " ms",
-                 st->where, st->cmd.last_error, st->cmd.next_try_ms - now);
+                 st->conf.where, st->cmd.last_error, st->cmd.next_try_ms - now);
         return st->cmd.last_status != REIGN_OK ? st->cmd.last_status : REIGN_EBACKEND;
     }
     int rc = cmd_connect(st, deadline_ms, err, err_size);
@@ -333,34 +261,52 @@ static int cmd_ensure(redis_state *st, int64_t deadline_ms, char *err, size_t er
     return rc;
 }
 
-/* ---- 3. The subscriber connection ---------------------------------------- */
-
-static int sub_connect(redis_state *st, int64_t deadline_ms, char *err, size_t err_size)
+/* The master moved (+switch-master, or a READONLY answer): both links to
+ * the old one go, and the next batch asks the sentinels again. */
+static void master_moved(redis_state *st, const char *why)
 {
-    redisContext *c = NULL;
+    if (st->cmd.conn != NULL) {
+        link_broken(st, &st->cmd, "command", why);
+    }
+    if (st->sub.conn != NULL) {
+        link_broken(st, &st->sub, "subscriber", why);
+    }
+    /* the first attempt at once: the sentinels know the new master already */
+    st->cmd.next_try_ms = st->sub.next_try_ms = reign_monotonic_ms();
+}
+
+/* ---- 3. The subscribers -------------------------------------------------- */
+
+/* Connect to t and SUBSCRIBE channel; *out on success. */
+static int subscribe_to(redis_state *st, const reign_redis_target *t, const char *channel,
+                        size_t channel_len, int64_t deadline_ms, reign_redis_conn **out,
+                        char *err, size_t err_size)
+{
+    (void)st;
+    reign_redis_conn *c = NULL;
     redisReply *r = NULL;
-    int rc = reign_redis_conn_open(&st->target, deadline_ms, &c, err, err_size);
+    int rc = reign_redis_conn_open(t, deadline_ms, &c, err, err_size);
     if (rc != REIGN_OK) {
         goto out;
     }
-    const char *argv[] = {"SUBSCRIBE", st->channel};
-    size_t lens[] = {9, st->channel_len};
-    if (redisAppendCommandArgv(c, 2, argv, lens) != REDIS_OK) {
+    const char *argv[] = {"SUBSCRIBE", channel};
+    size_t lens[] = {9, channel_len};
+    if (reign_redis_conn_append(c, 2, argv, lens) != REIGN_OK) {
         snprintf(err, err_size, "SUBSCRIBE: out of memory");
         rc = REIGN_ENOMEM;
         goto out;
     }
-    char cause[200];
+    char cause[300];
     rc = reign_redis_conn_reply(c, deadline_ms, &r, cause, sizeof(cause));
     if (rc != REIGN_OK) {
-        snprintf(err, err_size, "SUBSCRIBE on %s: %s", st->where, cause);
+        snprintf(err, err_size, "SUBSCRIBE on %s: %s", t->where, cause);
         rc = rc == REIGN_ETIMEDOUT ? REIGN_EBACKEND : rc;
         goto out;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         char shown[160];
         reign_printable(r->str, r->len, shown, sizeof(shown));
-        snprintf(err, err_size, "SUBSCRIBE refused by %s: %s", st->where, shown);
+        snprintf(err, err_size, "SUBSCRIBE refused by %s: %s", t->where, shown);
         rc = reign_redis_error_status(r->str, r->len);
         goto out;
     }
@@ -368,60 +314,126 @@ static int sub_connect(redis_state *st, int64_t deadline_ms, char *err, size_t e
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len != 9 ||
         memcmp(r->element[0]->str, "subscribe", 9) != 0) {
-        snprintf(err, err_size, "SUBSCRIBE on %s: unexpected reply", st->where);
+        snprintf(err, err_size, "SUBSCRIBE on %s: unexpected reply", t->where);
         rc = REIGN_EPROTO;
         goto out;
     }
-    link_up(st, &st->sub, c, "subscriber");
+    *out = c;
     c = NULL;
 out:
     if (r != NULL) {
         freeReplyObject(r);
     }
-    if (c != NULL) {
-        redisFree(c);
-    }
+    reign_redis_conn_free(c);
     return rc;
 }
 
-/* Bring the subscriber back if it is down and its backoff has passed. */
+/* Bring the lease subscriber back if it is down and its backoff has passed. */
 static void sub_maintain(redis_state *st, int64_t deadline_ms)
 {
-    if (st->sub.ctx != NULL || st->sub_disabled || reign_monotonic_ms() < st->sub.next_try_ms ||
+    if (st->sub.conn != NULL || st->sub_disabled || reign_monotonic_ms() < st->sub.next_try_ms ||
         reign_monotonic_ms() >= deadline_ms) {
         return;
     }
     char err[REDIS_ERR_SIZE];
-    int rc = sub_connect(st, deadline_ms, err, sizeof(err));
-    if (rc == REIGN_EAUTH) {
+    reign_redis_conn *c = NULL;
+    int rc = subscribe_to(st, &st->target, st->conf.channel, st->conf.channel_len, deadline_ms,
+                          &c, err, sizeof(err));
+    if (rc == REIGN_OK) {
+        link_up(st, &st->sub, c, "subscriber");
+    } else if (rc == REIGN_EAUTH) {
         /* The ACL lets us run the scripts but not subscribe: work on, with
          * the engine's retry ticks instead of release notifications. */
         st->sub_disabled = true;
         reign_backend_log(st->cfg, REIGN_LOG_WARN,
                           "%s; no release notifications, candidates retry on their interval (%s)",
                           err, st->cfg->uri_redacted);
-    } else if (rc != REIGN_OK) {
+    } else {
         link_failed(st, &st->sub, "subscriber", rc, err);
     }
 }
 
-static int redis_notify_fd(void *state)
+/* Behind sentinels: keep one subscribed to +switch-master, so a failover
+ * is followed within a round trip instead of at the next failed batch. */
+static void sen_maintain(redis_state *st, int64_t deadline_ms)
 {
-    redis_state *st = state;
-    return st->sub.ctx != NULL ? st->sub.ctx->fd : -1;
-}
-
-/* A pub/sub message ["message", channel, resource] names the resource
- * released; anything else (a subscribe confirmation) names none. */
-static void tell_released(const redisReply *r, reign_released_fn released, void *ctx)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element == NULL) {
+    if (!st->conf.sentinel || st->sen.conn != NULL || reign_monotonic_ms() < st->sen.next_try_ms ||
+        reign_monotonic_ms() >= deadline_ms) {
         return;
     }
+    char err[REDIS_ERR_SIZE] = "";
+    int rc = REIGN_EBACKEND;
+    for (size_t k = 0; k < st->sentinels.n && rc != REIGN_OK; k++) {
+        const reign_redis_hostport *hp =
+            &st->sentinels.list[(st->sentinel_first + k) % st->sentinels.n];
+        char where[REIGN_REDIS_HOST_MAX + 32];
+        reign_redis_hostport_str(hp, where, sizeof(where));
+        reign_redis_target t = {.host = hp->host,
+                                .port = hp->port,
+                                .user = st->sentinels.user,
+                                .password = st->sentinels.password,
+                                .where = where,
+                                .tls = st->tls};
+        reign_redis_conn *c = NULL;
+        rc = subscribe_to(st, &t, SWITCH_CHANNEL, strlen(SWITCH_CHANNEL), deadline_ms, &c, err,
+                          sizeof(err));
+        if (rc == REIGN_OK) {
+            link_up(st, &st->sen, c, "sentinel subscriber");
+        }
+    }
+    if (rc != REIGN_OK) {
+        link_failed(st, &st->sen, "sentinel subscriber", rc, err);
+    }
+}
+
+static int redis_epoll_add(redis_state *st, const redis_link *l)
+{
+    if (l->conn == NULL) {
+        return 0;
+    }
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = reign_redis_conn_fd(l->conn);
+    /* A closed fd left the set by itself; EEXIST: still this connection. */
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 1;
+}
+
+int reign_redis_notify_fd(void *state)
+{
+    redis_state *st = state;
+    if (st->epfd < 0) {
+        return st->sub.conn != NULL ? reign_redis_conn_fd(st->sub.conn) : -1;
+    }
+    int a = redis_epoll_add(st, &st->sub);
+    int b = redis_epoll_add(st, &st->sen);
+    if (a < 0 || b < 0) {
+        return -1; /* no notifications this round: the retry ticks still run */
+    }
+    return a + b > 0 ? st->epfd : -1;
+}
+
+/* A pub/sub message ["message", channel, payload]: the payload, or NULL. */
+static const redisReply *message_payload(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element == NULL) {
+        return NULL;
+    }
     const redisReply *kind = r->element[0];
-    const redisReply *res = r->element[2];
-    if (kind == NULL || res == NULL || kind->type != REDIS_REPLY_STRING || kind->len != 7 ||
+    if (kind == NULL || kind->type != REDIS_REPLY_STRING || kind->len != 7 ||
         memcmp(kind->str, "message", 7) != 0) {
+        return NULL;
+    }
+    return r->element[2];
+}
+
+/* A released message names the resource released; anything else (a
+ * subscribe confirmation) names none. */
+static void tell_released(const redisReply *r, reign_released_fn released, void *ctx)
+{
+    const redisReply *res = message_payload(r);
+    if (res == NULL) {
         return;
     }
     if (res->type == REDIS_REPLY_STRING && res->len >= 1 && res->len <= REIGN_RESOURCE_ID_MAX &&
@@ -432,40 +444,78 @@ static void tell_released(const redisReply *r, reign_released_fn released, void 
     }
 }
 
-static void redis_notify_drain(void *state, reign_released_fn released, void *ctx)
+/* Drain one subscriber link; each message goes to on_message. False if
+ * the link broke (it is then dropped). */
+static bool drain_link(redis_state *st, redis_link *l, const char *what,
+                       void (*on_message)(redis_state *, const redisReply *, reign_released_fn,
+                                          void *),
+                       reign_released_fn released, void *ctx)
 {
-    redis_state *st = state;
-    if (st->sub.ctx == NULL) {
-        return;
+    if (l->conn == NULL) {
+        return true;
     }
     char err[REDIS_ERR_SIZE];
-    int rc = reign_redis_conn_read_ready(st->sub.ctx, err, sizeof(err));
+    int rc = reign_redis_conn_read_ready(l->conn, err, sizeof(err));
     while (rc == REIGN_OK) {
-        void *reply = NULL;
-        if (redisGetReplyFromReader(st->sub.ctx, &reply) != REDIS_OK) {
-            snprintf(err, sizeof(err), "bad message: %s", st->sub.ctx->errstr);
-            rc = REIGN_EPROTO;
+        redisReply *reply = NULL;
+        rc = reign_redis_conn_take(l->conn, &reply, err, sizeof(err));
+        if (rc != REIGN_OK || reply == NULL) {
             break;
         }
-        if (reply == NULL) {
-            break;
-        }
-        tell_released(reply, released, ctx);
+        on_message(st, reply, released, ctx);
         freeReplyObject(reply);
+        if (l->conn == NULL) {
+            return true; /* on_message dropped it */
+        }
     }
     if (rc != REIGN_OK) {
-        /* Releases may go unheard until the next execute reconnects (and
-         * notify_fd says -1 meanwhile): have every candidate try now. */
-        link_broken(st, &st->sub, "subscriber", err);
+        link_broken(st, l, what, err);
+        return false;
+    }
+    return true;
+}
+
+static void on_released_message(redis_state *st, const redisReply *r, reign_released_fn released,
+                                void *ctx)
+{
+    (void)st;
+    tell_released(r, released, ctx);
+}
+
+static void on_switch_message(redis_state *st, const redisReply *r, reign_released_fn released,
+                              void *ctx)
+{
+    const redisReply *p = message_payload(r);
+    reign_redis_hostport to;
+    if (p == NULL || p->type != REDIS_REPLY_STRING ||
+        !reign_redis_parse_switch(p->str, p->len, st->conf.master, &to)) {
+        return; /* another master's failover, or not a message */
+    }
+    char addr[REIGN_REDIS_HOST_MAX + 16], why[REIGN_REDIS_HOST_MAX + 64];
+    reign_redis_hostport_str(&to, addr, sizeof(addr));
+    snprintf(why, sizeof(why), "sentinels switched the master to %s", addr);
+    master_moved(st, why);
+    /* Leases may have changed hands with the master: every campaign
+     * looks again now rather than at its next retry tick. */
+    released(ctx, NULL, 0);
+}
+
+void reign_redis_notify_drain(void *state, reign_released_fn released, void *ctx)
+{
+    redis_state *st = state;
+    /* Releases may go unheard until the next execute reconnects (and
+     * notify_fd says -1 meanwhile): have every candidate try now. */
+    if (!drain_link(st, &st->sub, "subscriber", on_released_message, released, ctx)) {
         released(ctx, NULL, 0);
     }
+    (void)drain_link(st, &st->sen, "sentinel subscriber", on_switch_message, released, ctx);
 }
 
 /* ---- 4. Execute ---------------------------------------------------------- */
 
 /* Append op's script call: EVALSHA sha (or EVAL source) numkeys keys… args…
  * Every argument goes with its length: the resource ID is binary. */
-static int append_op(redis_state *st, redisContext *c, const reign_op *op, bool eval)
+static int append_op(redis_state *st, reign_redis_conn *c, const reign_op *op, bool eval)
 {
     int rc = REIGN_ENOMEM;
     char *lease = NULL, *term_key = NULL;
@@ -475,7 +525,7 @@ static int append_op(redis_state *st, redisContext *c, const reign_op *op, bool 
     size_t lens[8];
     int argc = 0;
 
-    lease = reign_redis_key(st->prefix, op->resource, op->resource_len, REIGN_REDIS_KEY_LEASE,
+    lease = reign_redis_key(st->conf.prefix, op->resource, op->resource_len, REIGN_REDIS_KEY_LEASE,
                             &lease_len);
     if (lease == NULL) {
         goto out;
@@ -489,35 +539,67 @@ static int append_op(redis_state *st, redisContext *c, const reign_op *op, bool 
     snprintf(term, sizeof(term), "%" PRIu64, op->term);
     switch (op->kind) {
     case REIGN_OP_ACQUIRE:
-        term_key = reign_redis_key(st->prefix, op->resource, op->resource_len, REIGN_REDIS_KEY_TERM,
+        term_key = reign_redis_key(st->conf.prefix, op->resource, op->resource_len, REIGN_REDIS_KEY_TERM,
                                    &term_key_len);
         if (term_key == NULL) {
             goto out;
         }
         ARG(term_key, term_key_len);
         ARG(st->holder, strlen(st->holder));
-        ARG(st->ttl_arg, strlen(st->ttl_arg));
+        ARG(st->conf.ttl_arg, strlen(st->conf.ttl_arg));
         ARG(st->metadata, strlen(st->metadata));
         break;
     case REIGN_OP_RENEW:
         ARG(st->holder, strlen(st->holder));
         ARG(term, strlen(term));
-        ARG(st->ttl_arg, strlen(st->ttl_arg));
+        ARG(st->conf.ttl_arg, strlen(st->conf.ttl_arg));
         break;
     case REIGN_OP_RELEASE:
         ARG(st->holder, strlen(st->holder));
         ARG(term, strlen(term));
-        ARG(st->channel, st->channel_len);
+        ARG(st->conf.channel, st->conf.channel_len);
         ARG(op->resource, op->resource_len);
         break;
     case REIGN_OP_READ: break;
     }
 #undef ARG
-    rc = redisAppendCommandArgv(c, argc, argv, lens) == REDIS_OK ? REIGN_OK : REIGN_ENOMEM;
+    rc = reign_redis_conn_append(c, argc, argv, lens);
 out:
     free(lease);
     free(term_key);
     return rc;
+}
+
+/* After WAIT: with fewer replicas than wait_replicas holding the writes,
+ * an ACQUIRE or RENEW that succeeded on the master may vanish in a
+ * failover (replication is asynchronous). Such an op is an ERROR: outcome
+ * unknown, so the core neither starts nor extends a belief on it. */
+static void unacknowledged(redis_state *st, reign_op *ops, const size_t *idx, size_t n,
+                           const redisReply *r)
+{
+    long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (acked >= st->conf.wait_replicas) {
+        return;
+    }
+    char cause[200];
+    if (acked < 0) {
+        char shown[120];
+        reign_printable(r->type == REDIS_REPLY_ERROR ? r->str : "not an integer",
+                        r->type == REDIS_REPLY_ERROR ? r->len : 14, shown, sizeof(shown));
+        snprintf(cause, sizeof(cause), "WAIT failed: %s", shown);
+    } else {
+        snprintf(cause, sizeof(cause),
+                 "acknowledged by %lld of the %d replica(s) wait_replicas asks for: it may not "
+                 "survive a failover",
+                 acked, st->conf.wait_replicas);
+    }
+    for (size_t i = 0; i < n; i++) {
+        reign_op *op = &ops[idx[i]];
+        if (op->result == REIGN_RES_OK &&
+            (op->kind == REIGN_OP_ACQUIRE || op->kind == REIGN_OP_RENEW)) {
+            op_fail(st, op, REIGN_EBACKEND, cause);
+        }
+    }
 }
 
 /* Send ops[idx[0..n)] as one pipeline and read their replies in order. Ops
@@ -529,7 +611,7 @@ out:
 static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t n, bool eval,
                       int64_t deadline_ms, size_t *retry, size_t *n_retry)
 {
-    redisContext *c = st->cmd.ctx;
+    reign_redis_conn *c = st->cmd.conn;
     char err[REDIS_ERR_SIZE];
     int n_loads = 0;
     size_t answered = 0;
@@ -539,7 +621,7 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
         const char *src = reign_redis_script((reign_op_kind)(k + 1));
         const char *argv[] = {"SCRIPT", "LOAD", src};
         size_t lens[] = {6, 4, strlen(src)};
-        if (redisAppendCommandArgv(c, 3, argv, lens) != REDIS_OK) {
+        if (reign_redis_conn_append(c, 3, argv, lens) != REIGN_OK) {
             break; /* harmless: EVAL works without the cache */
         }
         n_loads++;
@@ -553,6 +635,19 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
             n = i;
             break;
         }
+    }
+    bool wait = st->conf.wait_replicas > 0 && n > 0;
+    if (wait) {
+        /* WAIT counts the replicas that have every write of this connection
+         * so far: the scripts above. Half the time left, so that its answer
+         * still arrives before our own deadline. */
+        int64_t left = (deadline_ms - reign_monotonic_ms()) / 2;
+        char nrep[16], ms[24];
+        snprintf(nrep, sizeof(nrep), "%d", st->conf.wait_replicas);
+        snprintf(ms, sizeof(ms), "%" PRId64, left > 1 ? left : 1);
+        const char *argv[] = {"WAIT", nrep, ms};
+        size_t lens[] = {4, strlen(nrep), strlen(ms)};
+        wait = reign_redis_conn_append(c, 3, argv, lens) == REIGN_OK;
     }
     for (int k = 0; k < n_loads; k++) {
         redisReply *r = NULL;
@@ -573,6 +668,9 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
         if (rc != REIGN_OK) {
             goto broken;
         }
+        if (r->type == REDIS_REPLY_ERROR && r->len >= 8 && memcmp(r->str, "READONLY", 8) == 0) {
+            st->saw_readonly = true; /* a replica: the master moved */
+        }
         if (retry != NULL && reign_redis_reply_is_noscript(r)) {
             retry[(*n_retry)++] = idx[answered];
         } else {
@@ -584,15 +682,24 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
         }
         freeReplyObject(r);
     }
+    if (wait) {
+        redisReply *r = NULL;
+        rc = reign_redis_conn_reply(c, deadline_ms, &r, err, sizeof(err));
+        if (rc != REIGN_OK) {
+            goto broken;
+        }
+        unacknowledged(st, ops, idx, n, r);
+        freeReplyObject(r);
+    }
     return;
 broken:;
     /* The stream is out of step (or gone): the ops not answered may or may
      * not have run. A later reply must never be taken for a later op. */
-    char cause[REDIS_ERR_SIZE + sizeof(st->where) + 64];
+    char cause[REDIS_ERR_SIZE + sizeof(st->conf.where) + 64];
     if (rc == REIGN_ETIMEDOUT) {
-        snprintf(cause, sizeof(cause), "no reply from %s in time; connection dropped", st->where);
+        snprintf(cause, sizeof(cause), "no reply from %s in time; connection dropped", st->conf.where);
     } else {
-        snprintf(cause, sizeof(cause), "connection to %s lost: %s", st->where, err);
+        snprintf(cause, sizeof(cause), "connection to %s lost: %s", st->conf.where, err);
     }
     for (size_t j = answered; j < n; j++) {
         op_fail(st, &ops[idx[j]], rc == REIGN_EPROTO ? REIGN_EPROTO : REIGN_EBACKEND, cause);
@@ -608,7 +715,7 @@ static bool valid_op(const reign_op *op)
            op->kind <= REIGN_OP_READ;
 }
 
-static int redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+int reign_redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
     redis_state *st = state;
     size_t *idx = NULL, *retry = NULL;
@@ -617,6 +724,7 @@ static int redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeo
     char err[REDIS_ERR_SIZE];
     int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 1);
 
+    st->saw_readonly = false;
     if (n_ops == 0) {
         goto out;
     }
@@ -654,8 +762,9 @@ static int redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeo
         /* The script cache was emptied (restart, SCRIPT FLUSH): those ops
          * did not run, so sending them again with their source is safe. */
         reign_backend_log(st->cfg, REIGN_LOG_INFO,
-                          "NOSCRIPT from %s: resending %zu op(s) with EVAL", st->where, n_retry);
-        if (st->cmd.ctx != NULL) {
+                          "NOSCRIPT from %s: resending %zu op(s) with EVAL", st->conf.where,
+                          n_retry);
+        if (st->cmd.conn != NULL) {
             run_round(st, ops, retry, n_retry, true, deadline_ms, NULL, NULL);
         } else {
             for (size_t i = 0; i < n_retry; i++) {
@@ -663,9 +772,14 @@ static int redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeo
             }
         }
     }
-    if (st->cmd.ctx != NULL) {
+    if (st->saw_readonly && st->conf.sentinel) {
+        /* a failover the sentinel subscription did not tell us about */
+        master_moved(st, "the server answers READONLY: it is a replica now");
+    }
+    if (st->cmd.conn != NULL) {
         sub_maintain(st, deadline_ms);
     }
+    sen_maintain(st, deadline_ms);
 out:
     free(idx);
     free(retry);
@@ -674,18 +788,21 @@ out:
 
 /* ---- 5. Open, close, the vtable ------------------------------------------ */
 
-static void redis_close(void *state)
+void reign_redis_close(void *state)
 {
     redis_state *st = state;
     link_drop(&st->cmd);
     link_drop(&st->sub);
-    free(st->host);
-    free(st->path);
-    free(st->channel);
+    link_drop(&st->sen);
+    if (st->epfd >= 0) {
+        close(st->epfd);
+    }
+    reign_redis_tls_free(st->tls);
+    reign_redis_config_free(&st->conf);
     free(st);
 }
 
-static int redis_open(const reign_backend_config *cfg, void **state_out)
+int reign_redis_open(const reign_backend_config *cfg, void **state_out)
 {
     redis_state *st = calloc(1, sizeof(*st));
     char err[REDIS_ERR_SIZE];
@@ -696,10 +813,48 @@ static int redis_open(const reign_backend_config *cfg, void **state_out)
         return REIGN_ENOMEM;
     }
     st->cfg = cfg;
-    rc = configure(st, cfg);
+    st->epfd = -1;
+    rc = reign_redis_config_parse(cfg, &st->conf);
     if (rc != REIGN_OK) {
         goto out;
     }
+    if (st->conf.tls) {
+        rc = reign_redis_tls_new(&st->conf.tls_cfg, &st->tls, err, sizeof(err));
+        if (rc != REIGN_OK) {
+            reign_backend_error("redis: %s (%s)", err, cfg->uri_redacted);
+            goto out;
+        }
+    }
+    st->target = (reign_redis_target){
+        .host = st->conf.host,
+        .port = st->conf.port,
+        .path = st->conf.path,
+        .user = st->conf.user,
+        .password = st->conf.password,
+        .db = st->conf.db,
+        .where = st->conf.where,
+        .tls = st->tls,
+        .want_master = st->conf.sentinel,
+    };
+    if (st->conf.sentinel) {
+        st->sentinels = (reign_redis_sentinels){
+            .list = st->conf.sentinels,
+            .n = st->conf.n_sentinels,
+            .master = st->conf.master,
+            .user = st->conf.sentinel_user,
+            .password = st->conf.sentinel_password,
+            .tls = st->tls,
+        };
+        st->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (st->epfd < 0) {
+            reign_backend_error("redis: epoll_create1: %s (%s)", strerror(errno),
+                                cfg->uri_redacted);
+            rc = REIGN_EBACKEND;
+            goto out;
+        }
+    }
+    st->holder = cfg->instance_id;
+    st->metadata = cfg->metadata != NULL ? cfg->metadata : "";
     int64_t deadline_ms =
         reign_monotonic_ms() + (cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000);
     rc = cmd_connect(st, deadline_ms, err, sizeof(err));
@@ -707,28 +862,29 @@ static int redis_open(const reign_backend_config *cfg, void **state_out)
         reign_backend_error("redis: %s (%s)", err, cfg->uri_redacted);
         goto out;
     }
-    /* Without the subscriber we still work, only slower to notice releases:
-     * it is retried at later batches. */
+    /* Without the subscribers we still work, only slower to notice releases
+     * and failovers: they are retried at later batches. */
     sub_maintain(st, deadline_ms);
+    sen_maintain(st, deadline_ms);
     *state_out = st;
     st = NULL;
 out:
     if (st != NULL) {
-        redis_close(st);
+        reign_redis_close(st);
     }
     return rc;
 }
 
-static const char *const redis_params[] = {"db", "prefix", NULL};
+static const char *const redis_params[] = {"db", "prefix", "wait_replicas", NULL};
 
 const reign_backend reign_backend_redis = {
     .version = REIGN_BACKEND_VERSION,
     .scheme = "redis",
     .scheme_alt = "unix",
-    .open = redis_open,
-    .execute = redis_execute,
-    .notify_fd = redis_notify_fd,
-    .notify_drain = redis_notify_drain,
-    .close = redis_close,
+    .open = reign_redis_open,
+    .execute = reign_redis_execute,
+    .notify_fd = reign_redis_notify_fd,
+    .notify_drain = reign_redis_notify_drain,
+    .close = reign_redis_close,
     .params = redis_params,
 };

@@ -1,9 +1,17 @@
-/* Private to the redis:// backend: the vtable the registry finds. */
+/* Private to the redis backend: its members, shared by the vtables of its
+ * schemes (redis:// and unix:// here; rediss:// and redis-sentinel:// in
+ * redis_scheme_*.c), which differ only in the parameters they accept. */
 #ifndef REIGN_BACKENDS_REDIS_REDIS_BACKEND_H
 #define REIGN_BACKENDS_REDIS_REDIS_BACKEND_H
 
 #include "reign/backend.h"
 
 extern const reign_backend reign_backend_redis;
+
+int reign_redis_open(const reign_backend_config *cfg, void **state_out);
+int reign_redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+int reign_redis_notify_fd(void *state);
+void reign_redis_notify_drain(void *state, reign_released_fn released, void *ctx);
+void reign_redis_close(void *state);
 
 #endif /* REIGN_BACKENDS_REDIS_REDIS_BACKEND_H */

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Needs the Debian 12 package: redis-server (redis-tools, for redis-cli, comes with it).
+# Needs the Debian 12 packages: redis-server (redis-tools, for redis-cli, comes with it); openssl
+# for REDIS_TLS=1.
 #
 # A throw-away redis-server for tests: a subprocess (not a system service) on 127.0.0.1, its
 # config, data (appendonly), log, pidfile and unix socket all in one directory.
@@ -7,7 +8,10 @@
 #   redis.sh restart DIR                  # stop, then start on the same port with the same data
 #   redis.sh stop DIR
 # PORT defaults to a random free one. With $REDIS_PASSWORD set, `start` makes the server require
-# it (requirepass) and puts it in REDIS_URI. `start` installs nothing; it prints the apt-get line
+# it (requirepass) and puts it in REDIS_URI. With REDIS_TLS=1 the port speaks TLS only (no
+# plaintext port), with certificates made by tls_certs.sh in DIR/tls, client certificates
+# required (Redis's default, tls-auth-clients yes), and REDIS_URI is a rediss:// URI naming
+# them; REDIS_TLS_DIR is exported too. `start` installs nothing; it prints the apt-get line
 # when redis-server is missing. `stop` signals only the pid in DIR/redis.pid, and only while that
 # process still is a redis-server.
 set -Eeuo pipefail
@@ -55,17 +59,26 @@ conf_value() { # conf_value DIR KEY: a value from DIR/redis.conf ('' if absent)
   awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$1/redis.conf"
 }
 
+server_port() { # the port clients use: the TLS one if there is one
+  local p
+  p=$(conf_value "$1" tls-port)
+  [ -n "$p" ] || p=$(conf_value "$1" port)
+  echo "$p"
+}
+
 cli() { # cli DIR ARGS...: redis-cli against the server of DIR
-  local d=$1 port pass
+  local d=$1 port pass tls=()
   shift
-  port=$(conf_value "$d" port)
+  port=$(server_port "$d")
+  [ -z "$(conf_value "$d" tls-port)" ] ||
+    tls=(--tls --cacert "$d/tls/ca.crt" --cert "$d/tls/client.crt" --key "$d/tls/client.key")
   pass=$(conf_value "$d" requirepass)
   pass=${pass#\"}
   pass=${pass%\"}
   if [ -n "$pass" ]; then
-    REDISCLI_AUTH="$pass" redis-cli -h 127.0.0.1 -p "$port" "$@"
+    REDISCLI_AUTH="$pass" redis-cli -h 127.0.0.1 -p "$port" "${tls[@]}" "$@"
   else
-    redis-cli -h 127.0.0.1 -p "$port" "$@"
+    redis-cli -h 127.0.0.1 -p "$port" "${tls[@]}" "$@"
   fi
 }
 
@@ -84,7 +97,7 @@ uri_escape() {
 
 run_server() { # run_server DIR: start the server of DIR/redis.conf and wait until it answers
   local d=$1 port i
-  port=$(conf_value "$d" port)
+  port=$(server_port "$d")
   if port_in_use "$port"; then
     die "127.0.0.1:$port is already in use"
   fi
@@ -102,15 +115,20 @@ run_server() { # run_server DIR: start the server of DIR/redis.conf and wait unt
 }
 
 print_env() {
-  local d=$1 port pass uri
-  port=$(conf_value "$d" port)
+  local d=$1 port pass uri scheme=redis query=''
+  port=$(server_port "$d")
   pass=$(conf_value "$d" requirepass)
   pass=${pass#\"}
   pass=${pass%\"}
-  uri="redis://127.0.0.1:$port"
-  [ -z "$pass" ] || uri="redis://:$(uri_escape "$pass")@127.0.0.1:$port"
+  if [ -n "$(conf_value "$d" tls-port)" ]; then
+    scheme=rediss
+    query="?cacert=$d/tls/ca.crt&cert=$d/tls/client.crt&key=$d/tls/client.key"
+  fi
+  uri="$scheme://127.0.0.1:$port$query"
+  [ -z "$pass" ] || uri="$scheme://:$(uri_escape "$pass")@127.0.0.1:$port$query"
   printf 'export REDIS_PORT=%q REDIS_URI=%q REDIS_SOCKET=%q REDIS_DIR=%q\n' \
     "$port" "$uri" "$d/redis.sock" "$d"
+  [ -z "$query" ] || printf 'export REDIS_TLS_DIR=%q\n' "$d/tls"
 }
 
 start() {
@@ -134,11 +152,22 @@ start() {
   # a unix socket path is limited to 107 bytes; leave it out rather than fail
   local sock="unixsocket $d/redis.sock"
   [ "${#d}" -lt 95 ] || sock="# unixsocket: $d is too long a path for a socket"
+  local listen="port $port"
+  if [ "${REDIS_TLS:-0}" = 1 ]; then
+    bash "$(dirname "$0")/tls_certs.sh" "$d/tls"
+    listen="port 0
+tls-port $port
+tls-cert-file $d/tls/server.crt
+tls-key-file $d/tls/server.key
+tls-ca-cert-file $d/tls/ca.crt
+tls-auth-clients yes
+tls-protocols \"TLSv1.2 TLSv1.3\""
+  fi
   cat >"$d/redis.conf" <<CONF
 # written by reign's scripts/servers/redis.sh; throw-away
 bind 127.0.0.1
 protected-mode yes
-port $port
+$listen
 $sock
 unixsocketperm 700
 daemonize yes

@@ -29,12 +29,16 @@
 #define MAX_WORKERS 64
 #define MAX_RES 1024
 
+/* server-failover (a Sentinel failover: `ctl failover`) only when asked
+ * for with --faults: most servers have no replica to fail over to. */
 enum fault {
-    F_KILL, F_STOP, F_RESIGN, F_SERVER_RESTART, F_SERVER_PAUSE_SHORT, F_SERVER_PAUSE_LONG, F_COUNT
+    F_KILL, F_STOP, F_RESIGN, F_SERVER_RESTART, F_SERVER_PAUSE_SHORT, F_SERVER_PAUSE_LONG,
+    F_SERVER_FAILOVER, F_COUNT
 };
 static const char *const fault_names[F_COUNT] = {"kill", "stop", "resign", "server-restart",
-                                                 "server-pause-short", "server-pause-long"};
-static const int fault_weight[F_COUNT] = {3, 2, 2, 1, 1, 1};
+                                                 "server-pause-short", "server-pause-long",
+                                                 "server-failover"};
+static const int fault_weight[F_COUNT] = {3, 2, 2, 1, 1, 1, 2};
 
 typedef struct worker_slot {
     pid_t pid;               /* 0: not running */
@@ -405,6 +409,14 @@ static void fault_server_restart(driver *d)
     dlog(d, "server restart %" PRId64 " %" PRId64, t0, t1);
 }
 
+static void fault_server_failover(driver *d)
+{
+    int64_t t0 = chaos_now_ns();
+    server_ctl(d, "failover");
+    int64_t t1 = chaos_now_ns();
+    dlog(d, "server failover %" PRId64 " %" PRId64, t0, t1);
+}
+
 static enum fault draw_fault(driver *d)
 {
     int total = 0;
@@ -440,6 +452,7 @@ static int64_t inject(driver *d)
     case F_SERVER_RESTART: fault_server_restart(d); break;
     case F_SERVER_PAUSE_SHORT: fault_server_pause(d, rnd_range(d, ttl / 5, ttl * 8 / 10)); break;
     case F_SERVER_PAUSE_LONG: fault_server_pause(d, rnd_range(d, ttl * 12 / 10, ttl * 3)); break;
+    case F_SERVER_FAILOVER: fault_server_failover(d); break;
     default: break;
     }
     /* After a server fault every master must renew or lose before the next
@@ -496,7 +509,8 @@ static void usage(void)
             "usage: reign_chaos_driver --worker PATH --uri URI --dir LOGDIR [--backend NAME]\n"
             "         [--workers N] [--resources R] [--ttl-ms T] [--failovers N] [--duration S]\n"
             "         [--seed S] [--server-ctl 'CMD PREFIX'] [--runner-workers K]\n"
-            "         [--faults kill,stop,resign,server-restart,server-pause-short,server-pause-long]\n"
+            "         [--faults kill,stop,resign,server-restart,server-pause-short,server-pause-long,\n"
+            "                   server-failover]\n"
             "         [--poll-us U]\n");
     exit(2);
 }
@@ -540,7 +554,7 @@ int main(int argc, char **argv)
     bool seeded = false;
     const char *faults = NULL;
     for (int f = 0; f < F_COUNT; f++)
-        d->enabled[f] = true;
+        d->enabled[f] = f != F_SERVER_FAILOVER;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--worker") == 0 && v) d->worker_path = argv[++i];
@@ -569,7 +583,7 @@ int main(int argc, char **argv)
         parse_faults(d, faults);
     if (d->server_ctl == NULL) /* no server (file backend): server faults are skipped */
         d->enabled[F_SERVER_RESTART] = d->enabled[F_SERVER_PAUSE_SHORT] =
-            d->enabled[F_SERVER_PAUSE_LONG] = false;
+            d->enabled[F_SERVER_PAUSE_LONG] = d->enabled[F_SERVER_FAILOVER] = false;
     bool any = false;
     for (int f = 0; f < F_COUNT; f++)
         any |= d->enabled[f];

@@ -4,7 +4,10 @@
 # sets REIGN_CONF_URI / _BACKEND / _CAPS / _SERVER_CTL for it. Exit 77 means
 # skipped (backend not built, or no server given), never passed.
 # redis: needs REIGN_TEST_REDIS_URI; with REIGN_TEST_REDIS_DIR (the DIR given
-# to scripts/servers/redis.sh start) the server-fault cases run too.
+# to scripts/servers/redis.sh start) the server-fault cases run too. rediss
+# (REIGN_TEST_REDISS_URI, _DIR) is the same over TLS (REDIS_TLS=1 redis.sh);
+# redis_sentinel (REIGN_TEST_SENTINEL_URI, _DIR) goes through the sentinels of
+# scripts/servers/redis-sentinel.sh, whose ctl acts on the current master.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -60,6 +63,29 @@ case "$backend" in
       export REIGN_CONF_SERVER_CTL
     else
       echo "conformance.redis: REIGN_TEST_REDIS_DIR is not set: server-fault cases will be skipped"
+    fi
+    exec "$prog"
+    ;;
+  rediss)
+    [ -n "${REIGN_TEST_REDISS_URI:-}" ] ||
+      skip "REIGN_TEST_REDISS_URI is not set; e.g. eval \"\$(REDIS_TLS=1 scripts/servers/redis.sh start /tmp/rs)\""
+    export REIGN_CONF_URI=$REIGN_TEST_REDISS_URI REIGN_CONF_CAPS=""
+    if [ -n "${REIGN_TEST_REDISS_DIR:-}" ]; then
+      REIGN_CONF_SERVER_CTL="$(printf '%q redis %q' "$here/server_ctl.sh" "$REIGN_TEST_REDISS_DIR")"
+      export REIGN_CONF_SERVER_CTL
+    fi
+    exec "$prog"
+    ;;
+  redis_sentinel)
+    [ -n "${REIGN_TEST_SENTINEL_URI:-}" ] ||
+      skip "REIGN_TEST_SENTINEL_URI is not set; e.g. eval \"\$(scripts/servers/redis-sentinel.sh start /tmp/rsen)\""
+    export REIGN_CONF_URI=$REIGN_TEST_SENTINEL_URI REIGN_CONF_CAPS=""
+    # The derived dead URI moves only the last port: every sentinel must be
+    # unreachable (nothing listens on the privileged ports 1 and 2 here).
+    export REIGN_CONF_DEAD_URI="${REIGN_CONF_URI%%://*}://127.0.0.1:1,127.0.0.1:2/mymaster"
+    if [ -n "${REIGN_TEST_SENTINEL_DIR:-}" ]; then
+      REIGN_CONF_SERVER_CTL="$(printf '%q ctl %q' "$here/../../scripts/servers/redis-sentinel.sh" "$REIGN_TEST_SENTINEL_DIR")"
+      export REIGN_CONF_SERVER_CTL
     fi
     exec "$prog"
     ;;

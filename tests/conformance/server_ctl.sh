@@ -43,13 +43,15 @@ case "$action" in
     case "$kind" in
       redis)
         port=$(conf_value port)
+        tls=0
+        if [ -n "$(conf_value tls-port)" ]; then port=$(conf_value tls-port) tls=1; fi
         pass=$(conf_value requirepass)
         pass=${pass#\"}
         pass=${pass%\"}
         if [ -n "$pass" ]; then
-          REDIS_PASSWORD="$pass" bash "$script" start "$dir" "$port" >/dev/null
+          REDIS_TLS=$tls REDIS_PASSWORD="$pass" bash "$script" start "$dir" "$port" >/dev/null
         else
-          env -u REDIS_PASSWORD bash "$script" start "$dir" "$port" >/dev/null
+          REDIS_TLS=$tls env -u REDIS_PASSWORD bash "$script" start "$dir" "$port" >/dev/null
         fi
         ;;
       *) bash "$script" start "$dir" >/dev/null ;;

@@ -127,7 +127,8 @@ static void *conn_main(void *arg)
     char buf[16384];
     while (!atomic_load(&m->stopping)) {
         int mode = atomic_load(&m->mode);
-        bool proxy = mode == MISBEHAVE_FORWARD || mode == MISBEHAVE_SLOW;
+        bool proxy = mode == MISBEHAVE_FORWARD || mode == MISBEHAVE_SLOW ||
+                     mode == MISBEHAVE_CUT_FORWARD;
         if (proxy && c->upstream < 0)
             c->upstream = connect_upstream(m->upstream_port);
         if (proxy && c->upstream < 0)
@@ -143,7 +144,8 @@ static void *conn_main(void *arg)
             if (n <= 0)
                 break;
             mode = atomic_load(&m->mode);
-            if (mode == MISBEHAVE_FORWARD || mode == MISBEHAVE_SLOW) {
+            if (mode == MISBEHAVE_FORWARD || mode == MISBEHAVE_SLOW ||
+                mode == MISBEHAVE_CUT_FORWARD) {
                 if (c->upstream < 0 || !send_all(c->upstream, buf, (size_t)n))
                     break;
             } else if (!answer_badly(c, mode, buf, (size_t)n)) {
@@ -166,6 +168,9 @@ static void *conn_main(void *arg)
             } else if (mode == MISBEHAVE_FORWARD) {
                 if (!send_all(c->client, buf, (size_t)n))
                     break;
+            } else if (mode == MISBEHAVE_CUT_FORWARD) {
+                send_all(c->client, buf, n > 1 ? (size_t)n / 2 : 1);
+                break; /* close with the rest unsent */
             } /* other modes: the server's late answer is dropped */
         }
     }

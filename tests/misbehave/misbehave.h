@@ -15,6 +15,8 @@ typedef enum misbehave_mode {
     MISBEHAVE_CUT,         /* answer with the first half of a reply, then close */
     MISBEHAVE_SLOW,        /* forward, but upstream bytes one per slow_ms */
     MISBEHAVE_ECHO_AUTH,   /* a Redis that refuses AUTH quoting the password back */
+    MISBEHAVE_CUT_FORWARD, /* forward requests; send half of the next answer, then close
+                              (over TLS: a record cut in the middle) */
 } misbehave_mode;
 
 typedef struct misbehave misbehave;

@@ -1,5 +1,7 @@
 /* The redis:// backend against a server that misbehaves: garbage, a stall,
- * a reply cut short, a trickle. Opening fails within op_timeout_ms with a
+ * a reply cut short, a trickle. Built twice: test_misbehave_rediss is the
+ * same over TLS (MISBEHAVE_TLS), where the proxy also cuts a record in the
+ * middle and the server is a TLS one (REDIS_TLS=1 scripts/servers/redis.sh). Opening fails within op_timeout_ms with a
  * named error; a master whose server stops answering stops believing by its
  * deadline, and is master again once the server answers.
  *
@@ -29,6 +31,18 @@
 #define OP_TIMEOUT_MS 300
 #define TTL_MS 1500
 
+/* TLS: the certificates of the server this test started, or, with none,
+ * no verification (a misbehaving server alone never finishes a handshake) */
+#ifdef MISBEHAVE_TLS
+#define SCHEME "rediss"
+#define SERVER_ENV "REDIS_TLS=1"
+static char tls_query[400] = "&insecure=1";
+#else
+#define SCHEME "redis"
+#define SERVER_ENV ""
+static char tls_query[400] = "";
+#endif
+
 static void nap_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -46,9 +60,9 @@ static void quiet(int level, const char *component, const char *message, void *p
 
 static int open_via(misbehave *m, const char *instance, reign_factory **out)
 {
-    char uri[96];
-    snprintf(uri, sizeof uri, "redis://127.0.0.1:%d/0?prefix=misbehave-%s", misbehave_port(m),
-             instance);
+    char uri[512];
+    snprintf(uri, sizeof uri, SCHEME "://127.0.0.1:%d/0?prefix=misbehave-%s%s", misbehave_port(m),
+             instance, tls_query);
     reign_options o = REIGN_OPTIONS_INIT;
     o.instance_id = instance;
     o.ttl_ms = TTL_MS;
@@ -111,9 +125,17 @@ static char skip_reason[300];
 static int setup(void **state)
 {
     (void)state;
-    server_port = misbehave_server_start("redis", "", server_dir, skip_reason, sizeof skip_reason);
+    server_port =
+        misbehave_server_start("redis", SERVER_ENV, server_dir, skip_reason, sizeof skip_reason);
+#ifdef MISBEHAVE_TLS
+    if (server_port != 0)
+        snprintf(tls_query, sizeof tls_query,
+                 "&cacert=%s/tls/ca.crt&cert=%s/tls/client.crt&key=%s/tls/client.key", server_dir,
+                 server_dir, server_dir);
+#else
     if (server_port == 0 && misbehave_uri_port(getenv("REIGN_TEST_REDIS_URI")) != 0)
         server_port = misbehave_uri_port(getenv("REIGN_TEST_REDIS_URI"));
+#endif
     return 0;
 }
 
@@ -258,6 +280,13 @@ static void test_master_stops_believing_by_its_deadline_when_replies_are_cut(voi
     master_survives(MISBEHAVE_CUT);
 }
 
+static void test_master_stops_believing_by_its_deadline_when_an_answer_is_cut_midway(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_REDIS();
+    master_survives(MISBEHAVE_CUT_FORWARD);
+}
+
 static void test_master_stops_believing_by_its_deadline_when_the_server_trickles(void **state)
 {
     (void)state;
@@ -275,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_master_stops_believing_by_its_deadline_when_the_server_stalls),
         cmocka_unit_test(test_master_stops_believing_by_its_deadline_when_the_server_sends_garbage),
         cmocka_unit_test(test_master_stops_believing_by_its_deadline_when_replies_are_cut),
+        cmocka_unit_test(test_master_stops_believing_by_its_deadline_when_an_answer_is_cut_midway),
         cmocka_unit_test(test_master_stops_believing_by_its_deadline_when_the_server_trickles),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
