@@ -90,16 +90,29 @@ typedef struct reign_options {
 
 #define REIGN_OPTIONS_INIT {REIGN_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0.0, 0, NULL, NULL}
 
+/* The ranges reign_factory_open enforces, for programs that check their own
+ * input first (the CLI does, to exit 2 with the real range). */
+#define REIGN_TTL_MIN_MS 20
+#define REIGN_TTL_MAX_MS (INT64_C(24) * 3600 * 1000)
+#define REIGN_INSTANCE_ID_MAX 255   /* bytes; at least 1 */
+#define REIGN_METADATA_MAX 4096     /* bytes */
+
 typedef struct reign_factory reign_factory;
 
 /* The URI scheme of the i-th backend built into this library (0, 1, …;
  * NULL past the last), e.g. to list them in a program's help. */
 REIGN_EXTERN const char *reign_backend_scheme(size_t i);
 
+/* The URI used when none is given and $REIGN_URI is unset (static):
+ * file:///run/lock/reign for root (where /run/lock exists: a directory
+ * PrivateTmp= does not hide, shared by root's cron jobs and services), else
+ * file:///tmp/reign-$UID. */
+REIGN_EXTERN const char *reign_default_uri(void);
+
 /* Open a factory for the backend the URI names:
  *   file:///dir   mem://name   noop://   redis://…   postgres://…
  *   etcd://…   s3://…   (see docs/backends/)
- * A NULL uri means $REIGN_URI, else file:///tmp/reign-$UID.
+ * A NULL uri means $REIGN_URI, else reign_default_uri().
  * `options` may be NULL for defaults. Starts the engine thread; for networked
  * backends the first connection is made before returning (bounded by
  * op_timeout_ms). Blocks. */
@@ -121,8 +134,11 @@ REIGN_EXTERN const char *reign_factory_uri(const reign_factory *factory);
 REIGN_EXTERN int64_t reign_factory_ttl_ms(const reign_factory *factory);
 
 /* Longest resource ID accepted, in bytes. IDs are C strings of 1..this
- * bytes; any byte but NUL is allowed. */
+ * bytes; any byte but NUL is allowed. IDs starting with
+ * REIGN_RESERVED_PREFIX are reign's own (member slots): reign_election_new
+ * (and so a shard) refuses them with REIGN_EINVAL; reading them is allowed. */
 #define REIGN_RESOURCE_ID_MAX 1024
+#define REIGN_RESERVED_PREFIX "_reign/"
 
 /* ---- 3. Election ------------------------------------------------------- */
 
