@@ -558,10 +558,55 @@ static void test_postgres_password_in_the_query_is_refused_without_showing_it(vo
 }
 #endif
 
+/* "_reign/" IDs are the core's member slots: no program may campaign for
+ * one (it would show as a fake member), while the core's own slot
+ * elections go on working and reading a slot stays allowed. */
+static void test_reserved_resource_ids_are_refused_and_membership_still_works(void **state)
+{
+    (void)state;
+    reign_factory *f = open_as("mem://hostile-reserved", "me", "weight=1", NULL);
+    reign_election *e = NULL;
+    const char *ids[] = {"_reign/member/5", "_reign/", "_reign/x/y"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        assert_int_equal(reign_election_new(f, ids[i], &e), REIGN_EINVAL);
+        assert_null(e);
+        assert_non_null(strstr(reign_last_error(), "reserved"));
+    }
+    /* Not reserved: only the exact prefix is. */
+    assert_int_equal(reign_election_new(f, "_reign", &e), REIGN_OK);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    e = NULL;
+    assert_int_equal(reign_election_new(f, "reign/member/5", &e), REIGN_OK);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+
+    reign_membership_config mc = REIGN_MEMBERSHIP_CONFIG_INIT;
+    mc.refresh_interval_ms = 20;
+    assert_int_equal(reign_factory_join(f, &mc), REIGN_OK);
+    reign_member *m = NULL;
+    size_t n = 0;
+    for (int tries = 0; tries < 200 && n == 0; tries++) {
+        assert_int_equal(reign_factory_members(f, &m, &n), REIGN_OK);
+        if (n == 0) {
+            reign_members_free(m, n);
+            m = NULL;
+            usleep(10000);
+        }
+    }
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].instance_id, "me");
+    reign_members_free(m, n);
+    reign_master *slot = NULL;
+    int rc = reign_factory_current_master(f, "_reign/member/0", &slot);
+    assert_true(rc == REIGN_OK || rc == REIGN_ENOMASTER);
+    reign_master_free(slot);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_resource_ids_are_kept_apart_on_mem),
+        cmocka_unit_test(test_reserved_resource_ids_are_refused_and_membership_still_works),
         cmocka_unit_test(test_hostile_resource_ids_are_kept_apart_on_file),
         cmocka_unit_test(test_resource_id_of_1025_bytes_is_refused_and_1024_accepted_on_mem),
         cmocka_unit_test(test_resource_id_of_1025_bytes_is_refused_and_1024_accepted_on_file),
