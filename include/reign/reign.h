@@ -14,6 +14,7 @@
  *   2. options and factory          6. master tracker
  *   3. election (one resource)      7. shard manager
  *   4. master info, statistics      8. logging
+ *   9. initialisers for other languages (ctypes, cffi, cgo)
  */
 #ifndef REIGN_REIGN_H
 #define REIGN_REIGN_H
@@ -483,6 +484,25 @@ REIGN_EXTERN void reign_log_stderr(int level, const char *component, const char 
 /* Milliseconds of the clock reign uses for deadlines: CLOCK_BOOTTIME, which
  * is monotonic and counts time the machine spent suspended. */
 REIGN_EXTERN int64_t reign_monotonic_ms(void);
+
+/* ---- 9. Initialisers for other languages ------------------------------------ */
+
+/* The *_INIT macros are invisible to ctypes, cffi or cgo. These functions
+ * fill a struct with the same defaults, given the caller's sizeof of it: a
+ * binding whose mirrored struct has another size gets REIGN_EINVAL naming
+ * both sizes (and nothing written), instead of memory corrupted silently.
+ * C callers may use them too: reign_shard_config_init(&c, sizeof c). */
+REIGN_EXTERN int reign_options_init(reign_options *out, size_t size);
+REIGN_EXTERN int reign_runner_config_init(reign_runner_config *out, size_t size);
+REIGN_EXTERN int reign_membership_config_init(reign_membership_config *out, size_t size);
+REIGN_EXTERN int reign_shard_config_init(reign_shard_config *out, size_t size);
+
+/* sizeof the named public struct in this library ("reign_options",
+ * "reign_runner_config", "reign_membership_config", "reign_shard_config",
+ * "reign_master", "reign_member", "reign_event", "reign_stats",
+ * "reign_health", "reign_held_info", "reign_shard_balance"); 0 for any other
+ * name. A binding checks its layouts once at load. */
+REIGN_EXTERN size_t reign_struct_size(const char *name);
 
 #ifdef __cplusplus
 }
