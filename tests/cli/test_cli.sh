@@ -958,7 +958,8 @@ if [ -f "$MAN" ]; then
             not_ok "the man page documents $cmd" "no .SS $cmd in $MAN"
         fi
     done
-    for opt in --restart-on-lost --exit-on-lost --listen --interval --json --wait --grace; do
+    for opt in --restart-on-lost --exit-on-lost --listen --interval --json --wait --grace \
+               --nonblock --timeout --conflict-exit-code --quiet --command --retry-open; do
         # roff writes a hyphen-minus as \-
         if sed 's/\\-/-/g' "$MAN" | grep -q -- "$opt"; then
             ok "the man page documents $opt"
