@@ -118,7 +118,7 @@ int cli_cmd_status(int argc, char **argv)
         }
         if (r != REIGN_OK) {
             fputs("reign: status of ", stderr);
-            cli_put_text(stderr, argv[i]);
+            cli_put_id(stderr, argv[i]); /* a 1 KB ID is not echoed whole */
             fprintf(stderr, ": %s\n",
                     reign_last_error()[0] != '\0' ? reign_last_error() : reign_status_str(r));
             rc = CLI_EXIT_FAIL;
