@@ -356,13 +356,21 @@ static void notify_standby(reign_election *e, const lock_args *a)
     reign_master *m = NULL;
     int rc = reign_election_current_master(e, &m);
     if (rc == REIGN_OK) {
-        cli_notify("STATUS=standby for %s; master is %s (term %" PRIu64 ")", a->shown,
-                   m->instance_id, m->term);
+        /* Escaped: another instance's ID must not add lines (READY=1) to
+         * our message. */
+        char holder[300] = "?";
+        FILE *mf = fmemopen(holder, sizeof holder, "w");
+        if (mf != NULL) {
+            cli_put_id(mf, m->instance_id);
+            fclose(mf);
+        }
+        cli_notify("STATUS=standby for %s; master is %s (term %" PRIu64 ")", a->shown, holder,
+                   m->term);
         reign_master_free(m);
     } else if (rc == REIGN_ENOMASTER) {
         cli_notify("STATUS=campaigning for %s; no master", a->shown);
     } else {
-        cli_notify("STATUS=campaigning for %s; backend: %s", a->shown, reign_last_error());
+        cli_notify("STATUS=campaigning for %s; the backend cannot be read", a->shown);
     }
 }
 
