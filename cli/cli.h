@@ -45,6 +45,7 @@ enum {
     CLI_OPT_TTL,
     CLI_OPT_INSTANCE,
     CLI_OPT_METADATA,
+    CLI_OPT_RETRY_OPEN,
     CLI_OPT_FIRST_COMMAND_OPTION  /* commands number their own options from here */
 };
 
@@ -53,6 +54,7 @@ enum {
 #define CLI_LONG_TTL {"ttl", required_argument, NULL, CLI_OPT_TTL}
 #define CLI_LONG_INSTANCE {"instance", required_argument, NULL, CLI_OPT_INSTANCE}
 #define CLI_LONG_METADATA {"metadata", required_argument, NULL, CLI_OPT_METADATA}
+#define CLI_LONG_RETRY_OPEN {"retry-open", optional_argument, NULL, CLI_OPT_RETRY_OPEN}
 
 /* The factory settings every command may take. */
 typedef struct cli_common {
@@ -60,6 +62,11 @@ typedef struct cli_common {
     const char *instance;  /* NULL: the library's host:pid:random */
     const char *metadata;  /* NULL: "" */
     int64_t ttl_ms;        /* 0: the library's default */
+    /* --retry-open: keep trying to reach the backend at start for this
+     * long (< 0: forever; 0: fail at once). Not given: forever for the
+     * long-running commands (cli_set_long_running), else 0. */
+    int64_t retry_open_ms;
+    bool retry_open_set;
 } cli_common;
 
 /* "reign: <message>\n" on stderr. */
@@ -95,8 +102,23 @@ char *cli_effective_uri(const char *uri);
 const char *cli_default_uri(void);
 
 /* Open the factory the common options describe. On failure print
- * "reign: cannot open <uri>: <reason>" and return CLI_EXIT_FAIL. */
+ * "reign: cannot open <uri>: <reason>" and return CLI_EXIT_FAIL
+ * (CLI_EXIT_USAGE for a malformed URI or a bad value: REIGN_EURI,
+ * REIGN_EINVAL). While the
+ * backend is unreachable (REIGN_EBACKEND, REIGN_ETIMEDOUT) it retries as
+ * c->retry_open_ms says, with the reason on stderr once and then once a
+ * minute; a stop signal (blocked by the caller or not) ends the wait with
+ * CLI_EXIT_SIGNAL_BASE + N, the signal noted for cli_die_of_stop_signal. */
 int cli_open_factory(const cli_common *c, reign_factory **out);
+
+/* This command runs until stopped (watch, shard, lock --restart-on-lost):
+ * it retries the backend at start by default, and is warned once about a
+ * default lock directory under /tmp. Set by main.c and cmd_lock.c. */
+void cli_set_long_running(bool on);
+
+/* Print a resource ID for a message: escaped as cli_put_text, and cut to
+ * its first 64 bytes with its length when longer. */
+void cli_put_id(FILE *f, const char *id);
 
 /* ---- escape.c ------------------------------------------------------------ */
 
@@ -119,9 +141,42 @@ void cli_put_iso_now(FILE *f);
  * so only cli_wait_stop_signal receives these signals. 0 or -1 (errno). */
 int cli_block_stop_signals(sigset_t *set);
 
-/* Wait up to timeout_ms (< 0: forever) for a signal of `set`: its number,
- * 0 if the time passed, -1 on error (errno). */
+/* Wait up to timeout_ms (< 0: forever) for a signal of `set`: its number
+ * (noted as by cli_note_stop_signal), 0 if the time passed, -1 on error
+ * (errno). */
 int cli_wait_stop_signal(const sigset_t *set, int64_t timeout_ms);
+
+/* Remember that a stop signal (SIGINT, SIGTERM, SIGHUP) told reign to stop;
+ * the first one counts. */
+void cli_note_stop_signal(int sig);
+
+/* If a stop signal was noted, die of it now: flush stdio, restore its
+ * default action, unblock it and raise it, so that the parent (a shell,
+ * systemd) sees "killed by signal N" as it would for flock, not an exit
+ * status 128+N. Call once everything is cleaned up (main.c does, after the
+ * command returns). Returns only if no stop signal was noted. */
+void cli_die_of_stop_signal(void);
+
+/* ---- duration.c ------------------------------------------------------------ */
+
+/* Parse a duration for option `flag` into milliseconds: "500ms", "5s",
+ * "2m", "1h", decimals allowed ("1.5s"); a bare number is in units of
+ * bare_unit_ms (1 for every --option; 1000 for flock's -w). Outside
+ * min_ms..max_ms, or no duration: a usage error naming the range (returns
+ * CLI_EXIT_USAGE). 0 on success. */
+int cli_parse_duration(const char *command, const char *flag, const char *text,
+                       int64_t bare_unit_ms, int64_t min_ms, int64_t max_ms, int64_t *out);
+
+/* A duration as the parser reads it back ("20ms", "5s", "24h"). */
+void cli_format_duration(int64_t ms, char *buf, size_t size);
+
+/* ---- notify.c -------------------------------------------------------------- */
+
+/* Send one sd_notify(3) message ("READY=1\nSTATUS=...") to
+ * $NOTIFY_SOCKET, if set: a datagram on an AF_UNIX socket (a leading '@'
+ * names an abstract socket). Done by hand, so no libsystemd is needed.
+ * Best effort and silent: 1 sent, 0 not under a service manager, -1 failed. */
+int cli_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- spawn.c ------------------------------------------------------------- */
 

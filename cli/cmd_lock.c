@@ -7,7 +7,12 @@
  * mastership arrives as the lost term on a pipe written by the election
  * callback, and is also polled every 10 ms (is_master and the term).
  * With --restart-on-lost the cycle campaign → run → lost → stop repeats
- * until CMD exits by itself or a stop signal arrives. */
+ * until CMD exits by itself or a stop signal arrives.
+ *
+ * flock(1)'s habits are taken as they are: -n, -w SECONDS, -c STRING (also
+ * after RESOURCE), -E CODE, and `--` only needed before a CMD that starts
+ * with '-'. Under systemd (Type=notify) READY=1 is sent once master, and
+ * STATUS= tells a standby (who is master) from a master. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,11 +28,25 @@
 
 #define LOCK_POLL_MS 10        /* mastership poll while the command runs */
 #define LOCK_WAIT_SLICE_MS 50  /* signal check while waiting for mastership */
+#define LOCK_STATUS_READ_MS 5000 /* standby: who is master, for STATUS=, this often */
+#define LOCK_MAX_GRACE_MS (INT64_C(24) * 3600 * 1000)
+#define LOCK_MAX_WAIT_MS (INT64_C(30) * 24 * 3600 * 1000) /* longer: -1, forever */
 
-enum { OPT_WAIT = CLI_OPT_FIRST_COMMAND_OPTION, OPT_GRACE, OPT_EXIT_ON_LOST, OPT_RESTART_ON_LOST };
+enum {
+    OPT_WAIT = CLI_OPT_FIRST_COMMAND_OPTION,
+    OPT_GRACE,
+    OPT_EXIT_ON_LOST,
+    OPT_RESTART_ON_LOST,
+    OPT_NONBLOCK = 'n',
+    OPT_TIMEOUT_S = 'w',
+    OPT_COMMAND = 'c',
+    OPT_CONFLICT_CODE = 'E',
+    OPT_QUIET = 'q',
+};
 
 static const char usage_text[] =
-    "Usage: reign lock [OPTIONS] RESOURCE -- CMD [ARGS...]\n"
+    "Usage: reign lock [OPTIONS] RESOURCE [--] CMD [ARGS...]\n"
+    "       reign lock [OPTIONS] RESOURCE -c 'SHELL COMMAND'\n"
     "\n"
     "Wait until this instance is master of RESOURCE, then run CMD while it\n"
     "stays master. CMD gets REIGN_RESOURCE, REIGN_TERM (the fencing token:\n"
@@ -37,35 +56,53 @@ static const char usage_text[] =
     "with --restart-on-lost, campaigns again and reruns CMD once master\n"
     "again). When CMD exits, reign resigns at once so that a waiting instance\n"
     "takes over. SIGINT, SIGTERM or SIGHUP to reign: CMD gets SIGTERM, reign\n"
-    "resigns and exits 128+N.\n"
+    "resigns, then dies of that signal (as flock does). `--` is needed only\n"
+    "when CMD starts with '-'.\n"
+    "\n"
+    "Durations take a unit: 500ms, 5s, 2m, 1h; a bare number is milliseconds\n"
+    "(seconds for -w, as in flock).\n"
     "\n"
     "Options:\n"
     "  --uri URI        backend (default: $REIGN_URI, else %s)\n"
-    "  --ttl MS         lease TTL in milliseconds (default: the URI's ttl= or 10000)\n"
-    "  --wait MS        give up after MS milliseconds if another instance is master,\n"
-    "                   exit 75 (0: do not wait; default: wait forever)\n"
-    "  --grace MS       after SIGTERM, wait MS before SIGKILL (default: 5000)\n"
+    "  --ttl DURATION   lease TTL, 20ms..24h (default: the URI's ttl= or 10s)\n"
+    "  --wait DURATION  give up after DURATION if another instance is master and\n"
+    "                   exit 75 (0: do not wait; -1, the default: wait forever)\n"
+    "  -n, --nonblock   do not wait: the same as --wait 0 (flock -n)\n"
+    "  -w, --timeout SECONDS  the same as --wait, in seconds (flock -w; 0.5 works)\n"
+    "  -E, --conflict-exit-code CODE  exit CODE (0..255) instead of 75 when\n"
+    "                   another instance is master after --wait/-n/-w (flock -E)\n"
+    "  -q, --quiet      no message when another instance is master (for cron)\n"
+    "  -c, --command STRING  run STRING with $SHELL -c (else /bin/sh), as flock -c\n"
+    "  --grace DURATION after SIGTERM, wait before SIGKILL, 0..24h (default: 5s)\n"
     "  --exit-on-lost   when mastership is lost, stop CMD and exit 76 (the default)\n"
     "  --restart-on-lost  when mastership is lost, stop CMD, campaign again (without\n"
     "                   a time limit: --wait applies to the first campaign only) and\n"
     "                   rerun CMD with the new REIGN_TERM; until CMD exits by itself\n"
     "                   or a signal stops reign\n"
-    "  --instance ID    instance ID (default: host:pid:random)\n"
-    "  --metadata TEXT  shown to others by `reign status` (e.g. an address)\n"
+    "  --retry-open[=DURATION]  if the backend cannot be reached at start, keep\n"
+    "                   trying (for DURATION; default forever). The default with\n"
+    "                   --restart-on-lost; --retry-open=0 fails at once\n"
+    "  --instance ID    instance ID, 1..255 bytes (default: host:pid:random)\n"
+    "  --metadata TEXT  shown to others by `reign status`, up to 4096 bytes\n"
     "  -h, --help       this help\n"
     "\n"
-    "Exit status: CMD's status (128+N if CMD died of signal N); 75 if --wait\n"
-    "passed while another instance was master; 76 if mastership was lost while\n"
-    "CMD ran (never with --restart-on-lost); 126/127 if CMD could not run / was\n"
-    "not found; 128+N if reign got signal N (SIGINT, SIGTERM, SIGHUP; CMD gets\n"
-    "SIGTERM, reign resigns); 1 on errors; 2 on usage errors.\n"
+    "Under systemd (Type=notify): READY=1 once master; STATUS= says\n"
+    "\"standby for RESOURCE; master is B (term 7)\" or \"master of RESOURCE (term 8)\".\n"
+    "\n"
+    "Exit status: CMD's status (128+N if CMD died of signal N); 75 (or -E's\n"
+    "CODE) if --wait passed while another instance was master; 76 if\n"
+    "mastership was lost while CMD ran (never with --restart-on-lost); 126/127\n"
+    "if CMD could not run / was not found; killed by signal N if reign got N\n"
+    "(SIGINT, SIGTERM, SIGHUP; CMD gets SIGTERM, reign resigns first); 1 on\n"
+    "errors; 2 on usage errors (a bad value says its range).\n"
     "\n"
     "Examples:\n"
-    "  reign lock nightly-report -- ./make-report.sh\n"
-    "  reign lock --uri redis://10.0.0.5:6379/0 --ttl 5000 jobs/7 -- worker --job 7\n"
-    "  reign lock --wait 0 backup -- rsync -a /data backup:/data || echo \"busy: $?\"\n"
-    "  reign lock --restart-on-lost --grace 2000 ingest -- ./ingest-forever\n"
-    "  reign lock --uri file:///var/lib/myapp/locks migrate -- \\\n"
+    "  reign lock nightly-report ./make-report.sh\n"
+    "  reign lock --uri redis://10.0.0.5:6379/0 --ttl 5s jobs/7 -- worker --job 7\n"
+    "  reign lock -n -q backup rsync -a /data backup:/data     # from cron: quiet when busy\n"
+    "  reign lock -w 30 -E 0 report -c 'make-report > /var/tmp/report'\n"
+    "  reign lock --restart-on-lost --grace 2s ingest -- ./ingest-forever\n"
+    "  reign lock --uri file:///var/lib/myapp/locks?mode=0660 migrate \\\n"
     "      sh -c 'db-migrate --fencing-token \"$REIGN_TERM\"'\n";
 
 typedef struct lock_args {
@@ -73,9 +110,14 @@ typedef struct lock_args {
     int64_t wait_ms;   /* < 0: forever */
     int64_t grace_ms;
     bool restart_on_lost;
+    bool quiet;        /* -q: no "held by" line when busy */
+    int conflict_code; /* exit status when busy (-E; default 75) */
     int lost_option;   /* the --*-on-lost given (0: none), to refuse both */
     const char *resource;
-    char **cmd;        /* NULL-terminated, points into argv */
+    char shown[300];   /* resource for messages: escaped, cut to 64 bytes */
+    const char *shell_command; /* -c STRING */
+    char *shell_argv[4];       /* $SHELL -c STRING */
+    char **cmd;        /* NULL-terminated, points into argv or shell_argv */
 } lock_args;
 
 /* The lost pipe: the election callback (engine thread) writes the term of
@@ -99,23 +141,41 @@ static void on_election_event(reign_election *election, const reign_event *event
     while (w < 0 && errno == EINTR);
 }
 
+/* -c STRING given twice (before and after RESOURCE) or with a CMD too. */
+static int set_shell_command(lock_args *a, const char *text)
+{
+    if (a->shell_command != NULL)
+        return cli_usage_error("lock", "-c given twice");
+    a->shell_command = text;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, lock_args *a)
 {
     static const struct option longopts[] = {
         CLI_LONG_HELP, CLI_LONG_URI, CLI_LONG_TTL, CLI_LONG_INSTANCE, CLI_LONG_METADATA,
+        CLI_LONG_RETRY_OPEN,
         {"wait", required_argument, NULL, OPT_WAIT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT_S},
+        {"nonblock", no_argument, NULL, OPT_NONBLOCK},
+        {"nb", no_argument, NULL, OPT_NONBLOCK},
+        {"conflict-exit-code", required_argument, NULL, OPT_CONFLICT_CODE},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"command", required_argument, NULL, OPT_COMMAND},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"exit-on-lost", no_argument, NULL, OPT_EXIT_ON_LOST},
         {"restart-on-lost", no_argument, NULL, OPT_RESTART_ON_LOST},
         {NULL, 0, NULL, 0},
     };
     int opt;
+    int64_t code;
 
     a->wait_ms = -1;
     a->grace_ms = 5000;
+    a->conflict_code = CLI_EXIT_BUSY;
     cli_getopt_reset();
     /* '+': stop at RESOURCE, so CMD's own options are never ours. */
-    while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:hnqw:c:E:", longopts, NULL)) != -1) {
         int rc = cli_common_option("lock", opt, optarg, &a->common);
         if (rc == 1)
             continue;
@@ -126,11 +186,38 @@ static int parse_args(int argc, char **argv, lock_args *a)
             printf(usage_text, cli_default_uri());
             return -1;
         case OPT_WAIT:
-            if (cli_parse_int("lock", "--wait", optarg, 0, &a->wait_ms) != 0)
+            /* -1: forever, as the default; flock users write it. */
+            if (strcmp(optarg, "-1") == 0)
+                a->wait_ms = -1;
+            else if (cli_parse_duration("lock", "--wait (-1: forever)", optarg, 1, 0,
+                                        LOCK_MAX_WAIT_MS,
+                                        &a->wait_ms) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_TIMEOUT_S:
+            if (cli_parse_duration("lock", "-w", optarg, 1000, 0, LOCK_MAX_WAIT_MS,
+                                   &a->wait_ms) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_NONBLOCK:
+            a->wait_ms = 0;
+            break;
+        case OPT_CONFLICT_CODE:
+            if (strspn(optarg, "0123456789") != strlen(optarg) || optarg[0] == '\0' ||
+                strlen(optarg) > 3 || (code = strtoll(optarg, NULL, 10)) > 255)
+                return cli_usage_error("lock", "-E: '%s' is not an exit status 0..255", optarg);
+            a->conflict_code = (int)code;
+            break;
+        case OPT_QUIET:
+            a->quiet = true;
+            break;
+        case OPT_COMMAND:
+            if (set_shell_command(a, optarg) != 0)
                 return CLI_EXIT_USAGE;
             break;
         case OPT_GRACE:
-            if (cli_parse_int("lock", "--grace", optarg, 0, &a->grace_ms) != 0)
+            if (cli_parse_duration("lock", "--grace", optarg, 1, 0, LOCK_MAX_GRACE_MS,
+                                   &a->grace_ms) != 0)
                 return CLI_EXIT_USAGE;
             break;
         case OPT_EXIT_ON_LOST:
@@ -150,12 +237,53 @@ static int parse_args(int argc, char **argv, lock_args *a)
     a->resource = argv[optind++];
     if (a->resource[0] == '\0')
         return cli_usage_error("lock", "RESOURCE is empty");
-    if (optind >= argc || strcmp(argv[optind], "--") != 0)
-        return cli_usage_error("lock", "expected -- after RESOURCE '%s', then the command",
-                               a->resource);
-    optind++;
+    FILE *m = fmemopen(a->shown, sizeof a->shown, "w");
+    if (m != NULL) {
+        cli_put_id(m, a->resource);
+        fclose(m);
+    }
+    size_t len = strlen(a->resource);
+    if (len > REIGN_RESOURCE_ID_MAX)
+        return cli_usage_error("lock", "RESOURCE is %zu bytes, the maximum is %d", len,
+                               REIGN_RESOURCE_ID_MAX);
+    if (strncmp(a->resource, REIGN_RESERVED_PREFIX, strlen(REIGN_RESERVED_PREFIX)) == 0)
+        return cli_usage_error("lock",
+                               "RESOURCE %s is reserved: IDs starting with \""
+                               REIGN_RESERVED_PREFIX "\" are reign's own (member slots)",
+                               a->shown);
+
+    /* What follows RESOURCE: "--" CMD..., flock's "-c STRING", or CMD... */
+    if (optind < argc && strcmp(argv[optind], "--") == 0) {
+        optind++;
+    } else if (optind < argc &&
+               (strcmp(argv[optind], "-c") == 0 || strcmp(argv[optind], "--command") == 0)) {
+        if (optind + 1 >= argc)
+            return cli_usage_error("lock", "%s needs a value", argv[optind]);
+        if (optind + 2 < argc)
+            return cli_usage_error("lock", "%s takes one string (quote it); '%s' follows it",
+                                   argv[optind], argv[optind + 2]);
+        if (set_shell_command(a, argv[optind + 1]) != 0)
+            return CLI_EXIT_USAGE;
+        optind = argc;
+    } else if (optind < argc && argv[optind][0] == '-') {
+        return cli_usage_error("lock",
+                               "'%s' after RESOURCE: options go before RESOURCE; a command "
+                               "that starts with '-' goes after --",
+                               argv[optind]);
+    }
+    if (a->shell_command != NULL) {
+        if (optind < argc)
+            return cli_usage_error("lock", "give -c STRING or a command, not both");
+        const char *shell = getenv("SHELL");
+        a->shell_argv[0] = (char *)(shell != NULL && shell[0] != '\0' ? shell : "/bin/sh");
+        a->shell_argv[1] = (char *)"-c";
+        a->shell_argv[2] = (char *)a->shell_command;
+        a->shell_argv[3] = NULL;
+        a->cmd = a->shell_argv;
+        return 0;
+    }
     if (optind >= argc)
-        return cli_usage_error("lock", "missing the command after --");
+        return cli_usage_error("lock", "missing the command after RESOURCE %s", a->shown);
     a->cmd = &argv[optind];
     return 0;
 }
@@ -174,7 +302,10 @@ static int read_signal(int sfd)
         errno = EIO;
         return -1;
     }
-    return (int)si.ssi_signo;
+    int sig = (int)si.ssi_signo;
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+        cli_note_stop_signal(sig); /* reign dies of it once cleaned up */
+    return sig;
 }
 
 static bool is_stop_signal(int sig)
@@ -198,22 +329,49 @@ static int at_deadline(reign_election *e, reign_factory *f, const lock_args *a, 
     if (rc == REIGN_ENOMASTER)
         return DEADLINE_EXTEND;
     if (rc != REIGN_OK) {
-        cli_error("%s: cannot tell who holds it: %s", a->resource, reign_last_error());
+        cli_error("%s: cannot tell who holds it: %s", a->shown, reign_last_error());
         return DEADLINE_FAIL;
     }
     int verdict = DEADLINE_BUSY;
     if (strcmp(m->instance_id, reign_factory_instance_id(f)) == 0) {
         verdict = DEADLINE_EXTEND;
-    } else {
-        fputs("reign: ", stderr);
-        cli_put_text(stderr, a->resource);
-        fputs(" is held by ", stderr);
+    } else if (!a->quiet) {
+        char waited[32];
+        cli_format_duration(wait_ms, waited, sizeof waited);
+        fprintf(stderr, "reign: %s is held by ", a->shown);
         cli_put_text(stderr, m->instance_id);
-        fprintf(stderr, " (term %" PRIu64 "); gave up after --wait %" PRId64 " ms\n", m->term,
-                wait_ms);
+        if (wait_ms == 0)
+            fprintf(stderr, " (term %" PRIu64 "); not waiting (-n)\n", m->term);
+        else
+            fprintf(stderr, " (term %" PRIu64 "); gave up after waiting %s\n", m->term, waited);
     }
     reign_master_free(m);
     return verdict;
+}
+
+/* STATUS= for systemd while standing by: who is master now (one read of
+ * the backend; only done when a service manager listens). */
+static void notify_standby(reign_election *e, const lock_args *a)
+{
+    reign_master *m = NULL;
+    int rc = reign_election_current_master(e, &m);
+    if (rc == REIGN_OK) {
+        /* Escaped: another instance's ID must not add lines (READY=1) to
+         * our message. */
+        char holder[300] = "?";
+        FILE *mf = fmemopen(holder, sizeof holder, "w");
+        if (mf != NULL) {
+            cli_put_id(mf, m->instance_id);
+            fclose(mf);
+        }
+        cli_notify("STATUS=standby for %s; master is %s (term %" PRIu64 ")", a->shown, holder,
+                   m->term);
+        reign_master_free(m);
+    } else if (rc == REIGN_ENOMASTER) {
+        cli_notify("STATUS=campaigning for %s; no master", a->shown);
+    } else {
+        cli_notify("STATUS=campaigning for %s; the backend cannot be read", a->shown);
+    }
 }
 
 /* Wait for mastership up to wait_ms (< 0: forever), checking for signals
@@ -224,6 +382,7 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
                                int64_t wait_ms, int sfd, uint64_t *term)
 {
     int64_t deadline = wait_ms >= 0 ? reign_monotonic_ms() + wait_ms : -1;
+    int64_t next_status = getenv("NOTIFY_SOCKET") != NULL ? reign_monotonic_ms() + 200 : -1;
     bool extended = false;
 
     for (;;) {
@@ -239,8 +398,12 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
             if (reign_election_term(e, term) == REIGN_OK)
                 return CLI_EXIT_OK;
         } else if (rc != REIGN_ETIMEDOUT) {
-            cli_error("waiting for mastership of %s: %s", a->resource, reign_last_error());
+            cli_error("waiting for mastership of %s: %s", a->shown, reign_last_error());
             return CLI_EXIT_FAIL;
+        }
+        if (next_status >= 0 && reign_monotonic_ms() >= next_status) {
+            notify_standby(e, a);
+            next_status = reign_monotonic_ms() + LOCK_STATUS_READ_MS;
         }
         int sig;
         while ((sig = read_signal(sfd)) != 0) {
@@ -260,8 +423,9 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
             return CLI_EXIT_FAIL;
         default:
             if (extended) {
-                cli_error("not master of %s after --wait %" PRId64 " ms", a->resource,
-                          wait_ms);
+                if (!a->quiet)
+                    cli_error("not master of %s after --wait %" PRId64 " ms", a->shown,
+                              wait_ms);
                 return CLI_EXIT_BUSY;
             }
             /* Once, by a lease TTL: an attempt in flight ends well within it. */
@@ -350,7 +514,9 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
         bool lost = term_was_lost(lost_fd, term);
         if (stop_code < 0 && (lost || !still_master(e, term))) {
             cli_error("lost mastership of %s (term %" PRIu64 "); stopping the command",
-                      a->resource, term);
+                      a->shown, term);
+            cli_notify("STATUS=lost mastership of %s (term %" PRIu64 "); stopping the command",
+                       a->shown, term);
             stop_code = CLI_EXIT_LOST;
             kill(child, SIGTERM);
             term_sent_at = reign_monotonic_ms();
@@ -385,6 +551,8 @@ int cli_cmd_lock(int argc, char **argv)
         return CLI_EXIT_OK;  /* --help */
     if (rc != 0)
         return rc;
+    if (a.restart_on_lost)
+        cli_set_long_running(true); /* a service: retry the backend at start */
 
     if (cli_spawn_snapshot_fds() != 0) {
         cli_error("listing open file descriptors: %s", strerror(errno));
@@ -412,19 +580,29 @@ int cli_cmd_lock(int argc, char **argv)
     if (reign_election_new(factory, a.resource, &election) != REIGN_OK ||
         reign_election_set_callback(election, on_election_event, &notify) != REIGN_OK ||
         reign_election_start(election) != REIGN_OK) {
-        cli_error("election for %s: %s", a.resource, reign_last_error());
+        cli_error("election for %s: %s", a.shown, reign_last_error());
         rc = CLI_EXIT_FAIL;
         goto out;
     }
     for (unsigned run = 0;; run++) {
         /* --wait bounds the first campaign; after a loss (restart mode)
          * reign waits as long as it takes, like a supervisor would. */
+        if (run == 0)
+            cli_notify("STATUS=campaigning for %s", a.shown);
         rc = wait_for_mastership(election, factory, &a, run == 0 ? a.wait_ms : -1, sfd, &term);
+        if (rc == CLI_EXIT_BUSY) {
+            rc = a.conflict_code; /* -E: may be 0, and still nothing runs */
+            goto out;
+        }
         if (rc != CLI_EXIT_OK)
             goto out;
-        if (run > 0)
+        if (run > 0 && !a.quiet)
             cli_error("master of %s again (term %" PRIu64 "); restarting the command",
-                      a.resource, term);
+                      a.shown, term);
+        /* READY only now: a standby is "starting" for systemd, so that
+         * `systemctl status` and ordering (After=) tell it from the master. */
+        cli_notify("READY=1\nSTATUS=master of %s (term %" PRIu64 "); running %s", a.shown, term,
+                   a.cmd[0]);
 
         env = cli_env_build(a.resource, term, reign_factory_instance_id(factory));
         if (env == NULL) {
@@ -456,13 +634,17 @@ int cli_cmd_lock(int argc, char **argv)
             rc = CLI_EXIT_SIGNAL_BASE + stop_signal;
             break;
         }
-        cli_error("campaigning for %s again (--restart-on-lost)", a.resource);
+        if (!a.quiet)
+            cli_error("campaigning for %s again (--restart-on-lost)", a.shown);
+        cli_notify("STATUS=campaigning for %s again (--restart-on-lost)", a.shown);
     }
 
 out:
+    if (election != NULL)
+        cli_notify("STOPPING=1\nSTATUS=resigning %s", a.shown);
     /* Close resigns: a waiting instance takes over as soon as CMD is gone. */
     if (election != NULL && reign_election_close(election) != REIGN_OK)
-        cli_error("resigning %s: %s", a.resource, reign_last_error());
+        cli_error("resigning %s: %s", a.shown, reign_last_error());
     if (factory != NULL && reign_factory_close(factory) != REIGN_OK)
         cli_error("closing the factory: %s", reign_last_error());
     cli_env_free(env);

@@ -24,6 +24,8 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  --uri URI   backend (default: $REIGN_URI, else %s)\n"
+    "  --retry-open[=DURATION]  keep trying to reach the backend at start (for\n"
+    "              DURATION; default forever)\n"
     "  --json      JSON output\n"
     "  -h, --help  this help\n"
     "\n"
@@ -60,7 +62,7 @@ static void print_json(const reign_member *m, size_t n)
 int cli_cmd_members(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        CLI_LONG_HELP, CLI_LONG_URI,
+        CLI_LONG_HELP, CLI_LONG_URI, CLI_LONG_RETRY_OPEN,
         {"json", no_argument, NULL, OPT_JSON},
         {NULL, 0, NULL, 0},
     };

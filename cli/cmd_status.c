@@ -23,6 +23,8 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  --uri URI   backend (default: $REIGN_URI, else %s)\n"
+    "  --retry-open[=DURATION]  keep trying to reach the backend at start (for\n"
+    "              DURATION; default forever)\n"
     "  --json      JSON output\n"
     "  -h, --help  this help\n"
     "\n"
@@ -72,7 +74,7 @@ static void print_json(const char *resource, int rc, const reign_master *m, bool
 int cli_cmd_status(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        CLI_LONG_HELP, CLI_LONG_URI,
+        CLI_LONG_HELP, CLI_LONG_URI, CLI_LONG_RETRY_OPEN,
         {"json", no_argument, NULL, OPT_JSON},
         {NULL, 0, NULL, 0},
     };
@@ -116,7 +118,7 @@ int cli_cmd_status(int argc, char **argv)
         }
         if (r != REIGN_OK) {
             fputs("reign: status of ", stderr);
-            cli_put_text(stderr, argv[i]);
+            cli_put_id(stderr, argv[i]); /* a 1 KB ID is not echoed whole */
             fprintf(stderr, ": %s\n",
                     reign_last_error()[0] != '\0' ? reign_last_error() : reign_status_str(r));
             rc = CLI_EXIT_FAIL;

@@ -25,7 +25,7 @@ static const char usage_text[] =
     "Usage: reign watch [OPTIONS] RESOURCE...\n"
     "\n"
     "Print the master of each RESOURCE, then one line per change, until SIGINT\n"
-    "or SIGTERM (exit 0). Lines are flushed at once:\n"
+    "or SIGTERM (then reign dies of that signal). Lines are flushed at once:\n"
     "  <ISO time> RESOURCE master=INSTANCE term=N metadata=TEXT\n"
     "  <ISO time> RESOURCE none\n"
     "A change is a new master or a new term (the same instance may win again).\n"
@@ -42,16 +42,20 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  --uri URI        backend (default: $REIGN_URI, else %s)\n"
-    "  --interval MS    read every MS milliseconds (%d..%d; default %d)\n"
+    "  --retry-open[=DURATION]  if the backend cannot be reached at start, keep\n"
+    "                   trying for DURATION (the default: forever; 0: fail at once)\n"
+    "  --interval DURATION  read this often: 200ms, 1s, ... (bare number: ms;\n"
+    "                   %d ms..%d ms; default %d ms)\n"
     "  --json           JSON Lines output\n"
     "  -h, --help       this help\n"
     "\n"
-    "Exit status: 0 after SIGINT/SIGTERM; 1 if the backend cannot be opened\n"
-    "or the output cannot be written; 2 on usage errors.\n"
+    "Exit status: killed by the signal after SIGINT/SIGTERM/SIGHUP (as a\n"
+    "service expects); 1 if the backend cannot be opened (after --retry-open)\n"
+    "or the output cannot be written; 2 on usage errors (a bad value or URI).\n"
     "\n"
     "Examples:\n"
     "  reign watch nightly-report\n"
-    "  reign watch --uri redis://127.0.0.1:6379/0 --interval 1000 jobs/1 jobs/2\n"
+    "  reign watch --uri redis://127.0.0.1:6379/0 --interval 1s jobs/1 jobs/2\n"
     "  reign watch --json r0 r1 r2 | jq -c 'select(.master == null)'\n";
 
 typedef struct watch_args {
@@ -73,7 +77,7 @@ typedef struct watch_seen {
 static int parse_args(int argc, char **argv, watch_args *a)
 {
     static const struct option longopts[] = {
-        CLI_LONG_HELP, CLI_LONG_URI,
+        CLI_LONG_HELP, CLI_LONG_URI, CLI_LONG_RETRY_OPEN,
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"json", no_argument, NULL, OPT_JSON},
         {NULL, 0, NULL, 0},
@@ -94,12 +98,9 @@ static int parse_args(int argc, char **argv, watch_args *a)
                    WATCH_DEFAULT_INTERVAL_MS);
             return -1;
         case OPT_INTERVAL:
-            if (cli_parse_int("watch", "--interval", optarg, WATCH_MIN_INTERVAL_MS,
-                              &a->interval_ms) != 0)
+            if (cli_parse_duration("watch", "--interval", optarg, 1, WATCH_MIN_INTERVAL_MS,
+                                   WATCH_MAX_INTERVAL_MS, &a->interval_ms) != 0)
                 return CLI_EXIT_USAGE;
-            if (a->interval_ms > WATCH_MAX_INTERVAL_MS)
-                return cli_usage_error("watch", "--interval: %s is above the maximum %d", optarg,
-                                       WATCH_MAX_INTERVAL_MS);
             break;
         case OPT_JSON:
             a->json = true;

@@ -12,7 +12,8 @@ static const char usage_text[] =
     "Master election per resource ID, on a backend chosen by URI.\n"
     "\n"
     "Commands:\n"
-    "  lock RESOURCE -- CMD [ARGS...]   run CMD while master of RESOURCE (like flock)\n"
+    "  lock RESOURCE [--] CMD [ARGS...] run CMD while master of RESOURCE (like flock;\n"
+    "                                   also -n, -w SECONDS, -c STRING, -E CODE, -q)\n"
     "  status RESOURCE...               show the master of each RESOURCE\n"
     "  watch RESOURCE...                print each change of master until stopped\n"
     "  members                          list the live members (shard instances)\n"
@@ -20,9 +21,10 @@ static const char usage_text[] =
     "                                   --listen ADDR:PORT serves /metrics, /healthz\n"
     "Run `reign COMMAND --help` for its options and examples.\n"
     "\n"
-    "Backend (--uri URI, else $REIGN_URI, else file:///tmp/reign-$UID,\n"
-    "here %s):\n"
-    "  file:///DIR                      lock files in DIR, no server (local file systems)\n"
+    "Backend (--uri URI, else $REIGN_URI, else file:///run/lock/reign for root\n"
+    "and file:///tmp/reign-$UID for other users; here %s):\n"
+    "  file:///DIR[?mode=0660]          lock files in DIR, no server (local file systems);\n"
+    "                                   mode= shares DIR with its group\n"
     "  redis://[user:pass@]HOST:PORT/DB Redis\n"
     "  postgres://[user:pass@]HOST/DB   PostgreSQL (also postgresql://)\n"
     "  etcd://HOST:PORT[,HOST:PORT...]  etcd v3 through its JSON gateway (etcds:// for TLS)\n"
@@ -31,23 +33,27 @@ static const char usage_text[] =
     "                                   reign process only\n"
     "Built into this reign: %s\n"
     "\n"
+    "Durations: 500ms, 5s, 2m, 1h; a bare number is milliseconds (lock -w: seconds).\n"
+    "\n"
     "Exit status:\n"
-    "  0    success (watch, shard: stopped by SIGINT/SIGTERM)\n"
+    "  0    success\n"
     "  1    error (backend unreachable, I/O, ...); the reason is on stderr\n"
-    "  2    usage error\n"
-    "  75   lock: --wait passed while another instance was master\n"
+    "  2    usage error: a bad option, value (the message gives its range) or URI\n"
+    "  75   lock: --wait passed while another instance was master (-E CODE)\n"
     "  76   lock: mastership was lost while CMD ran (CMD was stopped;\n"
     "       with --restart-on-lost reign campaigns again instead)\n"
     "  126  lock: CMD cannot be run;  127  lock: CMD not found\n"
-    "  lock otherwise exits with CMD's status (128+N if CMD died of signal N),\n"
-    "  or 128+N if reign itself was stopped by signal N (after resigning)\n"
+    "  lock otherwise exits with CMD's status (128+N if CMD died of signal N)\n"
+    "  SIGINT, SIGTERM or SIGHUP stop lock, watch and shard: reign resigns and\n"
+    "  cleans up, then dies of that signal (a shell shows 128+N; systemd a clean stop)\n"
     "\n"
     "Environment:\n"
     "  REIGN_URI  default backend URI\n"
     "  REIGN_LOG  library log level on stderr: error, warn (default), info, debug\n"
     "\n"
     "Examples:\n"
-    "  reign lock nightly-report -- ./make-report.sh\n"
+    "  reign lock nightly-report ./make-report.sh\n"
+    "  reign lock -n -q backup -c 'rsync -a /data backup:/data'   # cron, flock style\n"
     "  reign status nightly-report\n"
     "  reign watch nightly-report\n"
     "  reign shard --instance a --count 12 --listen 127.0.0.1:9100\n"
@@ -87,8 +93,13 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(name, commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(name, commands[i].name) == 0) {
+            /* They run until stopped: retry the backend at start. */
+            cli_set_long_running(strcmp(name, "watch") == 0 || strcmp(name, "shard") == 0);
+            int rc = commands[i].run(argc - 1, argv + 1);
+            cli_die_of_stop_signal(); /* stopped by a signal: die of it */
+            return rc;
+        }
     if (name[0] == '-')
         return cli_usage_error(NULL, "unknown option '%s'", name);
     return cli_usage_error(NULL, "unknown command '%s'", name);

@@ -3,10 +3,12 @@
  * the factory with an error that names the URI. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -68,13 +70,29 @@ int cli_common_option(const char *command, int opt, const char *arg, cli_common 
     case CLI_OPT_INSTANCE:
         if (arg[0] == '\0')
             return cli_usage_error(command, "--instance: the instance ID is empty");
+        if (strlen(arg) > REIGN_INSTANCE_ID_MAX)
+            return cli_usage_error(command, "--instance: %zu bytes, the maximum is %d",
+                                   strlen(arg), REIGN_INSTANCE_ID_MAX);
         c->instance = arg;
         return 1;
     case CLI_OPT_METADATA:
+        if (strlen(arg) > REIGN_METADATA_MAX)
+            return cli_usage_error(command, "--metadata: %zu bytes, the maximum is %d",
+                                   strlen(arg), REIGN_METADATA_MAX);
         c->metadata = arg;
         return 1;
     case CLI_OPT_TTL:
-        if (cli_parse_int(command, "--ttl", arg, 1, &c->ttl_ms) != 0)
+        if (cli_parse_duration(command, "--ttl", arg, 1, REIGN_TTL_MIN_MS, REIGN_TTL_MAX_MS,
+                               &c->ttl_ms) != 0)
+            return CLI_EXIT_USAGE;
+        return 1;
+    case CLI_OPT_RETRY_OPEN:
+        /* --retry-open: forever; --retry-open=T: for T (0: not at all). */
+        c->retry_open_set = true;
+        c->retry_open_ms = -1;
+        if (arg != NULL && strcmp(arg, "forever") != 0 && strcmp(arg, "-1") != 0 &&
+            cli_parse_duration(command, "--retry-open", arg, 1, 0, REIGN_TTL_MAX_MS * 365,
+                               &c->retry_open_ms) != 0)
             return CLI_EXIT_USAGE;
         return 1;
     default:
@@ -104,9 +122,29 @@ int cli_bad_option(const char *command, int opt, char *const argv[])
 
 const char *cli_default_uri(void)
 {
-    static char buf[64];
-    snprintf(buf, sizeof buf, "file:///tmp/reign-%ld", (long)getuid());
-    return buf;
+    return reign_default_uri();
+}
+
+/* Written by the main thread before any other exists. */
+static bool long_running;
+
+void cli_set_long_running(bool on)
+{
+    long_running = on;
+}
+
+void cli_put_id(FILE *f, const char *id)
+{
+    size_t len = strlen(id);
+    if (len <= 64) {
+        cli_put_text(f, id);
+        return;
+    }
+    char head[65];
+    memcpy(head, id, 64);
+    head[64] = '\0';
+    cli_put_text(f, head);
+    fprintf(f, "...(%zu bytes)", len);
 }
 
 /* Replace the password of "scheme://user:password@host…" and the value of a
@@ -157,24 +195,120 @@ char *cli_effective_uri(const char *uri)
         uri = getenv("REIGN_URI");
     if (uri == NULL || uri[0] == '\0')
         uri = cli_default_uri();
+    /* No "://": nothing to redact by place; any '@' may end a password. */
+    if (strstr(uri, "://") == NULL && strchr(uri, '@') != NULL)
+        return strdup("(redacted)");
     return redact_uri(uri);
 }
+
+/* The library's message names the URI already, most of the time: then
+ * "cannot open: <message>", else "cannot open <uri>: <message>", so that
+ * the URI is said once. */
+static void print_open_error(const char *shown, int rc, const char *suffix)
+{
+    const char *why = reign_last_error()[0] != '\0' ? reign_last_error() : reign_status_str(rc);
+    if (shown != NULL && strstr(why, shown) == NULL)
+        cli_error("cannot open %s: %s%s", shown, why, suffix);
+    else
+        cli_error("cannot open the backend: %s%s", why, suffix);
+}
+
+/* A per-user default under /tmp gives no exclusion between users, nor
+ * between a unit with PrivateTmp=yes and anything outside it: say so once
+ * to a command that runs for long (a service, most likely). */
+static void warn_tmp_default(const cli_common *c)
+{
+    const char *env = getenv("REIGN_URI");
+    if (!long_running || c->uri != NULL || (env != NULL && env[0] != '\0'))
+        return;
+    const char *uri = reign_default_uri();
+    if (strncmp(uri, "file:///tmp/", 12) != 0)
+        return;
+    cli_error("warning: using the default %s: it excludes only processes of uid %ld that see "
+              "this /tmp (not other users, not units with PrivateTmp=yes); give --uri "
+              "file:///DIR (or REIGN_URI) to share a directory",
+              uri, (long)getuid());
+}
+
+/* Sleep ms, or less if a stop signal comes: its number, else 0. With the
+ * stop signals blocked (lock, watch, shard) they are waited for here; not
+ * blocked, their default action ends reign anyway. */
+static int sleep_or_stop(int64_t ms)
+{
+    sigset_t stop, mask;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_SETMASK, NULL, &mask);
+    bool blocked = sigismember(&mask, SIGINT) && sigismember(&mask, SIGTERM) &&
+                   sigismember(&mask, SIGHUP);
+    if (blocked) {
+        int sig = cli_wait_stop_signal(&stop, ms);
+        return sig > 0 ? sig : 0;
+    }
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 2000
+#define RETRY_REPORT_MS 60000 /* the reason again at most once a minute */
 
 int cli_open_factory(const cli_common *c, reign_factory **out)
 {
     reign_options o = REIGN_OPTIONS_INIT;
-    char *shown = NULL;
+    int64_t retry_ms = c->retry_open_set ? c->retry_open_ms : (long_running ? -1 : 0);
+    int64_t started = reign_monotonic_ms(), reported = -1, pause = RETRY_FIRST_MS;
+    unsigned attempts = 0;
+    char *shown = cli_effective_uri(c->uri);
     int rc;
 
+    warn_tmp_default(c);
     o.instance_id = c->instance;
     o.metadata = c->metadata;
     o.ttl_ms = c->ttl_ms;
-    rc = reign_factory_open(c->uri, &o, out);
-    if (rc == REIGN_OK)
-        return CLI_EXIT_OK;
-    shown = cli_effective_uri(c->uri);
-    cli_error("cannot open %s: %s", shown != NULL ? shown : "the backend",
-              reign_last_error()[0] != '\0' ? reign_last_error() : reign_status_str(rc));
-    free(shown);
-    return CLI_EXIT_FAIL;
+    for (;;) {
+        attempts++;
+        rc = reign_factory_open(c->uri, &o, out);
+        if (rc == REIGN_OK) {
+            if (reported >= 0)
+                cli_error("opened %s after %u attempts (%.1f s)", shown != NULL ? shown : "",
+                          attempts, (double)(reign_monotonic_ms() - started) / 1000.0);
+            free(shown);
+            return CLI_EXIT_OK;
+        }
+        /* Only an unreachable backend is worth waiting for: a bad URI,
+         * option or permission stays bad. */
+        int64_t now = reign_monotonic_ms();
+        bool retryable = rc == REIGN_EBACKEND || rc == REIGN_ETIMEDOUT;
+        if (!retryable || retry_ms == 0 || (retry_ms > 0 && now - started >= retry_ms)) {
+            print_open_error(shown, rc, reported >= 0 ? " (gave up retrying)" : "");
+            free(shown);
+            /* A malformed URI or a value out of range is a usage error. */
+            return rc == REIGN_EURI || rc == REIGN_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+        }
+        if (reported < 0 || now - reported >= RETRY_REPORT_MS) {
+            char limit[48] = "until stopped";
+            if (retry_ms > 0) {
+                char d[32];
+                cli_format_duration(retry_ms, d, sizeof d);
+                snprintf(limit, sizeof limit, "for up to %s", d);
+            }
+            char suffix[96];
+            snprintf(suffix, sizeof suffix, reported < 0 ? "; retrying %s" : "; still retrying %s",
+                     limit);
+            print_open_error(shown, rc, suffix);
+            reported = now;
+        }
+        int64_t left = retry_ms > 0 ? started + retry_ms - now : pause;
+        int sig = sleep_or_stop(pause < left ? pause : left);
+        if (sig > 0) {
+            free(shown);
+            return CLI_EXIT_SIGNAL_BASE + sig;
+        }
+        pause = pause * 2 < RETRY_MAX_MS ? pause * 2 : RETRY_MAX_MS;
+    }
 }

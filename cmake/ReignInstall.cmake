@@ -9,9 +9,16 @@ if(TARGET reign_cli)
 endif()
 
 # The pkg-config modules behind the PkgConfig::<X> targets the libraries link
-# (REIGN_LINK_DEPS, from core/): the static library needs them in reign.pc's
-# Requires.private and re-found by reign-config.cmake. A backend with a new
-# dependency adds its module here.
+# (REIGN_LINK_DEPS, from core/). Only the static library needs them:
+#  - reign.pc has no Requires.private, since pkg-config walks it even for
+#    --cflags, which would make every user of the shared library install
+#    every backend's -dev package. Its Libs.private lists the dependencies'
+#    own -l flags instead: `pkg-config --static --libs reign` links
+#    libreign.a against the shared libcurl, libhiredis, ...
+#  - reign-static.pc (Requires: reign; Requires.private: the modules) is for
+#    a fully static link: `pkg-config --static --libs reign-static`.
+#  - reign-config.cmake re-finds them only for reign::reign_static.
+# A backend with a new dependency adds its module here.
 set(_reign_pc_module_CURL libcurl)
 set(_reign_pc_module_HIREDIS hiredis)
 set(_reign_pc_module_PQ libpq)
@@ -19,6 +26,7 @@ set(_reign_pc_module_JANSSON jansson)
 set(_reign_pc_module_CRYPTO libcrypto)
 set(_reign_pc_module_SSL libssl)
 set(REIGN_PC_REQUIRES_PRIVATE "")
+set(REIGN_PC_LIBS_PRIVATE "")
 set(REIGN_CONFIG_PKG_DEPS "")
 foreach(dep IN LISTS REIGN_LINK_DEPS)
   if(NOT dep MATCHES "^PkgConfig::(.+)$")
@@ -29,11 +37,14 @@ foreach(dep IN LISTS REIGN_LINK_DEPS)
     message(FATAL_ERROR "cmake/ReignInstall.cmake: add the pkg-config module of ${dep}")
   endif()
   list(APPEND REIGN_PC_REQUIRES_PRIVATE ${_reign_pc_module_${_prefix}})
+  list(APPEND REIGN_PC_LIBS_PRIVATE ${${_prefix}_LDFLAGS})
   list(APPEND REIGN_CONFIG_PKG_DEPS "${_prefix}=${_reign_pc_module_${_prefix}}")
 endforeach()
 list(REMOVE_DUPLICATES REIGN_PC_REQUIRES_PRIVATE)
+list(REMOVE_DUPLICATES REIGN_PC_LIBS_PRIVATE)
 list(REMOVE_DUPLICATES REIGN_CONFIG_PKG_DEPS)
 list(JOIN REIGN_PC_REQUIRES_PRIVATE ", " REIGN_PC_REQUIRES_PRIVATE)
+list(JOIN REIGN_PC_LIBS_PRIVATE " " REIGN_PC_LIBS_PRIVATE)
 
 # reign.pc is relocatable: its prefix is found from its own place
 # (${pcfiledir}), so `cmake --install --prefix DIR` and DESTDIR give a
@@ -53,7 +64,15 @@ else()
   set(REIGN_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 configure_file(cmake/reign.pc.in ${PROJECT_BINARY_DIR}/reign.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/reign.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+configure_file(cmake/reign-static.pc.in ${PROJECT_BINARY_DIR}/reign-static.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/reign.pc ${PROJECT_BINARY_DIR}/reign-static.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The examples the guide tells users to copy, with their standalone CMake
+# project (examples/CMakeLists.txt finds an installed reign).
+install(FILES examples/CMakeLists.txt examples/election_loop.c examples/shard_workers.c
+              examples/test_with_noop.c examples/reign_ctypes.py
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 set(_cmakedir ${CMAKE_INSTALL_LIBDIR}/cmake/reign)
 install(EXPORT reignTargets NAMESPACE reign:: DESTINATION ${_cmakedir})

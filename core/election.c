@@ -53,10 +53,25 @@ static void index_grow(reign_factory *f)
     f->n_buckets = n;
 }
 
+/* Public: reign's own IDs (member slots) are refused, so that no program
+ * can campaign for a slot and appear as a fake member. */
 int reign_election_new(reign_factory *f, const char *resource_id, reign_election **out)
 {
     if (f == NULL || out == NULL)
         return reign_error_set(REIGN_EINVAL, "election_new: NULL argument");
+    int rc = reign_resource_id_check(resource_id);
+    if (rc != REIGN_OK)
+        return rc;
+    if (strncmp(resource_id, REIGN_RESERVED_PREFIX, strlen(REIGN_RESERVED_PREFIX)) == 0)
+        return reign_error_set(REIGN_EINVAL,
+                               "resource ID '%.64s%s' is reserved: IDs starting with \""
+                               REIGN_RESERVED_PREFIX "\" are reign's own (member slots)",
+                               resource_id, strlen(resource_id) > 64 ? "..." : "");
+    return reign_election_new_internal(f, resource_id, out);
+}
+
+int reign_election_new_internal(reign_factory *f, const char *resource_id, reign_election **out)
+{
     int rc = reign_resource_id_check(resource_id);
     if (rc != REIGN_OK)
         return rc;

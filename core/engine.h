@@ -152,4 +152,9 @@ uint64_t reign_engine_hash(const char *resource, size_t len);
  * REIGN_EINVAL with a message. */
 int reign_resource_id_check(const char *resource_id);
 
+/* reign_election_new without the refusal of REIGN_RESERVED_PREFIX: for the
+ * core's own elections (the member slots of members.c). */
+int reign_election_new_internal(reign_factory *f, const char *resource_id,
+                                reign_election **out);
+
 #endif

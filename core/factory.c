@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -14,8 +15,8 @@
 #define DEFAULT_TTL_MS 10000
 #define DEFAULT_RETRY_MS 1000
 #define DEFAULT_DRIFT 0.01
-#define MIN_TTL_MS 20
-#define MAX_TTL_MS (INT64_C(24) * 3600 * 1000)
+#define MIN_TTL_MS REIGN_TTL_MIN_MS
+#define MAX_TTL_MS REIGN_TTL_MAX_MS
 #define INITIAL_BUCKETS 1024
 
 static char *default_instance_id(void)
@@ -28,6 +29,17 @@ static char *default_instance_id(void)
     if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
         rnd = (uint32_t)reign_clock_now_ns() ^ (uint32_t)getpid() * 2654435761u;
     return reign_strdup_printf("%s:%ld:%08x", host, (long)getpid(), rnd);
+}
+
+const char *reign_default_uri(void)
+{
+    /* Computed per call (cheap): a test may change uid between calls. */
+    static _Thread_local char buf[64];
+    struct stat st;
+    if (geteuid() == 0 && stat("/run/lock", &st) == 0 && S_ISDIR(st.st_mode))
+        return "file:///run/lock/reign";
+    snprintf(buf, sizeof buf, "file:///tmp/reign-%ld", (long)getuid());
+    return buf;
 }
 
 static int check_options(const reign_options *o)
@@ -52,10 +64,13 @@ static int check_options(const reign_options *o)
     if (!(o->max_drift >= 0.0 && o->max_drift < 0.5))
         return reign_error_set(REIGN_EINVAL, "options: max_drift %g must be in [0, 0.5)",
                                o->max_drift);
-    if (o->instance_id != NULL && (o->instance_id[0] == '\0' || strlen(o->instance_id) > 255))
-        return reign_error_set(REIGN_EINVAL, "options: instance_id must be 1..255 bytes");
-    if (o->metadata != NULL && strlen(o->metadata) > 4096)
-        return reign_error_set(REIGN_EINVAL, "options: metadata longer than 4096 bytes");
+    if (o->instance_id != NULL &&
+        (o->instance_id[0] == '\0' || strlen(o->instance_id) > REIGN_INSTANCE_ID_MAX))
+        return reign_error_set(REIGN_EINVAL, "options: instance_id must be 1..%d bytes",
+                               REIGN_INSTANCE_ID_MAX);
+    if (o->metadata != NULL && strlen(o->metadata) > REIGN_METADATA_MAX)
+        return reign_error_set(REIGN_EINVAL, "options: metadata longer than %d bytes",
+                               REIGN_METADATA_MAX);
     return REIGN_OK;
 }
 
@@ -130,7 +145,6 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
 {
     reign_options defaults = REIGN_OPTIONS_INIT;
     const reign_options *o = options != NULL ? options : &defaults;
-    char *default_uri = NULL;
     reign_factory *f = NULL;
     int rc;
 
@@ -141,15 +155,11 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
         return rc;
     if (uri != NULL && uri[0] == '\0')
         return reign_error_set(REIGN_EURI, "uri: empty URI (pass NULL for $REIGN_URI or the "
-                                           "default file:///tmp/reign-$UID)");
+                                           "default, %s)", reign_default_uri());
     if (uri == NULL)
         uri = getenv("REIGN_URI");
-    if (uri == NULL || uri[0] == '\0') {
-        default_uri = reign_strdup_printf("file:///tmp/reign-%ld", (long)getuid());
-        if (default_uri == NULL)
-            return reign_error_set(REIGN_ENOMEM, "factory_open: out of memory");
-        uri = default_uri;
-    }
+    if (uri == NULL || uri[0] == '\0')
+        uri = reign_default_uri();
 
     f = calloc(1, sizeof *f);
     if (f == NULL) {
@@ -222,7 +232,6 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
     f = NULL;
 out:
     factory_free(f);
-    free(default_uri);
     return rc;
 }
 

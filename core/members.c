@@ -201,7 +201,7 @@ static void keep_slot(members_state *ms, reign_master **read)
         if (read[k] != NULL)
             continue;
         reign_election *e = NULL;
-        if (reign_election_new(f, ms->slot_ids[k], &e) != REIGN_OK ||
+        if (reign_election_new_internal(f, ms->slot_ids[k], &e) != REIGN_OK ||
             reign_election_start(e) != REIGN_OK) {
             reign_log(&f->logger, REIGN_LOG_WARN, "members", "cannot campaign for %s: %s",
                       ms->slot_ids[k], reign_last_error());

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -188,10 +189,25 @@ int reign_uri_parse(const char *text, reign_uri *out)
     if (text == NULL || text[0] == '\0')
         return reign_error_set(REIGN_EURI, "uri: empty URI");
     const char *sep = strstr(text, "://");
+    const char *shown = strchr(text, '@') != NULL ? "(redacted)" : text;
+    if (text[0] == '/' && strchr(text, '@') == NULL)
+        return reign_error_set(REIGN_EURI,
+                               "uri: '%.200s' is a path, not a URI: for a lock directory write "
+                               "file://%.200s",
+                               shown, shown);
+    const char *colon1 = strchr(text, ':');
+    if ((sep == NULL || colon1 < sep) && colon1 != NULL && colon1 > text && colon1[1] == '/' &&
+        strncmp(text, "file:", 5) == 0 && strchr(text, '@') == NULL)
+        return reign_error_set(REIGN_EURI,
+                               "uri: '%.200s' needs \"://\" after \"file:\": the lock directory "
+                               "%s is file://%s",
+                               shown, colon1 + 1 + strspn(colon1 + 1, "/") - 1,
+                               colon1 + 1 + strspn(colon1 + 1, "/") - 1);
     if (sep == NULL || sep == text)
         return reign_error_set(REIGN_EURI,
-                               "uri: '%s' has no scheme (expected e.g. file:///dir, redis://host)",
-                               strchr(text, '@') != NULL ? "(redacted)" : text);
+                               "uri: '%.200s' has no scheme:// (expected e.g. file:///dir, "
+                               "redis://host)",
+                               shown);
     for (const char *c = text; c < sep; c++)
         if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
             return reign_error_set(REIGN_EURI, "uri: bad character in the scheme (the part "
@@ -243,6 +259,21 @@ int reign_uri_parse(const char *text, reign_uri *out)
      * postgres) reach backends through cfg->uri, the first one through
      * host and port. An empty authority ("unix:///path") gets a stand-in
      * host, or curl would take the first path segment for it. */
+    /* "file://tmp/x" takes "tmp" for a host; curl would only say "Bad
+     * file:// URL". */
+    if (strcmp(u.scheme, "file") == 0 && auth != auth_end && at != NULL) {
+        rc = reign_error_set(REIGN_EURI, "uri: '%.200s': a file URI names a local directory "
+                                         "(file:///dir), not user@host", u.redacted);
+        goto out;
+    }
+    if (strcmp(u.scheme, "file") == 0 && auth != auth_end &&
+        !(auth_end - auth == 9 && strncasecmp(auth, "localhost", 9) == 0)) {
+        rc = reign_error_set(REIGN_EURI,
+                             "uri: '%.200s': a file URI has three slashes (file:///%s): with "
+                             "two, \"%.*s\" is a host",
+                             u.redacted, auth, (int)(auth_end - auth), auth);
+        goto out;
+    }
     int no_host = strcmp(u.scheme, "file") != 0 && hosts == auth_end;
     const char *comma = memchr(hosts, ',', (size_t)(auth_end - hosts));
     if (no_host)

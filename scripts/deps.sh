@@ -9,7 +9,9 @@ if [ "${1:-build}" = s3 ]; then
   want+=(radosgw ceph-mon ceph-osd)
 fi
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15 etcd-server etcd-client openssl)
+  # systemd: systemd-analyze verify of contrib/systemd; passwd (useradd) and
+  # util-linux (runuser) for the two-user mode= test are in every Debian.
+  want+=(libcmocka-dev redis-server clang libclang-rt-14-dev curl python3 postgresql-15 etcd-server etcd-client openssl systemd passwd util-linux)
 fi
 
 missing=()

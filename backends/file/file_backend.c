@@ -5,6 +5,7 @@
  * and inotify do not work across machines. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,9 +15,10 @@
 
 static const char members_dir[] = ".members";
 
-/* mkdir -p with mode 0700 for what it creates; existing parts are left as
- * they are. 0, or -1 with errno. */
-static int make_dirs(const char *path)
+/* mkdir -p with mode `mode` for what it creates (exactly: not cut by the
+ * umask, and keeping a setgid bit inherited from the parent); existing
+ * parts are left as they are. 0, or -1 with errno. */
+static int make_dirs(const char *path, mode_t mode)
 {
     size_t len = strlen(path);
     char *copy = malloc(len + 1);
@@ -31,8 +33,15 @@ static int make_dirs(const char *path)
             continue;
         char saved = copy[i];
         copy[i] = '\0';
-        if (mkdir(copy, 0700) != 0 && errno != EEXIST)
+        if (mkdir(copy, mode) == 0) {
+            int fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) {
+                file_fix_mode(fd, mode);
+                close(fd);
+            }
+        } else if (errno != EEXIST) {
             rc = -1;
+        }
         copy[i] = saved;
     }
     int saved_errno = errno;
@@ -64,6 +73,32 @@ static void file_close(void *state)
     if (st->dir_fd >= 0)
         close(st->dir_fd);
     free(st);
+}
+
+/* The directory refused us (EACCES): most likely another user's. */
+static void error_not_ours(const char *dir, int dir_fd, const char *name, const char *what,
+                           int err)
+{
+    char owner[256];
+    file_describe_owner(dir_fd, name, owner, sizeof owner);
+    reign_backend_error("file: lock directory %s: %s: %s; it is %s, and this process is uid %ld; "
+                        "%s",
+                        dir, what, strerror(err), owner, (long)geteuid(), file_share_hint());
+}
+
+/* Files made in a directory without setgid get the creator's group, which
+ * another user of the directory's group could then not open. */
+static void warn_group(const reign_backend_config *cfg, const char *dir, int dir_fd, mode_t mode)
+{
+    struct stat st;
+    if ((mode & 0060) == 0 || fstat(dir_fd, &st) != 0 || (st.st_mode & S_ISGID) != 0 ||
+        st.st_gid == getegid())
+        return;
+    reign_backend_log(cfg, REIGN_LOG_WARN,
+                      "file: lock directory %s: mode=%04o, but the directory is not setgid: files "
+                      "made here get group %ld (this process'), not the directory's %ld; "
+                      "chmod g+s %s",
+                      dir, (unsigned)mode, (long)getegid(), (long)st.st_gid, dir);
 }
 
 static int file_open(const reign_backend_config *cfg, void **state_out)
@@ -100,34 +135,81 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
     st->dir = dir;
     st->metadata = cfg->metadata != NULL ? cfg->metadata : "";
     st->dir_fd = st->members_fd = st->member_fd = -1;
+    st->file_mode = 0600;
+    const char *mode_text = reign_backend_param(cfg, "mode");
+    if (mode_text != NULL) {
+        if (file_parse_mode(mode_text, &st->file_mode) != 0) {
+            reign_backend_error("file: %s: mode=%s: give the lock files' mode in octal, with rw "
+                                "for the owner and no x (e.g. 0660: shared with the group; "
+                                "0600, the default: this user only)",
+                                shown, mode_text);
+            rc = REIGN_EURI;
+            goto out;
+        }
+        st->mode_given = 1;
+    }
+    mode_t dir_mode = file_dir_mode(st->file_mode);
 
-    if (make_dirs(dir) != 0) {
-        reign_backend_error("file: cannot create lock directory %s: %s", dir, strerror(errno));
+    if (make_dirs(dir, dir_mode) != 0) {
+        int err = errno;
+        reign_backend_error("file: cannot create lock directory %s: %s%s", dir, strerror(err),
+                            err == EACCES ? " (a parent directory is not writable by this user)"
+                                          : "");
+        rc = err == EACCES ? REIGN_EAUTH : REIGN_EIO;
         goto out;
     }
     st->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (st->dir_fd < 0) {
-        reign_backend_error("file: lock directory %s: %s", dir, strerror(errno));
+        int err = errno;
+        if (err == EACCES)
+            error_not_ours(dir, AT_FDCWD, dir, "cannot open it", err);
+        else
+            reign_backend_error("file: lock directory %s: %s", dir, strerror(err));
+        rc = err == EACCES ? REIGN_EAUTH : REIGN_EIO;
         goto out;
     }
     if (faccessat(st->dir_fd, ".", W_OK | X_OK, AT_EACCESS) != 0) {
-        reign_backend_error("file: lock directory %s: not writable: %s", dir, strerror(errno));
+        int err = errno;
+        error_not_ours(dir, st->dir_fd, ".", "not writable", err);
+        rc = err == EACCES ? REIGN_EAUTH : REIGN_EIO;
         goto out;
     }
-    if (mkdirat(st->dir_fd, members_dir, 0700) != 0 && errno != EEXIST) {
+    if (st->mode_given)
+        warn_group(cfg, dir, st->dir_fd, st->file_mode);
+    if (mkdirat(st->dir_fd, members_dir, dir_mode) == 0) {
+        int fd = openat(st->dir_fd, members_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+            file_fix_mode(fd, dir_mode);
+            close(fd);
+        }
+    } else if (errno != EEXIST) {
         reign_backend_error("file: lock directory %s: cannot create %s: %s", dir, members_dir,
                             strerror(errno));
         goto out;
     }
     st->members_fd = openat(st->dir_fd, members_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (st->members_fd < 0) {
-        reign_backend_error("file: lock directory %s: %s: %s", dir, members_dir, strerror(errno));
+        int err = errno;
+        if (err == EACCES)
+            error_not_ours(dir, st->dir_fd, members_dir, members_dir, err);
+        else
+            reign_backend_error("file: lock directory %s: %s: %s", dir, members_dir, strerror(err));
+        rc = err == EACCES ? REIGN_EAUTH : REIGN_EIO;
         goto out;
     }
-    int joined = file_member_join(st->members_fd, cfg->instance_id, &st->member_fd, st->member_name);
+    int joined = file_member_join(st->members_fd, cfg->instance_id, st->file_mode, &st->member_fd,
+                                  st->member_name);
     if (joined < 0) {
-        reign_backend_error("file: lock directory %s: member file %s/%s: %s", dir, members_dir,
-                            st->member_name, strerror(errno));
+        int err = errno;
+        if (err == EACCES) {
+            char what[FILE_NAME_MAX + 64];
+            snprintf(what, sizeof what, "member file %s/%s", members_dir, st->member_name);
+            error_not_ours(dir, st->members_fd, ".", what, err);
+        } else {
+            reign_backend_error("file: lock directory %s: member file %s/%s: %s", dir,
+                                members_dir, st->member_name, strerror(err));
+        }
+        rc = err == EACCES ? REIGN_EAUTH : REIGN_EIO;
         goto out;
     }
     if (joined == 1)
@@ -169,7 +251,7 @@ static void file_notify_drain(void *state, reign_released_fn released, void *ctx
     file_watch_drain(st->watch, released, ctx);
 }
 
-static const char *const file_params[] = {NULL};
+static const char *const file_params[] = {"mode", NULL};
 
 const reign_backend reign_backend_file = {
     .version = REIGN_BACKEND_VERSION,

@@ -11,6 +11,7 @@
  *   members.c       DIR/.members/<id>.member: "this instance is alive"
  *   watch.c         the notification fd: releases (inotify), deaths (watcher
  *                   threads on member files), retries of dying holders (timer)
+ *   perm.c          mode= (sharing a directory with a group), owner messages
  *
  * On-disk layout of DIR:
  *   <name(resource)>.lock     one per resource, never deleted: it keeps the
@@ -25,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "file_backend.h"
 #include "reign/backend.h"
@@ -126,7 +128,7 @@ int file_write_fd(int fd, const char *buf, size_t len);
 /* Announce this instance: create and write-lock .members/<id>.member. 0 =
  * joined (*fd_out is the locked fd, name_out its name), 1 = a live instance
  * with the same ID holds it already (*fd_out = -1), -1 = error (errno). */
-int file_member_join(int members_fd, const char *instance_id, int *fd_out,
+int file_member_join(int members_fd, const char *instance_id, mode_t mode, int *fd_out,
                      char name_out[FILE_NAME_MAX]);
 
 /* Remove member files that no live instance holds (left by deaths), except
@@ -171,6 +173,19 @@ void file_watch_forget(file_watch *w, const char *lock_name);
 /* Consume what is pending, report what may have been freed. */
 void file_watch_drain(file_watch *w, reign_released_fn released, void *ctx);
 
+/* ---- perm.c --------------------------------------------------------------- */
+
+/* mode= of the URI: 3-4 octal digits, rw for the owner, no x: 0, or -1. */
+int file_parse_mode(const char *text, mode_t *out);
+/* The directories' mode for a file mode: x added for every r (0660 → 0770). */
+mode_t file_dir_mode(mode_t file_mode);
+/* Give our own fd exactly `want` (a directory keeps its setgid bit). */
+void file_fix_mode(int fd, mode_t want);
+/* "owned by user alice (uid 1001), group g (gid 5), mode 0700" of dir_fd/name. */
+void file_describe_owner(int dir_fd, const char *name, char *buf, size_t size);
+/* What to do when instances of different users share a directory. */
+const char *file_share_hint(void);
+
 /* ---- ops.c / file_backend.c ---------------------------------------------- */
 
 /* A lease this state holds: the fd whose open file description owns the
@@ -191,6 +206,8 @@ typedef struct file_state {
     file_map held;                    /* resource bytes → file_hold * */
     file_watch *watch;                /* NULL if notifications are unavailable */
     int nofile_raised;                /* RLIMIT_NOFILE soft limit raised once */
+    int mode_given;                   /* mode= was in the URI */
+    mode_t file_mode;                 /* lock and member files (mode=; else 0600) */
 } file_state;
 
 /* Run one op; always sets op->result. */

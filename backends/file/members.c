@@ -38,7 +38,7 @@ static int same_file(int dir_fd, const char *name, int fd)
            named.st_dev == mine.st_dev && named.st_ino == mine.st_ino;
 }
 
-int file_member_join(int members_fd, const char *instance_id, int *fd_out,
+int file_member_join(int members_fd, const char *instance_id, mode_t mode, int *fd_out,
                      char name_out[FILE_NAME_MAX])
 {
     file_name_encode(instance_id, strlen(instance_id), member_suffix, name_out);
@@ -48,9 +48,11 @@ int file_member_join(int members_fd, const char *instance_id, int *fd_out,
      * the inode we locked, and start over if not. */
     int64_t deadline_ns = file_now_ns() + JOIN_WAIT_NS;
     for (int attempt = 0; attempt < 16; attempt++) {
-        int fd = openat(members_fd, name_out, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int fd = openat(members_fd, name_out, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
             return -1;
+        if (mode != 0600)
+            file_fix_mode(fd, mode); /* others of the group watch it and sweep it */
         int r = lock_until(fd, deadline_ns);
         if (r != 0) {
             int saved = errno;

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -43,6 +44,15 @@ static int status_of_errno(int err)
 static void fail_errno(const file_state *st, reign_op *op, const char *name, const char *what,
                        int err)
 {
+    if (err == EACCES || err == EPERM) {
+        /* Most likely another user's file: say whose, and what to do. */
+        char owner[256], detail[768];
+        file_describe_owner(st->dir_fd, name, owner, sizeof owner);
+        snprintf(detail, sizeof detail, "%s; it is %s, and this process is uid %ld; %s",
+                 strerror(err), owner, (long)geteuid(), file_share_hint());
+        fail(st, op, REIGN_EAUTH, name, what, detail);
+        return;
+    }
     fail(st, op, status_of_errno(err), name, what, strerror(err));
 }
 
@@ -69,7 +79,9 @@ static int raise_nofile(file_state *st)
 static int open_lock(file_state *st, const char *name, int flags)
 {
     for (;;) {
-        int fd = openat(st->dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int fd = openat(st->dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, st->file_mode);
+        if (fd >= 0 && st->mode_given)
+            file_fix_mode(fd, st->file_mode);
         if (fd >= 0 || errno != EMFILE)
             return fd;
         if (raise_nofile(st) != 0) {

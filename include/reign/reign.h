@@ -14,6 +14,7 @@
  *   2. options and factory          6. master tracker
  *   3. election (one resource)      7. shard manager
  *   4. master info, statistics      8. logging
+ *   9. initialisers for other languages (ctypes, cffi, cgo)
  */
 #ifndef REIGN_REIGN_H
 #define REIGN_REIGN_H
@@ -90,16 +91,29 @@ typedef struct reign_options {
 
 #define REIGN_OPTIONS_INIT {REIGN_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0.0, 0, NULL, NULL}
 
+/* The ranges reign_factory_open enforces, for programs that check their own
+ * input first (the CLI does, to exit 2 with the real range). */
+#define REIGN_TTL_MIN_MS 20
+#define REIGN_TTL_MAX_MS (INT64_C(24) * 3600 * 1000)
+#define REIGN_INSTANCE_ID_MAX 255   /* bytes; at least 1 */
+#define REIGN_METADATA_MAX 4096     /* bytes */
+
 typedef struct reign_factory reign_factory;
 
 /* The URI scheme of the i-th backend built into this library (0, 1, …;
  * NULL past the last), e.g. to list them in a program's help. */
 REIGN_EXTERN const char *reign_backend_scheme(size_t i);
 
+/* The URI used when none is given and $REIGN_URI is unset (static):
+ * file:///run/lock/reign for root (where /run/lock exists: a directory
+ * PrivateTmp= does not hide, shared by root's cron jobs and services), else
+ * file:///tmp/reign-$UID. */
+REIGN_EXTERN const char *reign_default_uri(void);
+
 /* Open a factory for the backend the URI names:
  *   file:///dir   mem://name   noop://   redis://…   postgres://…
  *   etcd://…   s3://…   (see docs/backends/)
- * A NULL uri means $REIGN_URI, else file:///tmp/reign-$UID.
+ * A NULL uri means $REIGN_URI, else reign_default_uri().
  * `options` may be NULL for defaults. Starts the engine thread; for networked
  * backends the first connection is made before returning (bounded by
  * op_timeout_ms). Blocks. */
@@ -121,8 +135,11 @@ REIGN_EXTERN const char *reign_factory_uri(const reign_factory *factory);
 REIGN_EXTERN int64_t reign_factory_ttl_ms(const reign_factory *factory);
 
 /* Longest resource ID accepted, in bytes. IDs are C strings of 1..this
- * bytes; any byte but NUL is allowed. */
+ * bytes; any byte but NUL is allowed. IDs starting with
+ * REIGN_RESERVED_PREFIX are reign's own (member slots): reign_election_new
+ * (and so a shard) refuses them with REIGN_EINVAL; reading them is allowed. */
 #define REIGN_RESOURCE_ID_MAX 1024
+#define REIGN_RESERVED_PREFIX "_reign/"
 
 /* ---- 3. Election ------------------------------------------------------- */
 
@@ -566,6 +583,25 @@ REIGN_EXTERN void reign_log_stderr(int level, const char *component, const char 
 /* Milliseconds of the clock reign uses for deadlines: CLOCK_BOOTTIME, which
  * is monotonic and counts time the machine spent suspended. */
 REIGN_EXTERN int64_t reign_monotonic_ms(void);
+
+/* ---- 9. Initialisers for other languages ------------------------------------ */
+
+/* The *_INIT macros are invisible to ctypes, cffi or cgo. These functions
+ * fill a struct with the same defaults, given the caller's sizeof of it: a
+ * binding whose mirrored struct has another size gets REIGN_EINVAL naming
+ * both sizes (and nothing written), instead of memory corrupted silently.
+ * C callers may use them too: reign_shard_config_init(&c, sizeof c). */
+REIGN_EXTERN int reign_options_init(reign_options *out, size_t size);
+REIGN_EXTERN int reign_runner_config_init(reign_runner_config *out, size_t size);
+REIGN_EXTERN int reign_membership_config_init(reign_membership_config *out, size_t size);
+REIGN_EXTERN int reign_shard_config_init(reign_shard_config *out, size_t size);
+
+/* sizeof the named public struct in this library ("reign_options",
+ * "reign_runner_config", "reign_membership_config", "reign_shard_config",
+ * "reign_master", "reign_member", "reign_event", "reign_stats",
+ * "reign_health", "reign_held_info", "reign_shard_balance"); 0 for any other
+ * name. A binding checks its layouts once at load. */
+REIGN_EXTERN size_t reign_struct_size(const char *name);
 
 #ifdef __cplusplus
 }

@@ -137,16 +137,16 @@ check_rc "no command exits 2" 2 "$REIGN"
 check_rc "unknown command exits 2" 2 "$REIGN" frobnicate
 out_has "unknown command is named" "frobnicate"
 check_rc "unknown option exits 2" 2 "$REIGN" status --bogus r
-check_rc "lock without -- exits 2" 2 "$REIGN" lock --uri "$U" r true
+check_rc "lock without -- runs the command (as flock)" 0 "$REIGN" lock --uri "$U" r true
 check_rc "lock with a bad --ttl exits 2" 2 "$REIGN" lock --ttl 12x r -- true
 check_rc "shard with --count and RESOURCEs exits 2" 2 "$REIGN" shard --count 2 r0
 check_rc "shard below the pause minimum exits 2" 2 "$REIGN" shard --pause 5 --count 2
 
 # ---- URIs and status -------------------------------------------------------------
 
-check_rc "bad URI scheme fails" 1 "$REIGN" status --uri bogus://nowhere r
+check_rc "bad URI scheme is a usage error (exit 2)" 2 "$REIGN" status --uri bogus://nowhere r
 out_has "bad URI error names the URI" "bogus://nowhere"
-check_rc "bad URI error hides the password" 1 "$REIGN" status --uri 'bogus://u:s3cret@h/' r
+check_rc "bad URI error hides the password" 2 "$REIGN" status --uri 'bogus://u:s3cret@h/' r
 if grep -q s3cret "$TMP/out"; then
     not_ok "password is not printed" "$(cat "$TMP/out")"
 else
@@ -342,10 +342,10 @@ else
 fi
 kill -TERM "$p"
 wait_exit "$p" 10000
-if [ "$rc" -eq 0 ] && grep -q " lost r" "$TMP/shard.log"; then
-    ok "shard stops on SIGTERM, resigns and exits 0"
+if [ "$rc" -eq 143 ] && grep -q " lost r" "$TMP/shard.log"; then
+    ok "shard stops on SIGTERM, resigns and dies of it (143)"
 else
-    not_ok "shard stops on SIGTERM, resigns and exits 0" "exit $rc; $(tail -3 "$TMP/shard.log")"
+    not_ok "shard stops on SIGTERM, resigns and dies of it (143)" "exit $rc; $(tail -3 "$TMP/shard.log")"
 fi
 check_rc "status after the shard stopped exits 0" 0 "$REIGN" status --uri "$U" r0
 out_has "the shard's resources are free after it stopped" "r0 no master"
@@ -360,10 +360,10 @@ else
 fi
 kill -TERM "$p"
 wait_exit "$p" 10000
-if [ "$rc" -eq 0 ]; then
-    ok "shard --no-balance exits 0 on SIGTERM"
+if [ "$rc" -eq 143 ]; then
+    ok "shard --no-balance dies of SIGTERM (143)"
 else
-    not_ok "shard --no-balance exits 0 on SIGTERM" "exit $rc"
+    not_ok "shard --no-balance dies of SIGTERM (143)" "exit $rc"
 fi
 
 
@@ -378,11 +378,11 @@ else
 fi
 check_rc "members --json without members exits 0" 0 "$REIGN" members --json --uri "file://$TMP/nobody"
 out_has "members --json without members prints []" "[]"
-check_rc "members of a bad URI exits 1" 1 "$REIGN" members --uri bogus://nowhere
+check_rc "members of a bad URI exits 2" 2 "$REIGN" members --uri bogus://nowhere
 check_rc "watch without RESOURCE exits 2" 2 "$REIGN" watch --uri "$U"
 check_rc "watch below the --interval minimum exits 2" 2 "$REIGN" watch --interval 5 r
-check_rc "watch with a bad --interval exits 2" 2 "$REIGN" watch --interval 1s r
-check_rc "watch of a bad URI exits 1" 1 "$REIGN" watch --uri bogus://nowhere r
+check_rc "watch with a bad --interval exits 2" 2 "$REIGN" watch --interval 1x r
+check_rc "watch of a bad URI exits 2" 2 "$REIGN" watch --uri bogus://nowhere r
 out_has "watch of a bad URI names it" "bogus://nowhere"
 
 # Odd bytes in a member's instance ID and metadata come out escaped.
@@ -436,10 +436,10 @@ else
 fi
 kill -INT "$pw"
 wait_exit "$pw" 5000
-if [ "$rc" -eq 0 ]; then ok "watch exits 0 on SIGINT"; else not_ok "watch exits 0 on SIGINT" "exit $rc"; fi
+if [ "$rc" -eq 130 ]; then ok "watch dies of SIGINT (130)"; else not_ok "watch dies of SIGINT (130)" "exit $rc"; fi
 kill -TERM "$pj"
 wait_exit "$pj" 5000
-if [ "$rc" -eq 0 ]; then ok "watch --json exits 0 on SIGTERM"; else not_ok "watch --json exits 0 on SIGTERM" "exit $rc"; fi
+if [ "$rc" -eq 143 ]; then ok "watch --json dies of SIGTERM (143)"; else not_ok "watch --json dies of SIGTERM (143)" "exit $rc"; fi
 cp "$TMP/watch.log" "$TMP/out"
 out_has "watch shows the first holder escaped, with term and metadata" \
     "wa master=w\"1 term=$(cat "$TMP/watch.t1" 2>/dev/null) metadata=m\\x201"
@@ -675,7 +675,7 @@ assert d["healthy"] is True, d
     fi
     kill -TERM "$pb"
     wait_exit "$pb" 10000
-    if [ "$rc" -eq 0 ]; then ok "shard --listen exits 0 on SIGTERM"; else not_ok "shard --listen exits 0 on SIGTERM" "exit $rc"; fi
+    if [ "$rc" -eq 143 ]; then ok "shard --listen dies of SIGTERM (143)"; else not_ok "shard --listen dies of SIGTERM (143)" "exit $rc"; fi
 else
     skip "shard --listen" "curl not installed"
 fi
@@ -752,16 +752,16 @@ if [ -n "$RURI" ] && [ -n "${REIGN_TEST_REDIS_DIR:-}" ] && have curl; then
     fi
     kill -TERM "$ph" "$pw"
     wait_exit "$ph" 10000
-    if [ "$rc" -eq 0 ]; then
-        ok "redis: shard --listen exits 0 on SIGTERM"
+    if [ "$rc" -eq 143 ]; then
+        ok "redis: shard --listen dies of SIGTERM (143)"
     else
-        not_ok "redis: shard --listen exits 0 on SIGTERM" "exit $rc"
+        not_ok "redis: shard --listen dies of SIGTERM (143)" "exit $rc"
     fi
     wait_exit "$pw" 10000
-    if [ "$rc" -eq 0 ]; then
-        ok "redis: watch exits 0 on SIGTERM"
+    if [ "$rc" -eq 143 ]; then
+        ok "redis: watch dies of SIGTERM (143)"
     else
-        not_ok "redis: watch exits 0 on SIGTERM" "exit $rc"
+        not_ok "redis: watch dies of SIGTERM (143)" "exit $rc"
     fi
 else
     skip "/healthz 503 while redis is stopped" "needs REIGN_TEST_REDIS_URI, REIGN_TEST_REDIS_DIR and curl"
@@ -774,7 +774,7 @@ fi
 # No password may appear in any output.
 # bg_run NAME WANT_RC CMD...: start CMD in the background with its output
 # appended to $TMP/pw.log; once it printed something or exited, SIGTERM it
-# and check its exit status.
+# and check its exit status (WANT_RC 0: it must die of that SIGTERM, 143).
 bg_run() {
     local name=$1 want=$2
     shift 2
@@ -792,6 +792,8 @@ bg_run() {
             for path in /status /metrics /healthz; do scrape "$path" >/dev/null; cat "$TMP/body" >>"$TMP/bg.out"; done
         fi
         kill -TERM "$pid" 2>/dev/null
+        # Stopped by us: a command that ran well dies of the signal.
+        [ "$want" -eq 0 ] && want=143
     fi
     wait_exit "$pid" 10000
     cat "$TMP/bg.out" >>"$TMP/pw.log"
@@ -940,6 +942,11 @@ for spec in "postgres REIGN_TEST_POSTGRES_URI" "etcd REIGN_TEST_ETCD_URI" "s3 RE
     fi
 done
 
+# ---- systemd, cron and flock habits, shared directories, strict input (fit.sh) ----------------
+
+# shellcheck source=tests/cli/fit.sh
+. "$ROOT/tests/cli/fit.sh"
+
 # ---- man page -------------------------------------------------------------------------------
 
 MAN=$ROOT/docs/reign.1
@@ -951,7 +958,8 @@ if [ -f "$MAN" ]; then
             not_ok "the man page documents $cmd" "no .SS $cmd in $MAN"
         fi
     done
-    for opt in --restart-on-lost --exit-on-lost --listen --interval --json --wait --grace; do
+    for opt in --restart-on-lost --exit-on-lost --listen --interval --json --wait --grace \
+               --nonblock --timeout --conflict-exit-code --quiet --command --retry-open; do
         # roff writes a hyphen-minus as \-
         if sed 's/\\-/-/g' "$MAN" | grep -q -- "$opt"; then
             ok "the man page documents $opt"

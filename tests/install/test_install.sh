@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Packaging test: install a built tree into a throw-away prefix, then build
 # examples/election_loop.c against the installed files the way a user would —
-# with pkg-config (shared library, and the static archive with --static) and
-# with a CMake project using find_package(reign) — and run each program once
-# against noop://. Checks the installed CLI and the standalone examples/
-# project too. Prints "N passed, N failed"; exits non-zero on any failure.
+# with pkg-config (shared library, also with only reign's .pc files on the
+# search path; the static archive with --static; reign-static for a fully
+# static chain) and with a CMake project using find_package(reign), also
+# with no dependency visible — and run each program once against noop://.
+# Checks the installed CLI, the installed examples' standalone project and
+# the Python ctypes example too. Prints "N passed, N failed"; exits non-zero on any failure.
 #
 #   tests/install/test_install.sh BUILD_DIR
 #
@@ -75,10 +77,13 @@ run_once() {
 # Both halves of the install must be there.
 installed_files() {
   local f missing=0
-  for f in include/reign/reign.h bin/reign share/man/man1/reign.1; do
+  for f in include/reign/reign.h bin/reign share/man/man1/reign.1 \
+           share/doc/reign/examples/CMakeLists.txt share/doc/reign/examples/election_loop.c \
+           share/doc/reign/examples/reign_ctypes.py; do
     [ -e "$prefix/$f" ] || { echo "missing $prefix/$f"; missing=1; }
   done
-  for f in libreign.so libreign.a pkgconfig/reign.pc cmake/reign/reign-config.cmake \
+  for f in libreign.so libreign.a pkgconfig/reign.pc pkgconfig/reign-static.pc \
+           cmake/reign/reign-config.cmake \
            cmake/reign/reign-config-version.cmake; do
     [ -e "$libdir/$f" ] || { echo "missing $libdir/$f"; missing=1; }
   done
@@ -114,34 +119,50 @@ build_pkg_shared() {
   ldd "$tmp/el_pkg_shared" | tee /dev/stderr | grep "libreign.so" | grep -q "=> $(realpath "$libdir")/"
 }
 
-# libreign.a with pkg-config: the archive, reign's own Libs.private and the
-# modules of its Requires.private, those linked as the system has them. This
-# is what shows reign.pc lists everything the archive needs.
+# Only reign's own files on pkg-config's search path (PKG_CONFIG_LIBDIR
+# replaces the system's): the shared library's flags must need nothing
+# else, not the backends' -dev packages.
+pc_alone() { PKG_CONFIG_LIBDIR="$libdir/pkgconfig" PKG_CONFIG_PATH= pkg-config "$@"; }
+
+build_pkg_alone() {
+  if pc_alone --exists libcurl; then
+    echo "libcurl is still visible to pkg-config: the test would prove nothing"
+    return 1
+  fi
+  local flags
+  flags=$(pc_alone --cflags --libs reign) || return 1
+  echo "pkg-config --cflags --libs reign, with only reign on the path: $flags"
+  # shellcheck disable=SC2086
+  $cc $cflags -o "$tmp/el_pkg_alone" "$example" $flags -Wl,-rpath,"$libdir" || return 1
+  # --static too: Libs.private names the libraries, not their modules.
+  pc_alone --static --libs reign | tee /dev/stderr | grep -q -- "-lcurl"
+}
+
+# libreign.a with `pkg-config --static --libs reign`: the archive, then
+# the dependencies' -l flags from Libs.private, linked as the system has
+# them (shared). This shows reign.pc lists everything the archive needs.
 build_pkg_static() {
-  local own mods deps inc
-  own=$(sed -n 's/^Libs.private: *//p' "$pcfile")
-  inc=$(pc --cflags reign) || return 1
-  mods=$(pc --print-requires-private reign | awk '{print $1}')
+  local flags
+  flags=$(pc --static --cflags --libs reign) || return 1
+  echo "pkg-config --static --cflags --libs reign: $flags"
+  # With both libreign.so and libreign.a installed, -lreign picks the .so.
+  flags=$(echo " $flags " | sed "s| -lreign | $libdir/libreign.a |")
   # shellcheck disable=SC2086
-  deps=$(pc --libs $mods) || return 1
-  echo "libreign.a + Libs.private '$own' + pkg-config --libs $mods: $deps"
-  # shellcheck disable=SC2086
-  $cc $cflags -o "$tmp/el_pkg_static" "$example" $inc "$libdir/libreign.a" \
-      $own $deps || return 1
+  $cc $cflags -o "$tmp/el_pkg_static" "$example" $flags || return 1
   if ldd "$tmp/el_pkg_static" | grep -q libreign.so; then
     echo "el_pkg_static still needs libreign.so"
     return 1
   fi
 }
 
-# `pkg-config --static`: a fully static dependency chain. It needs the static
-# libraries of libcurl's own dependencies, which Debian's libcurl -dev
-# package does not install; their absence is a skip, not a failure.
+# `pkg-config --static reign-static`: a fully static dependency chain,
+# through the dependencies' own modules. It needs the static libraries of
+# libcurl's own dependencies, which Debian's libcurl -dev package does not
+# install; their absence is a skip, not a failure.
 build_pkg_full_static() {
   local flags
-  flags=$(pc --static --cflags --libs reign) || return 1
-  echo "pkg-config --static --cflags --libs reign: $flags"
-  # With both libreign.so and libreign.a installed, -lreign picks the .so.
+  flags=$(pc --static --cflags --libs reign-static) || return 1
+  echo "pkg-config --static --cflags --libs reign-static: $flags"
   flags=$(echo " $flags " | sed "s| -lreign | $libdir/libreign.a |")
   # shellcheck disable=SC2086
   if ! $cc $cflags -o "$tmp/el_pkg_full_static" "$example" $flags 2>"$tmp/full_static.err"; then
@@ -183,13 +204,54 @@ EOF
   fi
 }
 
+# find_package(reign) for the shared library with none of the static
+# library's dependencies visible to pkg-config; asking for the static
+# component then fails, naming what is missing.
+cmake_alone() {
+  local src=$tmp/consumer-alone
+  mkdir -p "$src" "$tmp/empty-pc"
+  cat >"$src/CMakeLists.txt" <<END
+cmake_minimum_required(VERSION 3.20)
+project(reign_consumer_alone LANGUAGES C)
+find_package(reign $version REQUIRED)
+add_executable(el_cmake_alone "$example")
+target_link_libraries(el_cmake_alone PRIVATE reign::reign)
+if(WANT_STATIC)
+  find_package(reign $version REQUIRED COMPONENTS static)
+endif()
+END
+  PKG_CONFIG_LIBDIR=$tmp/empty-pc PKG_CONFIG_PATH= CMAKE_PREFIX_PATH=$prefix \
+    cmake -S "$src" -B "$src/build" -DCMAKE_C_FLAGS="-Wall -Wextra -Werror $san_flags" \
+      -DCMAKE_EXE_LINKER_FLAGS="$san_flags" || return 1
+  cmake --build "$src/build" || return 1
+  run_once "$src/build/el_cmake_alone" || return 1
+  if PKG_CONFIG_LIBDIR=$tmp/empty-pc PKG_CONFIG_PATH= CMAKE_PREFIX_PATH=$prefix \
+    cmake -S "$src" -B "$src/build-static" -DWANT_STATIC=ON >"$tmp/cmake_static.out" 2>&1; then
+    echo "find_package(reign COMPONENTS static) succeeded without the dependencies"
+    return 1
+  fi
+  grep -q "needs the pkg-config modules" "$tmp/cmake_static.out" || { cat "$tmp/cmake_static.out"; return 1; }
+}
+
+# The examples as installed under share/doc/reign/examples, built with their
+# own CMake project against the installed reign, as a user copies them.
 examples_standalone() {
   local b=$tmp/examples-build
-  CMAKE_PREFIX_PATH=$prefix cmake -S "$root/examples" -B "$b" \
+  CMAKE_PREFIX_PATH=$prefix cmake -S "$prefix/share/doc/reign/examples" -B "$b" \
       -DCMAKE_C_FLAGS="-Wall -Wextra -Werror $san_flags" \
       -DCMAKE_EXE_LINKER_FLAGS="$san_flags" || return 1
   cmake --build "$b" || return 1
   ctest --test-dir "$b" --output-on-failure
+}
+
+# The installed ctypes example against the installed shared library.
+python_example() {
+  command -v python3 >/dev/null || { echo "python3 not installed"; return 77; }
+  local pre=""
+  [ "${sanitize:-none}" = address ] && pre=$($cc -print-file-name=libasan.so)
+  [ "${sanitize:-none}" = thread ] && { echo "a TSan library cannot be loaded into python3"; return 77; }
+  LD_PRELOAD=$pre ASAN_OPTIONS=detect_leaks=0 timeout 60 \
+    python3 "$prefix/share/doc/reign/examples/reign_ctypes.py" "$libdir/libreign.so"
 }
 
 installed_cli() {
@@ -209,6 +271,8 @@ check installed_files installed_files
 check pkg_config_metadata pc_metadata
 check pkg_config_shared_build build_pkg_shared
 check pkg_config_shared_run run_once "$tmp/el_pkg_shared"
+check pkg_config_alone_build build_pkg_alone
+check pkg_config_alone_run run_once "$tmp/el_pkg_alone"
 check pkg_config_static_build build_pkg_static
 check pkg_config_static_run run_once "$tmp/el_pkg_static"
 if check pkg_config_full_static_build build_pkg_full_static; then
@@ -217,7 +281,9 @@ fi
 check cmake_find_package_build cmake_consumer
 check cmake_shared_run run_once "$tmp/consumer/build/el_cmake_shared"
 check cmake_static_run run_once "$tmp/consumer/build/el_cmake_static"
+check cmake_find_package_without_deps cmake_alone
 check examples_standalone examples_standalone
+check python_example python_example
 check installed_cli installed_cli
 
 [ "$skipped" -eq 0 ] || echo "($skipped skipped)"

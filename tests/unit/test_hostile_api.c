@@ -558,10 +558,95 @@ static void test_postgres_password_in_the_query_is_refused_without_showing_it(vo
 }
 #endif
 
+/* "_reign/" IDs are the core's member slots: no program may campaign for
+ * one (it would show as a fake member), while the core's own slot
+ * elections go on working and reading a slot stays allowed. */
+static void test_reserved_resource_ids_are_refused_and_membership_still_works(void **state)
+{
+    (void)state;
+    reign_factory *f = open_as("mem://hostile-reserved", "me", "weight=1", NULL);
+    reign_election *e = NULL;
+    const char *ids[] = {"_reign/member/5", "_reign/", "_reign/x/y"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        assert_int_equal(reign_election_new(f, ids[i], &e), REIGN_EINVAL);
+        assert_null(e);
+        assert_non_null(strstr(reign_last_error(), "reserved"));
+    }
+    /* Not reserved: only the exact prefix is. */
+    assert_int_equal(reign_election_new(f, "_reign", &e), REIGN_OK);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+    e = NULL;
+    assert_int_equal(reign_election_new(f, "reign/member/5", &e), REIGN_OK);
+    assert_int_equal(reign_election_close(e), REIGN_OK);
+
+    reign_membership_config mc = REIGN_MEMBERSHIP_CONFIG_INIT;
+    mc.refresh_interval_ms = 20;
+    assert_int_equal(reign_factory_join(f, &mc), REIGN_OK);
+    reign_member *m = NULL;
+    size_t n = 0;
+    for (int tries = 0; tries < 200 && n == 0; tries++) {
+        assert_int_equal(reign_factory_members(f, &m, &n), REIGN_OK);
+        if (n == 0) {
+            reign_members_free(m, n);
+            m = NULL;
+            usleep(10000);
+        }
+    }
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].instance_id, "me");
+    reign_members_free(m, n);
+    reign_master *slot = NULL;
+    int rc = reign_factory_current_master(f, "_reign/member/0", &slot);
+    assert_true(rc == REIGN_OK || rc == REIGN_ENOMASTER);
+    reign_master_free(slot);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+/* The initialisers for other languages: the macros' defaults, and a
+ * struct of another size refused before anything is written. */
+static void test_init_functions_fill_defaults_and_refuse_a_wrong_size(void **state)
+{
+    (void)state;
+    reign_options o;
+    memset(&o, 0x5a, sizeof o);
+    assert_int_equal(reign_options_init(&o, sizeof o), REIGN_OK);
+    reign_options want = REIGN_OPTIONS_INIT;
+    assert_int_equal(o.version, want.version);
+    assert_null(o.instance_id);
+    assert_int_equal(o.ttl_ms, 0);
+    reign_shard_config sc;
+    memset(&sc, 0x5a, sizeof sc);
+    assert_int_equal(reign_shard_config_init(&sc, sizeof sc), REIGN_OK);
+    reign_shard_config sc_want = REIGN_SHARD_CONFIG_INIT;
+    assert_int_equal(sc.version, sc_want.version);
+    assert_true(sc.balance);
+    assert_int_equal(sc.runner.pre_election_pause_ms, sc_want.runner.pre_election_pause_ms);
+    assert_int_equal(sc.membership.version, REIGN_MEMBERSHIP_CONFIG_VERSION);
+    reign_runner_config rc;
+    assert_int_equal(reign_runner_config_init(&rc, sizeof rc), REIGN_OK);
+    assert_int_equal(reign_runner_config_check(&rc), REIGN_OK);
+    reign_membership_config mc;
+    assert_int_equal(reign_membership_config_init(&mc, sizeof mc), REIGN_OK);
+
+    unsigned char small[8];
+    memset(small, 0x5a, sizeof small);
+    assert_int_equal(reign_options_init((reign_options *)(void *)small, sizeof small), REIGN_EINVAL);
+    assert_non_null(strstr(reign_last_error(), "bytes"));
+    for (size_t i = 0; i < sizeof small; i++)
+        assert_int_equal(small[i], 0x5a);
+    assert_int_equal(reign_shard_config_init(NULL, sizeof sc), REIGN_EINVAL);
+    assert_int_equal(reign_struct_size("reign_shard_config"), sizeof(reign_shard_config));
+    assert_int_equal(reign_struct_size("reign_options"), sizeof(reign_options));
+    assert_int_equal(reign_struct_size("no_such_struct"), 0);
+    assert_int_equal(reign_struct_size(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_resource_ids_are_kept_apart_on_mem),
+        cmocka_unit_test(test_reserved_resource_ids_are_refused_and_membership_still_works),
+        cmocka_unit_test(test_init_functions_fill_defaults_and_refuse_a_wrong_size),
         cmocka_unit_test(test_hostile_resource_ids_are_kept_apart_on_file),
         cmocka_unit_test(test_resource_id_of_1025_bytes_is_refused_and_1024_accepted_on_mem),
         cmocka_unit_test(test_resource_id_of_1025_bytes_is_refused_and_1024_accepted_on_file),
