@@ -54,7 +54,10 @@ class ShardConfig(ctypes.Structure):  # reign_shard_config
     _fields_ = [("version", c_uint), ("runner", RunnerConfig), ("threads", c_uint),
                 ("on_change", SHARD_FN), ("payload", c_void_p), ("balance", c_bool),
                 ("max_moves_per_check", c_uint), ("probe_interval_ms", c_int64),
-                ("membership", MembershipConfig)]
+                ("membership", MembershipConfig),
+                # version 2: on_event (unused here), revoke timeout, drain parallelism
+                ("on_event", c_void_p), ("revoke_timeout_ms", c_int64),
+                ("drain_parallel", c_uint)]
 
 
 class Master(ctypes.Structure):  # reign_master
