@@ -16,3 +16,4 @@ list(APPEND REIGN_ALL_BACKENDS etcd)
 # UNSAFE: the engine believes for ttl x 1.5, past its lease. Only for the chaos
 # test's deliberately broken build (scripts/chaos.sh BACKEND --broken).
 option(REIGN_CHAOS_BROKEN "UNSAFE broken build for the chaos test: believe past the lease" OFF)
+option(REIGN_HANDOVER_BROKEN "UNSAFE broken build for the handover test: release before revoking" OFF)
