@@ -2,7 +2,7 @@
 # reign's whole test suite, as CI runs it: install what is missing, build
 # under ASan+UBSan, start the servers the tests need on 127.0.0.1 with
 # throw-away data, run unit + conformance + misbehaving-server + CLI tests and
-# the short chaos runs, run the core and every backend's conformance under
+# the short chaos runs and the handover runs, run the core and every backend's conformance under
 # TSan, fuzz each parser for 30 s, stop the servers. Exit non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +111,23 @@ for run in "${chaos_runs[@]}"; do
 done
 echo "$chaos_ok passed, $chaos_bad failed" | tee "$work/chaos-summary.log"
 count_plain "$work/chaos-summary.log"
+
+echo "== handover: never two workers at once on a voluntary move (every backend), and a broken build is caught"
+ho_ok=0 ho_bad=0
+ho_runs=("file" "redis" "postgres" "etcd")
+[ "${REIGN_TEST_S3:-1}" = 0 ] || ho_runs+=("s3 --resources 100")
+for i in "${!ho_runs[@]}"; do ho_runs[$i]="${ho_runs[$i]} --build-dir build/asan"; done
+ho_runs+=("file --broken")
+for run in "${ho_runs[@]}"; do
+  st=0
+  # shellcheck disable=SC2086 # the run's words are its arguments
+  scripts/handover.sh $run >"$work/handover.log" 2>&1 || st=$?
+  echo "handover.sh $run: exit $st"
+  grep -E "checker:|caught|FAIL|PASS" "$work/handover.log" | tail -2 || true
+  if [ "$st" -eq 0 ]; then ho_ok=$((ho_ok + 1)); else ho_bad=$((ho_bad + 1)); rc=1; cat "$work/handover.log" >>"$work/handover-failed.log"; fi
+done
+echo "$ho_ok passed, $ho_bad failed" | tee "$work/handover-summary.log"
+count_plain "$work/handover-summary.log"
 
 echo "== conformance figures (ms)"
 cat "$REIGN_CONF_REPORT" 2>/dev/null || true
