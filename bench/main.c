@@ -16,6 +16,7 @@ static void usage(void)
           "  handoff    graceful handoff between two instances\n"
           "  failover   crash failover: SIGKILL the master process\n"
           "  scale      many resources over 3 processes with the shard manager\n"
+          "  shard      shard handover: add/remove 1,000, drain one of 3 (move latency)\n"
           "  is-master  ns per reign_election_is_master from 4 threads\n"
           "  peer       reign on etcd beside `etcdctl elect` (etcd only)\n"
           "options:\n"
@@ -109,6 +110,8 @@ int main(int argc, char **argv)
         rc = bench_failover(&o);
     else if (strcmp(cmd, "scale") == 0)
         rc = bench_scale(&o);
+    else if (strcmp(cmd, "shard") == 0)
+        rc = bench_shard(&o);
     else if (strcmp(cmd, "is-master") == 0)
         rc = bench_is_master(&o);
     else if (strcmp(cmd, "peer") == 0)

@@ -699,10 +699,10 @@ int reign_shard_drain(reign_shard *shard, int64_t timeout_ms)
          * what we hand over. */
         bool balancing = shard->balancer != NULL;
         shard_balancer_stop(shard);
-        atomic_store(&shard->drain_slots, shard->drain_parallel);
-        atomic_store(&shard->draining, true);
         if (balancing)
             shard_balancer_wait_seen(shard);
+        atomic_store(&shard->drain_slots, shard->drain_parallel);
+        atomic_store(&shard->draining, true);
         shard_kick_all(shard);
     }
     pthread_mutex_unlock(&shard->ctl_mu);

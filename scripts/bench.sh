@@ -173,6 +173,7 @@ for i in "${!run_names[@]}"; do
   run "$n" "$u" failover
   run "$n" "$u" is-master
   [ "$quick" = 1 ] || run "$n" "$u" scale
+  run "$n" "$u" shard
 done
 if [ "$quick" = 1 ]; then
   # --quick: every backend's scale run at once (a check, not a measurement)
