@@ -14,6 +14,7 @@
 
 #define SHARD_MAX_COUNT 1000000    /* --count bound: names and runners are per resource */
 #define SHARD_MAX_LISTED 100       /* held resources shown on one line */
+#define SHARD_MAX_MS INT64_C(86400000) /* time options: at most a day */
 
 enum {
     OPT_THREADS = CLI_OPT_FIRST_COMMAND_OPTION,
@@ -44,7 +45,9 @@ static const char usage_text[] =
     "(on one line). fair is this instance's fair share of the resources among\n"
     "the members it counts (without balancing: all of them, 1 member). The\n"
     "held list is sorted (r2 before r10) and shows at most %d names. Runs\n"
-    "until SIGINT or SIGTERM, then resigns everything and exits 0.\n"
+    "until SIGINT or SIGTERM, then revokes and releases everything and dies\n"
+    "of that signal. A voluntary move is revoked first: the \"lost\" line is\n"
+    "printed while the lease is still held, and it is released once printed.\n"
     "\n"
     "With --listen ADDRESS:PORT, serve HTTP on that address only:\n"
     "  /metrics  Prometheus text format (reign_masterships, reign_term, ...)\n"
@@ -58,23 +61,26 @@ static const char usage_text[] =
     "  --uri URI           backend (default: $REIGN_URI, else %s)\n"
     "  --instance ID       instance ID (default: host:pid:random)\n"
     "  --metadata TEXT     shown to others by `reign status`\n"
-    "  --ttl MS            lease TTL in milliseconds (default: the URI's ttl= or 10000)\n"
+    "  --ttl DUR           lease TTL, 20ms..24h (default: the URI's ttl= or 10s)\n"
     "  --threads N         threads stepping the runners (default: 2)\n"
-    "  --pause MS          random pre-election pause below MS (>= 10; default 10)\n"
-    "  --check-interval MS mastership check of each runner (>= 50; default 100)\n"
-    "  --hold MS           hold at least MS before resigning (>= 10000; default 10000)\n"
+    "  --pause DUR         random pre-election pause below DUR (>= 10ms; default 10ms)\n"
+    "  --check-interval DUR mastership check of each runner (>= 50ms; default 100ms)\n"
+    "  --hold DUR          hold at least DUR before moving a resource (>= 10s; default 10s)\n"
     "  --resign-odds N     then resign with chance 1/N per check (0 = never; default 0)\n"
     "  --no-balance        campaign for every resource (no fair share; Trillian's way)\n"
     "  --max-moves N       balancing: surplus resignations per check (default 8)\n"
-    "  --probe-interval MS balancing: probe resources not ours this often (default 3 x ttl)\n"
-    "  --refresh-interval MS  membership: read the members this often\n"
+    "  --probe-interval DUR balancing: probe resources not ours this often (default 3 x ttl)\n"
+    "  --refresh-interval DUR  membership: read the members this often\n"
     "                      (default min(ttl/3, 1000))\n"
-    "  --stabilization MS  membership: count a new member after MS (default 2 x ttl)\n"
+    "  --stabilization DUR membership: count a new member after DUR (default 2 x ttl)\n"
     "  --listen ADDR:PORT  serve /metrics, /healthz, /status there (e.g.\n"
     "                      127.0.0.1:9100; port 0 = any free port, printed on stderr)\n"
     "  -h, --help          this help\n"
     "\n"
-    "Exit status: 0 after SIGINT/SIGTERM; 1 on errors; 2 on usage errors.\n"
+    "DUR is a duration: 500ms, 5s, 2m, 1h; a bare number is milliseconds.\n"
+    "\n"
+    "Exit status: killed by SIGINT/SIGTERM after cleanup; 1 on errors; 2 on\n"
+    "usage errors (with the valid range).\n"
     "\n"
     "Examples:\n"
     "  reign shard --instance a --count 12          # then start b and c likewise\n"
@@ -244,18 +250,19 @@ static int parse_args(int argc, char **argv, shard_args *a)
                 rc = cli_usage_error("shard", "--threads: %s is above the maximum 1024", optarg);
             break;
         case OPT_CHECK_INTERVAL:
-            rc = cli_parse_int("shard", "--check-interval", optarg,
-                               REIGN_RUNNER_MIN_MASTER_CHECK_INTERVAL_MS,
-                               &a->runner.master_check_interval_ms);
+            rc = cli_parse_duration("shard", "--check-interval", optarg, 1,
+                                    REIGN_RUNNER_MIN_MASTER_CHECK_INTERVAL_MS, SHARD_MAX_MS,
+                                    &a->runner.master_check_interval_ms);
             break;
         case OPT_PAUSE:
-            rc = cli_parse_int("shard", "--pause", optarg, REIGN_RUNNER_MIN_PRE_ELECTION_PAUSE_MS,
-                               &a->runner.pre_election_pause_ms);
+            rc = cli_parse_duration("shard", "--pause", optarg, 1,
+                                    REIGN_RUNNER_MIN_PRE_ELECTION_PAUSE_MS, SHARD_MAX_MS,
+                                    &a->runner.pre_election_pause_ms);
             break;
         case OPT_HOLD:
-            rc = cli_parse_int("shard", "--hold", optarg,
-                               REIGN_RUNNER_MIN_MASTER_HOLD_INTERVAL_MS,
-                               &a->runner.master_hold_interval_ms);
+            rc = cli_parse_duration("shard", "--hold", optarg, 1,
+                                    REIGN_RUNNER_MIN_MASTER_HOLD_INTERVAL_MS, SHARD_MAX_MS,
+                                    &a->runner.master_hold_interval_ms);
             break;
         case OPT_RESIGN_ODDS:
             rc = cli_parse_int("shard", "--resign-odds", optarg, 0, &a->runner.resign_odds);
@@ -277,16 +284,16 @@ static int parse_args(int argc, char **argv, shard_args *a)
             a->shard.max_moves_per_check = (unsigned)moves;
             break;
         case OPT_PROBE_INTERVAL:
-            rc = cli_parse_int("shard", "--probe-interval", optarg, 1,
-                               &a->shard.probe_interval_ms);
+            rc = cli_parse_duration("shard", "--probe-interval", optarg, 1, 1, SHARD_MAX_MS,
+                                    &a->shard.probe_interval_ms);
             break;
         case OPT_REFRESH_INTERVAL:
-            rc = cli_parse_int("shard", "--refresh-interval", optarg, 1,
-                               &a->shard.membership.refresh_interval_ms);
+            rc = cli_parse_duration("shard", "--refresh-interval", optarg, 1, 1, SHARD_MAX_MS,
+                                    &a->shard.membership.refresh_interval_ms);
             break;
         case OPT_STABILIZATION:
-            rc = cli_parse_int("shard", "--stabilization", optarg, 1,
-                               &a->shard.membership.stabilization_ms);
+            rc = cli_parse_duration("shard", "--stabilization", optarg, 1, 1, SHARD_MAX_MS,
+                                    &a->shard.membership.stabilization_ms);
             break;
         case OPT_LISTEN:
             rc = cli_parse_listen("shard", "--listen", optarg, &a->listen_addr);
@@ -304,9 +311,19 @@ static int parse_args(int argc, char **argv, shard_args *a)
         return cli_usage_error("shard", "give either --count or RESOURCEs, not both");
     if (a->count == 0 && a->n_listed == 0)
         return cli_usage_error("shard", "missing --count N or RESOURCEs");
-    for (size_t i = 0; i < a->n_listed; i++)
-        if (a->listed[i][0] == '\0')
+    for (size_t i = 0; i < a->n_listed; i++) {
+        const char *id = a->listed[i];
+        if (id[0] == '\0')
             return cli_usage_error("shard", "RESOURCE %zu is empty", i + 1);
+        if (strlen(id) > REIGN_RESOURCE_ID_MAX)
+            return cli_usage_error("shard", "RESOURCE %zu is %zu bytes, the maximum is %d", i + 1,
+                                   strlen(id), REIGN_RESOURCE_ID_MAX);
+        if (strncmp(id, REIGN_RESERVED_PREFIX, strlen(REIGN_RESERVED_PREFIX)) == 0)
+            return cli_usage_error("shard",
+                                   "RESOURCE %zu is reserved: IDs starting with \""
+                                   REIGN_RESERVED_PREFIX "\" are reign's own (member slots)",
+                                   i + 1);
+    }
     return 0;
 }
 

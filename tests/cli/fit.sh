@@ -139,6 +139,10 @@ bad_value "--ttl 10" "20ms..24h" lock --uri "$U" --ttl 10 r true
 bad_value "--ttl 25h" "20ms..24h" lock --uri "$U" --ttl 25h r true
 bad_value "--ttl 5x" "not a duration" lock --uri "$U" --ttl 5x r true
 bad_value "--ttl on shard" "20ms..24h" shard --uri "$U" --ttl 0 --count 1
+bad_value "shard --hold 5s" "10s..24h" shard --uri "$U" --hold 5s --count 1
+bad_value "shard --check-interval 10ms" "50ms..24h" shard --uri "$U" --check-interval 10ms --count 1
+bad_value "shard --stabilization 2d" "not a duration" shard --uri "$U" --stabilization 2d --count 1
+bad_value "shard RESOURCE of 1025 bytes" "maximum is 1024" shard --uri "$U" "$long1025"
 bad_value "--instance of 256 bytes" "maximum is 255" lock --uri "$U" --instance "$long256" r true
 bad_value "--metadata of 4097 bytes" "maximum is 4096" lock --uri "$U" --metadata "$long4097" r true
 bad_value "-E 256" "0..255" lock --uri "$U" -E 256 r true
@@ -159,6 +163,8 @@ bad_value "file:// mode=0777" "mode=0777" status --uri "file://$TMP/m?mode=0777"
 
 check_rc "lock of _reign/member/5 exits 2" 2 "$REIGN" lock --uri "$U" _reign/member/5 true
 out_has "lock of _reign/member/5 says reserved" "reserved"
+check_rc "shard of _reign/member/5 exits 2" 2 "$REIGN" shard --uri "$U" a _reign/member/5
+out_has "shard of _reign/member/5 says reserved" "reserved"
 check_rc "members after the refused lock exits 0" 0 "$REIGN" members --uri "$U"
 if grep -q . "$TMP/out"; then not_ok "no fake member from a _reign/ lock" "$(cat "$TMP/out")"; else ok "no fake member from a _reign/ lock"; fi
 check_rc "status of _reign/member/0 (a read) is allowed" 0 "$REIGN" status --uri "$U" _reign/member/0
