@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "election_internal.h"
 #include "engine.h"
 #include "error.h"
 #include "members.h"
@@ -230,6 +231,16 @@ int reign_election_resign(reign_election *e)
     wait_settled(f, e);
     pthread_mutex_unlock(&f->mu);
     return REIGN_OK;
+}
+
+void reign_election_resign_nowait(reign_election *e)
+{
+    reign_factory *f = e->factory;
+    pthread_mutex_lock(&f->mu);
+    e->campaigning = false;
+    reign_engine_drop_mastership(f, e, REIGN_LOST_RESIGNED);
+    reign_engine_wake(f);
+    pthread_mutex_unlock(&f->mu);
 }
 
 int reign_election_close(reign_election *e)

@@ -666,6 +666,15 @@ out:
     return rc;
 }
 
+static bool wait_released(shard_item *it, void *ctx)
+{
+    (void)ctx;
+    /* Not master, not campaigning: returns once a queued release is sent. */
+    if (reign_election_resign(it->election) != REIGN_OK)
+        reign_error_clear();
+    return true;
+}
+
 int reign_shard_stop(reign_shard *shard)
 {
     if (shard == NULL)
@@ -680,6 +689,10 @@ int reign_shard_stop(reign_shard *shard)
         threads_stop(shard);
         pthread_rwlock_wrlock(&shard->index_lock);
         shard->running = false;
+        pthread_rwlock_unlock(&shard->index_lock);
+        /* The releases went out in batches; return once they are sent. */
+        pthread_rwlock_rdlock(&shard->index_lock);
+        shard_index_each(shard, wait_released, NULL);
         pthread_rwlock_unlock(&shard->index_lock);
         drain_queue_clear(shard);
     }

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "election_internal.h"
 #include "error.h"
 #include "runner_perform.h"
 #include "shard_internal.h"
@@ -153,8 +154,9 @@ static void drain_slot_free(reign_shard *s);
  * itself): release, forget the pending revocation, say LOST. */
 static void revocation_end(reign_shard *s, shard_item *it, reign_shard_reason reason)
 {
-    if (reign_election_resign(it->election) != REIGN_OK)
-        reign_error_clear(); /* belief has ended; the lease expires on its own */
+    /* Belief ends now; the release rides the engine's next batch with the
+     * other releases of this round (the next owner acquires after it). */
+    reign_election_resign_nowait(it->election);
     it->campaigned = false;
     pthread_mutex_lock(&it->owner->mu);
     it->revoke_term = 0;
@@ -425,8 +427,8 @@ static bool step_item(shard_thread *t, shard_item *it, int64_t now, int64_t *wak
         if (removing || atomic_load(&s->stopping) || probe_over) {
             /* Not master (or not told so yet): stop campaigning; a lease won
              * just now is released before anyone was told of it. */
-            if (it->campaigned && reign_election_resign(it->election) != REIGN_OK)
-                reign_error_clear();
+            if (it->campaigned)
+                reign_election_resign_nowait(it->election);
             it->campaigned = false;
             it->probe_until_ms = 0;
             if (removing && drop_item(t, it))
