@@ -531,6 +531,14 @@ REIGN_EXTERN int reign_shard_set(reign_shard *shard, const char *const *ids, siz
 REIGN_EXTERN bool reign_shard_is_master(reign_shard *shard, const char *resource_id);
 /* The fencing term while reign_shard_is_master; REIGN_ENOTMASTER else. */
 REIGN_EXTERN int reign_shard_term(reign_shard *shard, const char *resource_id, uint64_t *out);
+/* The local deadline of the mastership reign_shard_is_master reports, on
+ * the reign_monotonic_ms clock: until then nobody else can be master (the
+ * backend's lease runs longer). For a watchdog outside this process (the
+ * CLI's guard) that must stop work when renewals stop arriving. Moves
+ * forward with every renewal. REIGN_ENOTMASTER when not master or revoked.
+ * Thread-safe, no I/O. */
+REIGN_EXTERN int reign_shard_deadline_ms(reign_shard *shard, const char *resource_id,
+                                         int64_t *out);
 /* Acknowledge a revocation answered with REIGN_SHARD_LATER: the work under
  * `term` has stopped, release the lease. REIGN_ESTATE if no revocation of
  * that term is pending (already released, e.g. after revoke_timeout_ms). */
