@@ -77,7 +77,7 @@ int cli_spawn_snapshot_fds(void)
  * close-on-exec. Async-signal-safe (a child of a threaded process may only
  * make such calls). Old kernels without CLOSE_RANGE_CLOEXEC are left to the
  * library's own O_CLOEXEC. */
-static void child_hide_own_fds(void)
+void cli_spawn_hide_fds(void)
 {
     unsigned lo = 3;
     if (too_many_fds)
@@ -128,7 +128,7 @@ int cli_spawn(char *const argv[], char *const envp[], const sigset_t *mask, pid_
          * kill us, and the command must never run without a master. */
         if (getppid() != parent)
             _exit(CLI_EXIT_LOST);
-        child_hide_own_fds();
+        cli_spawn_hide_fds();
         if (sigprocmask(SIG_SETMASK, mask, NULL) != 0)
             child_report_and_exit(report[1], errno);
         execvpe(argv[0], argv, envp);

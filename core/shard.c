@@ -583,7 +583,9 @@ int reign_shard_deadline_ms(reign_shard *shard, const char *resource_id, int64_t
     int64_t deadline_ns = 0;
     pthread_rwlock_rdlock(&shard->index_lock);
     shard_item *it = shard_index_find(shard, resource_id);
-    if (it != NULL && !atomic_load(&it->revoked))
+    /* Revoked or not: a revoked lease is still held and renewed until
+     * acknowledged, and the work winding down is covered by it. */
+    if (it != NULL)
         deadline_ns = atomic_load_explicit(&it->election->deadline_ns, memory_order_acquire);
     pthread_rwlock_unlock(&shard->index_lock);
     /* Rounded down: a watcher acting at this millisecond is never late. */

@@ -535,7 +535,9 @@ REIGN_EXTERN int reign_shard_term(reign_shard *shard, const char *resource_id, u
  * the reign_monotonic_ms clock: until then nobody else can be master (the
  * backend's lease runs longer). For a watchdog outside this process (the
  * CLI's guard) that must stop work when renewals stop arriving. Moves
- * forward with every renewal. REIGN_ENOTMASTER when not master or revoked.
+ * forward with every renewal, also while a revocation waits for its
+ * acknowledgement (the lease is still held). REIGN_ENOTMASTER when not
+ * master.
  * Thread-safe, no I/O. */
 REIGN_EXTERN int reign_shard_deadline_ms(reign_shard *shard, const char *resource_id,
                                          int64_t *out);
