@@ -19,6 +19,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -120,7 +122,7 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
                 close(in_fd);
                 in_fd = -1;
             } else if (m > 0) {
-                if (m > deadline_ms)
+                if (m > deadline_ms && deadline_ms != INT64_MAX)
                     deadline_ms = m;
             } else if (m < 0 && !killed) {
                 kill(-cmd, (int)-m);
@@ -135,6 +137,11 @@ int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask
 {
     int pipe_fds[2];
     pid_t reign = getpid();
+    /* The deliberately broken build of the pause test: a guard that never
+     * acts on the deadline, as if there were none. */
+    const char *broken = getenv("REIGN_SHARD_BROKEN_GUARD");
+    if (broken != NULL && strcmp(broken, "1") == 0)
+        deadline_ms = INT64_MAX;
     if (pipe2(pipe_fds, O_CLOEXEC) != 0)
         return -1;
     pid_t pid = fork();
