@@ -323,9 +323,52 @@ static void log_op_error(reign_factory *f, const reign_election *e, const reign_
               op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
 }
 
-static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns t_sent,
-                          reign_mono_ns now)
+/* An ACQUIRE that erred while its batch went through is retried after a
+ * wait that doubles each time (retry_ms, 2×, 4× … up to
+ * ENGINE_ACQUIRE_BACKOFF_MAX_MS): a backend that refuses for a local cause
+ * (file:// out of descriptors) is not asked again and again for thousands
+ * of resources. The first error of an episode is a warning, not debug. */
+static void acquire_failed(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns now,
+                           bool batch_ok)
 {
+    log_op_error(f, e, op);
+    if (!batch_ok) {
+        /* The whole batch failed (server down): the backend's own trouble,
+         * retried at the interval so a recovery is taken up promptly. */
+        e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        return;
+    }
+    engine_metrics *m = &f->metrics;
+    m->last_acquire_error = now;
+    m->last_acquire_status = op->out_status != REIGN_OK ? op->out_status : REIGN_EBACKEND;
+    if (!m->acquire_warned) {
+        m->acquire_warned = true;
+        reign_log(&f->logger, REIGN_LOG_WARN, "engine",
+                  "ACQUIRE %.*s failed: %s (further failures at debug level until one succeeds; "
+                  "retries back off up to %d s)",
+                  (int)e->resource_len, e->resource,
+                  op->out_error != NULL ? op->out_error : reign_status_str(op->out_status),
+                  ENGINE_ACQUIRE_BACKOFF_MAX_MS / 1000);
+    }
+    int64_t wait_ms = f->retry_ms;
+    for (unsigned i = 0; i < e->acquire_errors && wait_ms < ENGINE_ACQUIRE_BACKOFF_MAX_MS; i++)
+        wait_ms *= 2;
+    if (wait_ms > ENGINE_ACQUIRE_BACKOFF_MAX_MS)
+        wait_ms = f->retry_ms > ENGINE_ACQUIRE_BACKOFF_MAX_MS ? f->retry_ms
+                                                              : ENGINE_ACQUIRE_BACKOFF_MAX_MS;
+    if (e->acquire_errors < 32)
+        e->acquire_errors++;
+    e->retry_at = now + wait_ms * REIGN_NS_PER_MS;
+}
+
+static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns t_sent,
+                          reign_mono_ns now, bool batch_ok)
+{
+    if (op->result == REIGN_RES_OK || op->result == REIGN_RES_HELD) {
+        e->acquire_errors = 0;
+        f->metrics.last_acquire_answer = now;
+        f->metrics.acquire_warned = false;
+    }
     switch (op->result) {
     case REIGN_RES_OK: {
         reign_mono_ns deadline = t_sent + f->belief_ns;
@@ -360,8 +403,7 @@ static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, rei
         e->retry_at = now + wait_ms * REIGN_NS_PER_MS;
         return;
     default:
-        log_op_error(f, e, op);
-        e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        acquire_failed(f, e, op, now, batch_ok);
         return;
     }
 }
@@ -418,7 +460,8 @@ static void apply_release(reign_factory *f, reign_election *e, reign_op *op, rei
     e->retry_at = op->result == REIGN_RES_OK ? now : now + f->retry_ms * REIGN_NS_PER_MS;
 }
 
-static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_ns now)
+static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_ns now,
+                  bool batch_ok)
 {
     for (size_t i = 0; i < b->n; i++) {
         reign_op *op = &b->ops[i];
@@ -434,7 +477,7 @@ static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_n
         reign_election *e = b->owners[i];
         e->in_flight = false;
         switch (op->kind) {
-        case REIGN_OP_ACQUIRE: apply_acquire(f, e, op, t_sent, now); break;
+        case REIGN_OP_ACQUIRE: apply_acquire(f, e, op, t_sent, now, batch_ok); break;
         case REIGN_OP_RENEW: apply_renew(f, e, op, t_sent, now); break;
         case REIGN_OP_RELEASE: apply_release(f, e, op, now); break;
         default: break;
@@ -601,7 +644,7 @@ static void *engine_main(void *arg)
             pthread_mutex_lock(&f->mu);
             reign_mono_ns done = reign_clock_now_ns();
             record_batch(f, rc, t_sent, done);
-            apply(f, &b, now, done);
+            apply(f, &b, now, done, rc == REIGN_OK);
             pthread_mutex_unlock(&f->mu);
             batch_clear(&b);
             deliver_events(f);

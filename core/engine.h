@@ -37,6 +37,7 @@ struct reign_election {
     uint64_t held_term;
     reign_mono_ns renew_at;  /* next RENEW when master */
     reign_mono_ns retry_at;  /* next ACQUIRE when campaigning */
+    unsigned acquire_errors; /* ACQUIREs in a row that erred: the backoff */
     bool release_pending;    /* a RELEASE of release_term is owed */
     uint64_t release_term;
     /* A RELEASE that failed (the backend erred or timed out) is tried again,
@@ -85,6 +86,12 @@ typedef struct engine_metrics {
     reign_mono_ns last_failed_batch;  /* execute failed as a whole */
     int last_failed_status;
     reign_mono_ns last_renew_ok;      /* last RENEW or ACQUIRE that succeeded */
+    /* ACQUIREs that erred while the batch went through (a backend out of
+     * descriptors, say): health says so, and one warning per episode. */
+    reign_mono_ns last_acquire_answer; /* last ACQUIRE answered OK or HELD */
+    reign_mono_ns last_acquire_error;
+    int last_acquire_status;
+    bool acquire_warned;
 } engine_metrics;
 
 struct reign_factory {
@@ -121,6 +128,11 @@ struct reign_factory {
     engine_metrics metrics;
     struct members_state *members; /* non-NULL once joined (core/members.c) */
 };
+
+/* Longest wait before retrying an ACQUIRE that keeps erring, and how long
+ * health remembers such an error: an ACQUIRE error doubles the wait
+ * (from retry_ms) up to this. */
+#define ENGINE_ACQUIRE_BACKOFF_MAX_MS 30000
 
 /* Start/stop the engine thread of an opened factory. */
 int reign_engine_start(reign_factory *f);
