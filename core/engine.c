@@ -460,10 +460,10 @@ static void apply_release(reign_factory *f, reign_election *e, reign_op *op, rei
     e->retry_at = op->result == REIGN_RES_OK ? now : now + f->retry_ms * REIGN_NS_PER_MS;
 }
 
-static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_ns now,
-                  bool batch_ok)
+static void apply(reign_factory *f, batch *b, size_t from, size_t to, reign_mono_ns t_sent,
+                  reign_mono_ns now, bool batch_ok)
 {
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = from; i < to; i++) {
         reign_op *op = &b->ops[i];
         if (op->result == REIGN_RES_UNSET) {
             op->result = REIGN_RES_ERROR;
@@ -608,6 +608,42 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     }
 }
 
+int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
+                                         int64_t timeout_ms) = NULL;
+
+/* Execute the batch in chunks of f->chunk_ops, each with the whole op
+ * timeout and applied as soon as it returns: a slow or failed chunk costs
+ * only its own ops (their RENEWs are retried, the others are renewed), and
+ * no single round trip holds every lease hostage. Deadlines count from
+ * `gathered` for the first chunk and from just before its send for each
+ * later one: never later than the send. */
+static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t chunk = f->chunk_ops > 0 ? f->chunk_ops : b->n;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t from = 0; from < b->n; from += chunk) {
+        size_t n = b->n - from < chunk ? b->n - from : chunk;
+        reign_op *ops = b->ops + from;
+        reign_mono_ns t_sent = from == 0 ? gathered : reign_clock_now_ns();
+        reign_mono_ns t_io = reign_clock_now_ns();
+        int (*hook)(reign_factory *, reign_op *, size_t, int64_t) =
+            atomic_load(&reign_engine_execute_hook);
+        int rc = hook != NULL ? hook(f, ops, n, f->op_timeout_ms)
+                              : f->backend->execute(f->state, ops, n, f->op_timeout_ms);
+        if (rc != REIGN_OK) {
+            for (size_t i = 0; i < n; i++)
+                if (ops[i].result == REIGN_RES_UNSET || ops[i].result == REIGN_RES_ERROR)
+                    ops[i].out_status = ops[i].out_status ? ops[i].out_status : rc;
+        }
+        pthread_mutex_lock(&f->mu);
+        reign_mono_ns done = reign_clock_now_ns();
+        record_batch(f, rc, t_io, done);
+        apply(f, b, from, from + n, t_sent, done, rc == REIGN_OK);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
 static void *engine_main(void *arg)
 {
     reign_factory *f = arg;
@@ -632,20 +668,7 @@ static void *engine_main(void *arg)
 
         bool did_io = b.n > 0;
         if (did_io) {
-            /* Deadlines count from `now`, when the batch was gathered: never
-             * later than the send, even if this thread stalls before it. */
-            reign_mono_ns t_sent = reign_clock_now_ns();
-            int rc = f->backend->execute(f->state, b.ops, b.n, f->op_timeout_ms);
-            if (rc != REIGN_OK) {
-                for (size_t i = 0; i < b.n; i++)
-                    if (b.ops[i].result == REIGN_RES_UNSET || b.ops[i].result == REIGN_RES_ERROR)
-                        b.ops[i].out_status = b.ops[i].out_status ? b.ops[i].out_status : rc;
-            }
-            pthread_mutex_lock(&f->mu);
-            reign_mono_ns done = reign_clock_now_ns();
-            record_batch(f, rc, t_sent, done);
-            apply(f, &b, now, done, rc == REIGN_OK);
-            pthread_mutex_unlock(&f->mu);
+            run_chunks(f, &b, now);
             batch_clear(&b);
             deliver_events(f);
         }

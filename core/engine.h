@@ -105,6 +105,7 @@ struct reign_factory {
     int64_t ttl_ms;
     int64_t retry_ms;
     int64_t op_timeout_ms;
+    size_t chunk_ops;         /* ops per execute call (ENGINE_CHUNK_OPS) */
     reign_mono_ns belief_ns;  /* ttl × (1 − drift) − margin */
     reign_mono_ns renew_ns;   /* renewal period, about ttl/3 */
 
@@ -133,6 +134,16 @@ struct reign_factory {
  * health remembers such an error: an ACQUIRE error doubles the wait
  * (from retry_ms) up to this. */
 #define ENGINE_ACQUIRE_BACKOFF_MAX_MS 30000
+
+/* A batch goes to the backend in chunks of this many ops, each with its
+ * own op timeout (run_chunks in engine.c). Sized so that the slowest
+ * backend (etcd: 1.6 s for 100,000 renewals) answers a chunk in well
+ * under a second. */
+#define ENGINE_CHUNK_OPS 4096
+
+/* Tests only: when set, called instead of the backend's execute. */
+extern int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
+                                                int64_t timeout_ms);
 
 /* Start/stop the engine thread of an opened factory. */
 int reign_engine_start(reign_factory *f);

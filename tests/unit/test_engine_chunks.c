@@ -1,0 +1,86 @@
+/* The engine sends a batch in chunks, each with its own timeout: a chunk
+ * that fails costs only its own leases. A hook in front of the mem
+ * backend fails every chunk that renews one of ten doomed resources. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "reign/reign.h"
+
+enum { N = 500, CHUNK = 50, DOOMED = 10 };
+
+static int fail_doomed_renewals(reign_factory *f, reign_op *ops, size_t n, int64_t timeout_ms)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].kind == REIGN_OP_RENEW && strncmp(ops[i].resource, "r00", 3) == 0)
+            return REIGN_ETIMEDOUT; /* as a chunk past its timeout: nothing filled */
+    return f->backend->execute(f->state, ops, n, timeout_ms);
+}
+
+static reign_stats stats_of(reign_factory *f)
+{
+    reign_stats s;
+    reign_factory_stats(f, &s);
+    return s;
+}
+
+static void test_a_failed_chunk_of_renewals_loses_only_its_own_leases(void **state)
+{
+    (void)state;
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.instance_id = "a";
+    o.ttl_ms = 1500;
+    o.retry_interval_ms = 50;
+    reign_factory *f = NULL;
+    assert_int_equal(reign_factory_open("mem://chunks", &o, &f), REIGN_OK);
+    pthread_mutex_lock(&f->mu);
+    f->chunk_ops = CHUNK;
+    pthread_mutex_unlock(&f->mu);
+    static reign_election *e[N];
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "r%03d", i); /* r000..r009 are doomed */
+        assert_int_equal(reign_election_new(f, name, &e[i]), REIGN_OK);
+        assert_int_equal(reign_election_start(e[i]), REIGN_OK);
+    }
+    int64_t t0 = reign_monotonic_ms();
+    while (stats_of(f).masterships < N && reign_monotonic_ms() - t0 < 5000) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(stats_of(f).masterships, N);
+    uint64_t lost0 = stats_of(f).lost;
+
+    reign_engine_execute_hook = fail_doomed_renewals;
+    t0 = reign_monotonic_ms();
+    while (stats_of(f).lost - lost0 < DOOMED && reign_monotonic_ms() - t0 < 5000) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t lost = stats_of(f).lost - lost0;
+    reign_engine_execute_hook = NULL;
+    print_message("%llu of %d leases lost when renewals of %d failed (chunks of %d)\n",
+                  (unsigned long long)lost, N, DOOMED, CHUNK);
+    /* The doomed ten and the rest of the (at most two) chunks they rode
+     * in; one batch for all would have lost all 500. */
+    assert_true(lost >= DOOMED);
+    assert_true(lost <= 2 * CHUNK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(reign_election_close(e[i]), REIGN_OK);
+    assert_int_equal(reign_factory_close(f), REIGN_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_failed_chunk_of_renewals_loses_only_its_own_leases),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
