@@ -93,6 +93,20 @@ void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_k
     f->events[f->n_events++] = (engine_event){e, {kind, term, reason}};
 }
 
+void reign_engine_enqueue(reign_factory *f, reign_election *e)
+{
+    if (e->queued)
+        return;
+    e->queued = true;
+    e->next_pending = f->pending;
+    f->pending = e;
+}
+
+void reign_engine_walk_soon(reign_factory *f)
+{
+    f->next_walk = 0;
+}
+
 void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_lost_reason reason)
 {
     if (!e->master)
@@ -101,6 +115,7 @@ void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_los
     e->master = false;
     e->release_pending = true;
     e->release_term = e->held_term;
+    reign_engine_enqueue(f, e);
     if (!e->bookkeeping)
         f->stats.masterships--;
     reign_engine_queue_event(f, e, REIGN_EVENT_LOST, e->held_term, reason);
@@ -164,8 +179,77 @@ static reign_mono_ns min_ns(reign_mono_ns a, reign_mono_ns b)
     return a < b ? a : b;
 }
 
-/* Gather what is due at `now` into b; return the next time anything is due. */
-static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, removal_list *removals)
+static int removal_push(removal_list *removals, reign_election *e)
+{
+    if (removals->n == removals->cap) {
+        size_t cap = removals->cap ? removals->cap * 2 : 8;
+        reign_election **items = realloc(removals->items, cap * sizeof *items);
+        if (items == NULL)
+            return REIGN_ENOMEM;
+        removals->items = items;
+        removals->cap = cap;
+    }
+    e->retry_release = false; /* best effort: a closed election waits for nothing */
+    removals->items[removals->n++] = e;
+    e->in_flight = true; /* keep it out of later gathers */
+    return REIGN_OK;
+}
+
+/* Settle the queued elections (RELEASE owed, or closing): work in their
+ * number, not in the number of elections. One stays queued while an op of
+ * it is out, or when memory ran short. */
+static void gather_queue(reign_factory *f, batch *b, removal_list *removals)
+{
+    reign_election **pp = &f->pending;
+    while (*pp != NULL) {
+        reign_election *e = *pp;
+        int rc = REIGN_OK;
+        if (e->in_flight) {
+            pp = &e->next_pending;
+            continue;
+        }
+        if (e->closing && !e->master && !e->release_pending) {
+            rc = removal_push(removals, e);
+        } else if (e->release_pending) {
+            rc = batch_push(b, REIGN_OP_RELEASE, e->resource, e->resource_len, e->release_term, e,
+                            NULL);
+            if (rc == REIGN_OK) {
+                f->stats.ops_release++;
+                e->in_flight = true;
+            }
+        }
+        if (rc != REIGN_OK) {
+            f->next_walk = 0; /* out of memory: the walk tries again */
+            pp = &e->next_pending;
+            continue;
+        }
+        *pp = e->next_pending;
+        e->next_pending = NULL;
+        e->queued = false;
+    }
+}
+
+/* After apply: fold what e has due next into next_walk (the walk skipped
+ * it while in flight), and queue what it owes. */
+static void note_due(reign_factory *f, reign_election *e)
+{
+    if (e->release_pending || e->closing)
+        reign_engine_enqueue(f, e);
+    reign_mono_ns due = INT64_MAX;
+    if (e->master)
+        due = min_ns(e->renew_at, atomic_load(&e->deadline_ns));
+    if (e->retry_release)
+        due = min_ns(due, e->retry_release_at);
+    if (e->campaigning && !e->closing && !e->master)
+        due = min_ns(due, e->retry_at);
+    f->next_walk = min_ns(f->next_walk, due);
+}
+
+/* Walk every election: end beliefs whose deadline passed and gather the
+ * renewals, campaigns and release retries due at `now` into b; return the
+ * next time anything is due. */
+static reign_mono_ns gather_walk(reign_factory *f, reign_mono_ns now, batch *b,
+                                 removal_list *removals)
 {
     reign_mono_ns next = now + 60 * 1000 * REIGN_NS_PER_MS;
     /* Ride-along windows: renewals due within renew/2 and campaign retries due
@@ -194,17 +278,9 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
         if (e->in_flight)
             continue;
         if (e->closing && !e->master && !e->release_pending) {
-            e->retry_release = false; /* best effort: a closed election waits for nothing */
-            if (removals->n == removals->cap) {
-                size_t cap = removals->cap ? removals->cap * 2 : 8;
-                reign_election **items = realloc(removals->items, cap * sizeof *items);
-                if (items == NULL)
-                    continue; /* try again next iteration */
-                removals->items = items;
-                removals->cap = cap;
-            }
-            removals->items[removals->n++] = e;
-            e->in_flight = true; /* keep it out of later gathers */
+            /* Queued ones are the queue's (it may be freed once removed). */
+            if (!e->queued && removal_push(removals, e) != REIGN_OK)
+                next = now + 10 * REIGN_NS_PER_MS; /* out of memory: try again soon */
             continue;
         }
         int rc = REIGN_OK;
@@ -242,6 +318,21 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
         }
         if (b->n > 0 && b->owners[b->n - 1] == e)
             e->in_flight = true;
+    }
+    return next;
+}
+
+/* Gather what is due at `now` into b; return the next time anything is
+ * due. The walk over every election runs only when something of it is
+ * due (next_walk), so closing thousands of elections one by one costs
+ * each only its own settling. */
+static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, removal_list *removals)
+{
+    gather_queue(f, b, removals);
+    reign_mono_ns next = f->next_walk;
+    if (f->retry_all || now >= f->next_walk) {
+        next = gather_walk(f, now, b, removals);
+        f->next_walk = next;
     }
     while (f->reads != NULL) {
         read_request *r = f->reads;
@@ -482,6 +573,7 @@ static void apply(reign_factory *f, batch *b, size_t from, size_t to, reign_mono
         case REIGN_OP_RELEASE: apply_release(f, e, op, now); break;
         default: break;
         }
+        note_due(f, e);
     }
 }
 
@@ -566,8 +658,10 @@ static void apply_released(reign_factory *f, released_list *l)
     for (size_t i = 0; i < l->n; i++) {
         reign_election *e =
             reign_engine_find(f, l->names[i], l->lens[i], reign_engine_hash(l->names[i], l->lens[i]));
-        if (e != NULL && e->campaigning && !e->master)
+        if (e != NULL && e->campaigning && !e->master) {
             e->retry_at = 0;
+            f->next_walk = 0;
+        }
         member_left |= strncmp(l->names[i], REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
     }
     /* A member slot freed: re-read the members now, so survivors take

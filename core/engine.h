@@ -51,6 +51,8 @@ struct reign_election {
     bool closing;            /* close requested */
     bool removed;            /* the engine dropped it: the closer may free */
     bool bookkeeping;        /* the membership's slot lease: not counted in stats */
+    bool queued;             /* on factory->pending */
+    reign_election *next_pending;
     unsigned waiters;        /* threads inside reign_election_wait */
     reign_election *next_in_bucket;
     reign_election *prev, *next; /* factory's list */
@@ -124,6 +126,12 @@ struct reign_factory {
     engine_event *events;      /* to deliver on the engine thread */
     size_t n_events, cap_events;
     bool retry_all;            /* a notification without a resource */
+    /* Elections owing a RELEASE or closing: the engine settles these
+     * without walking every election, so a stop or a run of closes is
+     * linear in the resources. next_walk is when the full walk (renewals,
+     * campaigns, expiries) is next due; 0 = at once. */
+    reign_election *pending;
+    reign_mono_ns next_walk;
     reign_election *delivering_to; /* whose callback the engine is calling */
     reign_stats stats;
     engine_metrics metrics;
@@ -159,6 +167,13 @@ void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_k
 /* With f->mu held: end belief in the current mastership now and owe a
  * RELEASE for it. */
 void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_lost_reason reason);
+
+/* With f->mu held: e owes a RELEASE or is closing: settle it at the next
+ * gather. */
+void reign_engine_enqueue(reign_factory *f, reign_election *e);
+
+/* With f->mu held: something of e may be due now (a campaign started). */
+void reign_engine_walk_soon(reign_factory *f);
 
 /* True when called on f's engine thread (whose callbacks must not block on it). */
 bool reign_engine_is_engine_thread(const reign_factory *f);
