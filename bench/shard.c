@@ -11,6 +11,10 @@
  *      second, and per move the latency of a voluntary move — from the
  *      drained instance's REVOKED (acknowledged at once: the callback
  *      returns) to the new owner's GAINED — as p50 / p99.
+ * Before that, single moves: two more instances without balancing (both
+ * campaign for everything) pass one resource back and forth — the holder
+ * removes it (REVOKED, acknowledged at once, release) and adds it back; the
+ * time from the remove call to the other's GAINED, 50 times (--reps).
  * Masters are counted from the events (GAINED, REVOKED, LOST), so "exactly
  * one" is what the applications were told. */
 #include <inttypes.h>
@@ -38,6 +42,85 @@ static size_t n_table;
 static bench_samples move_ms;
 static int doubles;       /* a GAINED while another held it: must stay 0 */
 static int64_t first_drain_ns; /* the drain's first REVOKED */
+
+/* Single moves: who was told GAINED last, and when. */
+static pthread_cond_t single_cond = PTHREAD_COND_INITIALIZER;
+static int single_owner = -1;
+static int64_t single_gained_ns;
+
+static int on_single(reign_shard *s, const reign_shard_event *ev, void *payload)
+{
+    (void)s;
+    int k = *(int *)payload;
+    if (ev->kind == REIGN_SHARD_GAINED) {
+        pthread_mutex_lock(&mu);
+        single_owner = k;
+        single_gained_ns = bench_now_ns();
+        pthread_cond_broadcast(&single_cond);
+        pthread_mutex_unlock(&mu);
+    }
+    return REIGN_SHARD_DONE;
+}
+
+static void single_moves(const bench_opts *o, int64_t ttl, bench_samples *out)
+{
+    static int index[2] = {0, 1};
+    reign_factory *f[2];
+    reign_shard *s[2];
+    const char *id = "move-1";
+    for (int k = 0; k < 2; k++) {
+        reign_options opt = REIGN_OPTIONS_INIT;
+        char name[32];
+        snprintf(name, sizeof name, "bench-move-%d", k);
+        opt.instance_id = name;
+        opt.ttl_ms = ttl;
+        if (reign_factory_open(o->uri, &opt, &f[k]) != REIGN_OK)
+            bench_die("open %s: %s", o->uri, reign_last_error());
+        reign_shard_config c = REIGN_SHARD_CONFIG_INIT;
+        c.balance = false;
+        c.runner.pre_election_pause_ms = 10;
+        c.runner.master_check_interval_ms = 100;
+        c.on_event = on_single;
+        c.payload = &index[k];
+        if (reign_shard_new(f[k], &id, 1, &c, &s[k]) != REIGN_OK || reign_shard_start(s[k]) != REIGN_OK)
+            bench_die("shard: %s", reign_last_error());
+    }
+    long reps = o->reps > 0 ? o->reps : (o->quick ? 10 : 50);
+    for (long r = 0; r <= reps; r++) {
+        /* Wait for a holder, and give the other time to be refused once. */
+        pthread_mutex_lock(&mu);
+        while (single_owner < 0)
+            pthread_cond_wait(&single_cond, &mu);
+        int holder = single_owner;
+        single_owner = -1;
+        pthread_mutex_unlock(&mu);
+        bench_sleep_ns(50 * BENCH_NS_PER_MS);
+        int64_t t0 = bench_now_ns();
+        if (reign_shard_remove(s[holder], id) != REIGN_OK)
+            bench_die("remove: %s", reign_last_error());
+        int64_t until = t0 + 30 * BENCH_NS_PER_S;
+        pthread_mutex_lock(&mu);
+        while (single_owner != 1 - holder && bench_now_ns() < until) {
+            pthread_mutex_unlock(&mu);
+            bench_sleep_ns(BENCH_NS_PER_MS / 10);
+            pthread_mutex_lock(&mu);
+        }
+        bool moved = single_owner == 1 - holder;
+        int64_t t1 = single_gained_ns;
+        pthread_mutex_unlock(&mu);
+        if (!moved)
+            bench_die("single move: the other instance never took %s", id);
+        if (r > 0) /* the first one warms up connections */
+            bench_samples_add(out, (double)(t1 - t0) / BENCH_NS_PER_MS);
+        while (reign_shard_add(s[holder], id) == REIGN_EBUSY) /* the old election is closing */
+            bench_sleep_ns(BENCH_NS_PER_MS);
+    }
+    for (int k = 0; k < 2; k++) {
+        reign_shard_free(s[k]);
+        if (reign_factory_close(f[k]) != REIGN_OK)
+            bench_warn("close: %s", reign_last_error());
+    }
+}
 
 typedef struct inst {
     int index;
@@ -142,6 +225,9 @@ int bench_shard(const bench_opts *o)
     for (size_t i = 0; i < n_table; i++)
         ids[i] = id_of(i);
 
+    bench_samples single = {0};
+    single_moves(o, ttl, &single);
+
     inst in[INSTANCES];
     int64_t t0 = bench_now_ns();
     for (int k = 0; k < INSTANCES; k++) {
@@ -192,7 +278,8 @@ int bench_shard(const bench_opts *o)
     snprintf(title, sizeof title, "shard, %s: %zu resources, 3 instances, TTL %lld ms", o->backend,
              R, (long long)ttl);
     bench_table_header(title);
-    bench_table_row("voluntary move: REVOKED -> new owner GAINED", &move_ms, "ms");
+    bench_table_row("single move: remove -> other instance GAINED", &single, "ms");
+    bench_table_row("move during the drain: REVOKED -> GAINED", &move_ms, "ms");
     printf("start: every resource one master after %.2f s\n", start_s);
     printf("add %zu + remove %zu on each instance: settled after %.2f s; ops %" PRIu64
            " acquire, %" PRIu64 " release, %" PRIu64 " read in %" PRIu64 " round trips\n",
@@ -206,8 +293,10 @@ int bench_shard(const bench_opts *o)
            "move at %.2f s, once the others saw the leave): %.0f moves/s after it\n",
            moving, drain_call_s, drain_s, wait_s, moves_s > 0 ? (double)moving / moves_s : 0.0);
     printf("two masters told at once: %d\n", doubles);
-    bench_result(o->backend, "shard_move_p50", bench_pct(&move_ms, 50), "ms", move_ms.n, "");
-    bench_result(o->backend, "shard_move_p99", bench_pct(&move_ms, 99), "ms", move_ms.n, "");
+    bench_result(o->backend, "shard_move_p50", bench_pct(&single, 50), "ms", single.n, "");
+    bench_result(o->backend, "shard_move_p99", bench_pct(&single, 99), "ms", single.n, "");
+    bench_result(o->backend, "shard_drain_move_p50", bench_pct(&move_ms, 50), "ms", move_ms.n, "");
+    bench_result(o->backend, "shard_drain_move_p99", bench_pct(&move_ms, 99), "ms", move_ms.n, "");
     bench_result(o->backend, "shard_churn_settle_s", churn_s, "s", 1, "");
     bench_result(o->backend, "shard_churn_ops",
                  (double)(after.acquire - before.acquire + after.release - before.release +
@@ -227,5 +316,6 @@ int bench_shard(const bench_opts *o)
     free(ids);
     free(table);
     bench_samples_free(&move_ms);
+    bench_samples_free(&single);
     return doubles == 0 ? 0 : 1;
 }

@@ -134,6 +134,7 @@ static int campaign_locked(reign_election *e)
     if (!e->campaigning) {
         e->campaigning = true;
         e->retry_at = 0;
+        reign_engine_walk_soon(e->factory);
     }
     return REIGN_OK;
 }
@@ -254,6 +255,7 @@ int reign_election_close(reign_election *e)
     e->campaigning = false;
     e->closing = true;
     reign_engine_drop_mastership(f, e, REIGN_LOST_CLOSED);
+    reign_engine_enqueue(f, e);
     pthread_cond_broadcast(&f->changed); /* waiters return ECLOSED */
     reign_engine_wake(f);
     while (!e->removed || e->waiters > 0)

@@ -93,6 +93,20 @@ void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_k
     f->events[f->n_events++] = (engine_event){e, {kind, term, reason}};
 }
 
+void reign_engine_enqueue(reign_factory *f, reign_election *e)
+{
+    if (e->queued)
+        return;
+    e->queued = true;
+    e->next_pending = f->pending;
+    f->pending = e;
+}
+
+void reign_engine_walk_soon(reign_factory *f)
+{
+    f->next_walk = 0;
+}
+
 void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_lost_reason reason)
 {
     if (!e->master)
@@ -101,6 +115,7 @@ void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_los
     e->master = false;
     e->release_pending = true;
     e->release_term = e->held_term;
+    reign_engine_enqueue(f, e);
     if (!e->bookkeeping)
         f->stats.masterships--;
     reign_engine_queue_event(f, e, REIGN_EVENT_LOST, e->held_term, reason);
@@ -164,8 +179,77 @@ static reign_mono_ns min_ns(reign_mono_ns a, reign_mono_ns b)
     return a < b ? a : b;
 }
 
-/* Gather what is due at `now` into b; return the next time anything is due. */
-static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, removal_list *removals)
+static int removal_push(removal_list *removals, reign_election *e)
+{
+    if (removals->n == removals->cap) {
+        size_t cap = removals->cap ? removals->cap * 2 : 8;
+        reign_election **items = realloc(removals->items, cap * sizeof *items);
+        if (items == NULL)
+            return REIGN_ENOMEM;
+        removals->items = items;
+        removals->cap = cap;
+    }
+    e->retry_release = false; /* best effort: a closed election waits for nothing */
+    removals->items[removals->n++] = e;
+    e->in_flight = true; /* keep it out of later gathers */
+    return REIGN_OK;
+}
+
+/* Settle the queued elections (RELEASE owed, or closing): work in their
+ * number, not in the number of elections. One stays queued while an op of
+ * it is out, or when memory ran short. */
+static void gather_queue(reign_factory *f, batch *b, removal_list *removals)
+{
+    reign_election **pp = &f->pending;
+    while (*pp != NULL) {
+        reign_election *e = *pp;
+        int rc = REIGN_OK;
+        if (e->in_flight) {
+            pp = &e->next_pending;
+            continue;
+        }
+        if (e->closing && !e->master && !e->release_pending) {
+            rc = removal_push(removals, e);
+        } else if (e->release_pending) {
+            rc = batch_push(b, REIGN_OP_RELEASE, e->resource, e->resource_len, e->release_term, e,
+                            NULL);
+            if (rc == REIGN_OK) {
+                f->stats.ops_release++;
+                e->in_flight = true;
+            }
+        }
+        if (rc != REIGN_OK) {
+            f->next_walk = 0; /* out of memory: the walk tries again */
+            pp = &e->next_pending;
+            continue;
+        }
+        *pp = e->next_pending;
+        e->next_pending = NULL;
+        e->queued = false;
+    }
+}
+
+/* After apply: fold what e has due next into next_walk (the walk skipped
+ * it while in flight), and queue what it owes. */
+static void note_due(reign_factory *f, reign_election *e)
+{
+    if (e->release_pending || e->closing)
+        reign_engine_enqueue(f, e);
+    reign_mono_ns due = INT64_MAX;
+    if (e->master)
+        due = min_ns(e->renew_at, atomic_load(&e->deadline_ns));
+    if (e->retry_release)
+        due = min_ns(due, e->retry_release_at);
+    if (e->campaigning && !e->closing && !e->master)
+        due = min_ns(due, e->retry_at);
+    f->next_walk = min_ns(f->next_walk, due);
+}
+
+/* Walk every election: end beliefs whose deadline passed and gather the
+ * renewals, campaigns and release retries due at `now` into b; return the
+ * next time anything is due. */
+static reign_mono_ns gather_walk(reign_factory *f, reign_mono_ns now, batch *b,
+                                 removal_list *removals)
 {
     reign_mono_ns next = now + 60 * 1000 * REIGN_NS_PER_MS;
     /* Ride-along windows: renewals due within renew/2 and campaign retries due
@@ -194,17 +278,9 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
         if (e->in_flight)
             continue;
         if (e->closing && !e->master && !e->release_pending) {
-            e->retry_release = false; /* best effort: a closed election waits for nothing */
-            if (removals->n == removals->cap) {
-                size_t cap = removals->cap ? removals->cap * 2 : 8;
-                reign_election **items = realloc(removals->items, cap * sizeof *items);
-                if (items == NULL)
-                    continue; /* try again next iteration */
-                removals->items = items;
-                removals->cap = cap;
-            }
-            removals->items[removals->n++] = e;
-            e->in_flight = true; /* keep it out of later gathers */
+            /* Queued ones are the queue's (it may be freed once removed). */
+            if (!e->queued && removal_push(removals, e) != REIGN_OK)
+                next = now + 10 * REIGN_NS_PER_MS; /* out of memory: try again soon */
             continue;
         }
         int rc = REIGN_OK;
@@ -242,6 +318,21 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
         }
         if (b->n > 0 && b->owners[b->n - 1] == e)
             e->in_flight = true;
+    }
+    return next;
+}
+
+/* Gather what is due at `now` into b; return the next time anything is
+ * due. The walk over every election runs only when something of it is
+ * due (next_walk), so closing thousands of elections one by one costs
+ * each only its own settling. */
+static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, removal_list *removals)
+{
+    gather_queue(f, b, removals);
+    reign_mono_ns next = f->next_walk;
+    if (f->retry_all || now >= f->next_walk) {
+        next = gather_walk(f, now, b, removals);
+        f->next_walk = next;
     }
     while (f->reads != NULL) {
         read_request *r = f->reads;
@@ -323,9 +414,52 @@ static void log_op_error(reign_factory *f, const reign_election *e, const reign_
               op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
 }
 
-static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns t_sent,
-                          reign_mono_ns now)
+/* An ACQUIRE that erred while its batch went through is retried after a
+ * wait that doubles each time (retry_ms, 2×, 4× … up to
+ * ENGINE_ACQUIRE_BACKOFF_MAX_MS): a backend that refuses for a local cause
+ * (file:// out of descriptors) is not asked again and again for thousands
+ * of resources. The first error of an episode is a warning, not debug. */
+static void acquire_failed(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns now,
+                           bool batch_ok)
 {
+    log_op_error(f, e, op);
+    if (!batch_ok) {
+        /* The whole batch failed (server down): the backend's own trouble,
+         * retried at the interval so a recovery is taken up promptly. */
+        e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        return;
+    }
+    engine_metrics *m = &f->metrics;
+    m->last_acquire_error = now;
+    m->last_acquire_status = op->out_status != REIGN_OK ? op->out_status : REIGN_EBACKEND;
+    if (!m->acquire_warned) {
+        m->acquire_warned = true;
+        reign_log(&f->logger, REIGN_LOG_WARN, "engine",
+                  "ACQUIRE %.*s failed: %s (further failures at debug level until one succeeds; "
+                  "retries back off up to %d s)",
+                  (int)e->resource_len, e->resource,
+                  op->out_error != NULL ? op->out_error : reign_status_str(op->out_status),
+                  ENGINE_ACQUIRE_BACKOFF_MAX_MS / 1000);
+    }
+    int64_t wait_ms = f->retry_ms;
+    for (unsigned i = 0; i < e->acquire_errors && wait_ms < ENGINE_ACQUIRE_BACKOFF_MAX_MS; i++)
+        wait_ms *= 2;
+    if (wait_ms > ENGINE_ACQUIRE_BACKOFF_MAX_MS)
+        wait_ms = f->retry_ms > ENGINE_ACQUIRE_BACKOFF_MAX_MS ? f->retry_ms
+                                                              : ENGINE_ACQUIRE_BACKOFF_MAX_MS;
+    if (e->acquire_errors < 32)
+        e->acquire_errors++;
+    e->retry_at = now + wait_ms * REIGN_NS_PER_MS;
+}
+
+static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, reign_mono_ns t_sent,
+                          reign_mono_ns now, bool batch_ok)
+{
+    if (op->result == REIGN_RES_OK || op->result == REIGN_RES_HELD) {
+        e->acquire_errors = 0;
+        f->metrics.last_acquire_answer = now;
+        f->metrics.acquire_warned = false;
+    }
     switch (op->result) {
     case REIGN_RES_OK: {
         reign_mono_ns deadline = t_sent + f->belief_ns;
@@ -360,8 +494,7 @@ static void apply_acquire(reign_factory *f, reign_election *e, reign_op *op, rei
         e->retry_at = now + wait_ms * REIGN_NS_PER_MS;
         return;
     default:
-        log_op_error(f, e, op);
-        e->retry_at = now + f->retry_ms * REIGN_NS_PER_MS;
+        acquire_failed(f, e, op, now, batch_ok);
         return;
     }
 }
@@ -418,9 +551,10 @@ static void apply_release(reign_factory *f, reign_election *e, reign_op *op, rei
     e->retry_at = op->result == REIGN_RES_OK ? now : now + f->retry_ms * REIGN_NS_PER_MS;
 }
 
-static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_ns now)
+static void apply(reign_factory *f, batch *b, size_t from, size_t to, reign_mono_ns t_sent,
+                  reign_mono_ns now, bool batch_ok)
 {
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = from; i < to; i++) {
         reign_op *op = &b->ops[i];
         if (op->result == REIGN_RES_UNSET) {
             op->result = REIGN_RES_ERROR;
@@ -434,11 +568,12 @@ static void apply(reign_factory *f, batch *b, reign_mono_ns t_sent, reign_mono_n
         reign_election *e = b->owners[i];
         e->in_flight = false;
         switch (op->kind) {
-        case REIGN_OP_ACQUIRE: apply_acquire(f, e, op, t_sent, now); break;
+        case REIGN_OP_ACQUIRE: apply_acquire(f, e, op, t_sent, now, batch_ok); break;
         case REIGN_OP_RENEW: apply_renew(f, e, op, t_sent, now); break;
         case REIGN_OP_RELEASE: apply_release(f, e, op, now); break;
         default: break;
         }
+        note_due(f, e);
     }
 }
 
@@ -523,8 +658,10 @@ static void apply_released(reign_factory *f, released_list *l)
     for (size_t i = 0; i < l->n; i++) {
         reign_election *e =
             reign_engine_find(f, l->names[i], l->lens[i], reign_engine_hash(l->names[i], l->lens[i]));
-        if (e != NULL && e->campaigning && !e->master)
+        if (e != NULL && e->campaigning && !e->master) {
             e->retry_at = 0;
+            f->next_walk = 0;
+        }
         member_left |= strncmp(l->names[i], REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
     }
     /* A member slot freed: re-read the members now, so survivors take
@@ -565,6 +702,42 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     }
 }
 
+int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
+                                         int64_t timeout_ms) = NULL;
+
+/* Execute the batch in chunks of f->chunk_ops, each with the whole op
+ * timeout and applied as soon as it returns: a slow or failed chunk costs
+ * only its own ops (their RENEWs are retried, the others are renewed), and
+ * no single round trip holds every lease hostage. Deadlines count from
+ * `gathered` for the first chunk and from just before its send for each
+ * later one: never later than the send. */
+static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t chunk = f->chunk_ops > 0 ? f->chunk_ops : b->n;
+    pthread_mutex_unlock(&f->mu);
+    for (size_t from = 0; from < b->n; from += chunk) {
+        size_t n = b->n - from < chunk ? b->n - from : chunk;
+        reign_op *ops = b->ops + from;
+        reign_mono_ns t_sent = from == 0 ? gathered : reign_clock_now_ns();
+        reign_mono_ns t_io = reign_clock_now_ns();
+        int (*hook)(reign_factory *, reign_op *, size_t, int64_t) =
+            atomic_load(&reign_engine_execute_hook);
+        int rc = hook != NULL ? hook(f, ops, n, f->op_timeout_ms)
+                              : f->backend->execute(f->state, ops, n, f->op_timeout_ms);
+        if (rc != REIGN_OK) {
+            for (size_t i = 0; i < n; i++)
+                if (ops[i].result == REIGN_RES_UNSET || ops[i].result == REIGN_RES_ERROR)
+                    ops[i].out_status = ops[i].out_status ? ops[i].out_status : rc;
+        }
+        pthread_mutex_lock(&f->mu);
+        reign_mono_ns done = reign_clock_now_ns();
+        record_batch(f, rc, t_io, done);
+        apply(f, b, from, from + n, t_sent, done, rc == REIGN_OK);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
 static void *engine_main(void *arg)
 {
     reign_factory *f = arg;
@@ -589,20 +762,7 @@ static void *engine_main(void *arg)
 
         bool did_io = b.n > 0;
         if (did_io) {
-            /* Deadlines count from `now`, when the batch was gathered: never
-             * later than the send, even if this thread stalls before it. */
-            reign_mono_ns t_sent = reign_clock_now_ns();
-            int rc = f->backend->execute(f->state, b.ops, b.n, f->op_timeout_ms);
-            if (rc != REIGN_OK) {
-                for (size_t i = 0; i < b.n; i++)
-                    if (b.ops[i].result == REIGN_RES_UNSET || b.ops[i].result == REIGN_RES_ERROR)
-                        b.ops[i].out_status = b.ops[i].out_status ? b.ops[i].out_status : rc;
-            }
-            pthread_mutex_lock(&f->mu);
-            reign_mono_ns done = reign_clock_now_ns();
-            record_batch(f, rc, t_sent, done);
-            apply(f, &b, now, done);
-            pthread_mutex_unlock(&f->mu);
+            run_chunks(f, &b, now);
             batch_clear(&b);
             deliver_events(f);
         }

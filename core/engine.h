@@ -37,6 +37,7 @@ struct reign_election {
     uint64_t held_term;
     reign_mono_ns renew_at;  /* next RENEW when master */
     reign_mono_ns retry_at;  /* next ACQUIRE when campaigning */
+    unsigned acquire_errors; /* ACQUIREs in a row that erred: the backoff */
     bool release_pending;    /* a RELEASE of release_term is owed */
     uint64_t release_term;
     /* A RELEASE that failed (the backend erred or timed out) is tried again,
@@ -50,6 +51,8 @@ struct reign_election {
     bool closing;            /* close requested */
     bool removed;            /* the engine dropped it: the closer may free */
     bool bookkeeping;        /* the membership's slot lease: not counted in stats */
+    bool queued;             /* on factory->pending */
+    reign_election *next_pending;
     unsigned waiters;        /* threads inside reign_election_wait */
     reign_election *next_in_bucket;
     reign_election *prev, *next; /* factory's list */
@@ -85,6 +88,12 @@ typedef struct engine_metrics {
     reign_mono_ns last_failed_batch;  /* execute failed as a whole */
     int last_failed_status;
     reign_mono_ns last_renew_ok;      /* last RENEW or ACQUIRE that succeeded */
+    /* ACQUIREs that erred while the batch went through (a backend out of
+     * descriptors, say): health says so, and one warning per episode. */
+    reign_mono_ns last_acquire_answer; /* last ACQUIRE answered OK or HELD */
+    reign_mono_ns last_acquire_error;
+    int last_acquire_status;
+    bool acquire_warned;
 } engine_metrics;
 
 struct reign_factory {
@@ -98,6 +107,7 @@ struct reign_factory {
     int64_t ttl_ms;
     int64_t retry_ms;
     int64_t op_timeout_ms;
+    size_t chunk_ops;         /* ops per execute call (ENGINE_CHUNK_OPS) */
     reign_mono_ns belief_ns;  /* ttl × (1 − drift) − margin */
     reign_mono_ns renew_ns;   /* renewal period, about ttl/3 */
 
@@ -116,11 +126,32 @@ struct reign_factory {
     engine_event *events;      /* to deliver on the engine thread */
     size_t n_events, cap_events;
     bool retry_all;            /* a notification without a resource */
+    /* Elections owing a RELEASE or closing: the engine settles these
+     * without walking every election, so a stop or a run of closes is
+     * linear in the resources. next_walk is when the full walk (renewals,
+     * campaigns, expiries) is next due; 0 = at once. */
+    reign_election *pending;
+    reign_mono_ns next_walk;
     reign_election *delivering_to; /* whose callback the engine is calling */
     reign_stats stats;
     engine_metrics metrics;
     struct members_state *members; /* non-NULL once joined (core/members.c) */
 };
+
+/* Longest wait before retrying an ACQUIRE that keeps erring, and how long
+ * health remembers such an error: an ACQUIRE error doubles the wait
+ * (from retry_ms) up to this. */
+#define ENGINE_ACQUIRE_BACKOFF_MAX_MS 30000
+
+/* A batch goes to the backend in chunks of this many ops, each with its
+ * own op timeout (run_chunks in engine.c). Sized so that the slowest
+ * backend (etcd: 1.6 s for 100,000 renewals) answers a chunk in well
+ * under a second. */
+#define ENGINE_CHUNK_OPS 4096
+
+/* Tests only: when set, called instead of the backend's execute. */
+extern int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
+                                                int64_t timeout_ms);
 
 /* Start/stop the engine thread of an opened factory. */
 int reign_engine_start(reign_factory *f);
@@ -136,6 +167,13 @@ void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_k
 /* With f->mu held: end belief in the current mastership now and owe a
  * RELEASE for it. */
 void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_lost_reason reason);
+
+/* With f->mu held: e owes a RELEASE or is closing: settle it at the next
+ * gather. */
+void reign_engine_enqueue(reign_factory *f, reign_election *e);
+
+/* With f->mu held: something of e may be due now (a campaign started). */
+void reign_engine_walk_soon(reign_factory *f);
 
 /* True when called on f's engine thread (whose callbacks must not block on it). */
 bool reign_engine_is_engine_thread(const reign_factory *f);

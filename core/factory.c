@@ -105,6 +105,7 @@ static int settle_timing(reign_factory *f, const reign_options *o)
     f->renew_ns = ttl * REIGN_NS_PER_MS / 3;
     f->retry_ms = o->retry_interval_ms > 0 ? o->retry_interval_ms : DEFAULT_RETRY_MS;
     f->op_timeout_ms = o->op_timeout_ms > 0 ? o->op_timeout_ms : (ttl / 3 < 5000 ? ttl / 3 : 5000);
+    f->chunk_ops = ENGINE_CHUNK_OPS;
     return REIGN_OK;
 }
 

@@ -52,11 +52,46 @@ struct members_state {
     uint64_t generation;       /* bumped when the view changes */
     reign_members_fn callback;
     void *callback_payload;
+    bool standby;              /* no slot free for this instance: not in the view */
 
     /* Refresher thread only. */
     reign_election *slot_election;
     unsigned slot;
+    bool standby_said;         /* the "stands by" warning was logged */
 };
+
+/* Refresher thread: record whether this instance stands by, and say so
+ * once per episode rather than every refresh. */
+static void set_standby(members_state *ms, bool standby)
+{
+    reign_factory *f = ms->factory;
+    if (standby && !ms->standby_said)
+        reign_log(&f->logger, REIGN_LOG_WARN, "members",
+                  "all %u member slots are taken: this instance stands by (it is no member, "
+                  "so it should campaign for nothing) until a slot frees; raise the "
+                  "membership's slots (at most 4096) to admit more instances",
+                  ms->slots);
+    else if (!standby && ms->standby_said)
+        reign_log(&f->logger, REIGN_LOG_INFO, "members",
+                  "a member slot freed: campaigning for it, no longer standing by");
+    ms->standby_said = standby;
+    pthread_mutex_lock(&ms->mu);
+    ms->standby = standby;
+    pthread_mutex_unlock(&ms->mu);
+}
+
+bool reign_members_standing_by(reign_factory *f)
+{
+    pthread_mutex_lock(&f->mu);
+    members_state *ms = f->members;
+    pthread_mutex_unlock(&f->mu);
+    if (ms == NULL)
+        return false;
+    pthread_mutex_lock(&ms->mu);
+    bool standby = ms->standby;
+    pthread_mutex_unlock(&ms->mu);
+    return standby;
+}
 
 #define WEIGHT_MAX 1000000
 
@@ -211,9 +246,10 @@ static void keep_slot(members_state *ms, reign_master **read)
         }
         ms->slot_election = e;
         ms->slot = k;
+        set_standby(ms, false);
         return;
     }
-    reign_log(&f->logger, REIGN_LOG_WARN, "members", "all %u member slots are taken", ms->slots);
+    set_standby(ms, true);
 }
 
 static void refresh_once(members_state *ms)

@@ -24,4 +24,11 @@ int reign_member_weight_parse(const char *metadata, uint32_t *out);
  * sets no error message. */
 int reign_members_view(reign_factory *f, reign_member **out, size_t *n_out, uint64_t *generation);
 
+/* True while this joined instance found no free member slot. The view
+ * still lists it (self), but the members do not count it: a shard should
+ * then campaign for nothing (its own view would give it resources nobody
+ * else assigns it) until a slot frees, when the refresher takes it and
+ * this turns false. Any thread. */
+bool reign_members_standing_by(reign_factory *f);
+
 #endif

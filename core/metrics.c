@@ -72,6 +72,13 @@ static void write_label_value(FILE *out, const char *v)
     }
 }
 
+static bool engine_acquire_failing(const engine_metrics *m, reign_mono_ns now)
+{
+    return m->last_acquire_error > m->last_acquire_answer &&
+           now - m->last_acquire_error < 2 * (reign_mono_ns)ENGINE_ACQUIRE_BACKOFF_MAX_MS *
+                                             REIGN_NS_PER_MS;
+}
+
 int reign_factory_health(reign_factory *f, reign_health *out)
 {
     if (f == NULL || out == NULL)
@@ -88,7 +95,13 @@ int reign_factory_health(reign_factory *f, reign_health *out)
     bool backend_ok = m.last_failed_batch <= m.last_ok_batch;
     h.last_error_status = backend_ok ? REIGN_OK : m.last_failed_status;
     bool renew_ok = held == 0 || (h.ms_since_renew_ok >= 0 && h.ms_since_renew_ok < f->ttl_ms);
-    h.healthy = backend_ok && renew_ok;
+    /* ACQUIREs refused while the backend answers (file:// out of
+     * descriptors): the instance cannot take its share, so not healthy,
+     * until one is answered or none has failed for a full backoff. */
+    bool acquire_ok = !engine_acquire_failing(&m, now);
+    if (backend_ok && !acquire_ok)
+        h.last_error_status = m.last_acquire_status;
+    h.healthy = backend_ok && renew_ok && acquire_ok;
     *out = h;
     return REIGN_OK;
 }
@@ -183,6 +196,10 @@ int reign_metrics_write(reign_factory *f, FILE *out)
     fprintf(out, "# HELP reign_healthy 1 while the backend answers and renewals are on time.\n"
                  "# TYPE reign_healthy gauge\nreign_healthy{backend=\"%s\"} %d\n",
             b, h.healthy ? 1 : 0);
+    fprintf(out, "# HELP reign_acquire_failing 1 while ACQUIREs err though the backend "
+                 "answers (e.g. file:// out of descriptors).\n"
+                 "# TYPE reign_acquire_failing gauge\nreign_acquire_failing{backend=\"%s\"} %d\n",
+            b, engine_acquire_failing(&m, reign_clock_now_ns()) ? 1 : 0);
     fprintf(out, "# HELP reign_term Fencing term of each held resource (first %d by name).\n"
                  "# TYPE reign_term gauge\n",
             REIGN_METRICS_MAX_TERMS);

@@ -46,6 +46,7 @@ typedef struct assignment {
     char **members;       /* instance IDs of the stable members, in view order */
     size_t n_members;
     size_t self;          /* our index, BALANCE_NONE if we are not a stable member */
+    bool standby;         /* we found no member slot: take nothing, probe nothing */
     size_t target, fair_share;
     int64_t moves_from_ms; /* surplus may move from then on */
 } assignment;
@@ -197,17 +198,16 @@ static bool is_ours(const assignment *a, const assignment_entry *e)
 
 /* "id\tweight\n" for each stable member, in ID order: equal keys mean the
  * same assignment. */
-static char *view_key_of(const reign_member *m, size_t n)
+static char *view_key_of(const reign_member *m, size_t n, bool standby)
 {
-    size_t len = 1;
+    size_t len = 16;
     for (size_t i = 0; i < n; i++)
         if (m[i].stable)
             len += strlen(m[i].instance_id) + 16;
     char *key = malloc(len);
     if (key == NULL)
         return NULL;
-    size_t at = 0;
-    key[0] = '\0';
+    size_t at = (size_t)snprintf(key, len, "%s", standby ? "standby\n" : "");
     for (size_t i = 0; i < n; i++)
         if (m[i].stable)
             at += (size_t)snprintf(key + at, len - at, "%s\t%u\n", m[i].instance_id, m[i].weight);
@@ -253,7 +253,7 @@ static bool gather_item(shard_item *it, void *ctx)
 /* Compute and publish a new assignment for members m; kick the items whose
  * answer changed. Returns false if out of memory (the old one stays). */
 static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool departures_only,
-                     int64_t now)
+                     bool standby, int64_t now)
 {
     reign_shard *s = b->shard;
     assignment *prev = b->current; /* only this thread publishes */
@@ -272,7 +272,7 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
     for (size_t i = 0; ok && i < n_m; i++) {
         if (!m[i].stable)
             continue;
-        if (m[i].self)
+        if (m[i].self && !standby)
             self = nb;
         a->members[nb] = strdup(m[i].instance_id);
         ok = a->members[nb] != NULL;
@@ -282,6 +282,7 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
     if (a != NULL) {
         a->n_members = nb;
         a->self = self;
+        a->standby = standby;
         atomic_init(&a->refs, 1);
     }
 
@@ -421,7 +422,7 @@ static void probe_and_move(shard_balancer *b, const assignment *a, int64_t now)
 {
     reign_shard *s = b->shard;
     walk_ctx w = {.b = b, .a = a, .now = now};
-    bool probing = now >= b->started_ms + b->probe_interval_ms;
+    bool probing = now >= b->started_ms + b->probe_interval_ms && !a->standby;
     pthread_rwlock_rdlock(&s->index_lock);
     shard_index_each(s, walk_item, &w);
     pthread_rwlock_unlock(&s->index_lock);
@@ -463,11 +464,14 @@ static void balance_once(shard_balancer *b)
     pthread_rwlock_rdlock(&s->index_lock);
     uint64_t set_generation = s->set_generation;
     pthread_rwlock_unlock(&s->index_lock);
-    char *key = view_key_of(m, n);
+    /* Without a member slot the others do not count us: stand by (every
+     * resource is someone else's) until the refresher takes a freed slot. */
+    bool standby = reign_members_standing_by(s->factory);
+    char *key = view_key_of(m, n, standby);
     if (key != NULL && (b->current == NULL || b->view_key == NULL || strcmp(key, b->view_key) != 0 ||
                         set_generation != b->set_generation)) {
         bool departures_only = b->view_key != NULL && members_within(m, n, b->view_key);
-        if (reassign(b, m, n, departures_only, now)) {
+        if (reassign(b, m, n, departures_only, standby, now)) {
             free(b->view_key);
             b->view_key = key;
             key = NULL;

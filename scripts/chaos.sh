@@ -16,6 +16,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+. "$root/scripts/servers/for_test.sh"
 
 # One line per backend; adding a backend is adding a line.
 #   name     CMake option         server    variable with the URI    URI suffix       killed    faults
@@ -104,9 +105,7 @@ server_ctl=''
 verdict=2
 cleanup() {
   local rc=$?
-  if [ "$server" != - ]; then
-    "$root/scripts/servers/$server.sh" stop "$run/server" >/dev/null 2>&1 || true
-  fi
+  test_backend_stop
   if [ "$verdict" = 0 ] && [ "$keep" = 0 ]; then
     rm -rf "$run"
   else
@@ -116,27 +115,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$server" = - ]; then
-  uri="file://$run/locks"
-else
-  script=$root/scripts/servers/$server.sh
-  [ -x "$script" ] || die "$script is missing"
-  # A random free port can be taken between the script's check and the
-  # server's bind: try a few times.
-  env_out=''
-  for attempt in 1 2 3; do
-    if env_out=$("$script" start "$run/server"); then break; fi
-    "$script" stop "$run/server" >/dev/null 2>&1 || true
-    env_out=''
-    echo "chaos.sh: $server server did not start (attempt $attempt)" >&2
-  done
-  [ -n "$env_out" ] || die "$server server did not start"
-  eval "$env_out"
-  [ -n "${!urivar:-}" ] || die "scripts/servers/$server.sh start printed no $urivar"
-  uri=${!urivar}
-  [ "$suffix" = - ] || uri=$uri$suffix
-  server_ctl="$script ctl $run/server"
-fi
+test_backend_uri
+[ "$server" = - ] || server_ctl="$root/scripts/servers/$server.sh ctl $run/server"
 
 args=(--worker "$bin/reign_chaos_worker" --uri "$uri" --dir "$run/logs" --backend "$backend"
       --workers "$workers" --resources "$resources" --ttl-ms "$ttl")

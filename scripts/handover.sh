@@ -23,6 +23,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+. "$root/scripts/servers/for_test.sh"
 
 # name      CMake option         server    variable with the URI    URI suffix          TTL ms
 BACKENDS='
@@ -89,9 +90,7 @@ verdict=2
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
-  if [ "$server" != - ]; then
-    "$root/scripts/servers/$server.sh" stop "$run/server" >/dev/null 2>&1 || true
-  fi
+  test_backend_stop
   if [ "$verdict" = 0 ] && [ "$keep" = 0 ]; then
     rm -rf "$run"
   else
@@ -101,24 +100,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$server" = - ]; then
-  uri="file://$run/locks"
-else
-  script=$root/scripts/servers/$server.sh
-  [ -x "$script" ] || die "$script is missing"
-  env_out=''
-  for attempt in 1 2 3; do
-    if env_out=$("$script" start "$run/server"); then break; fi
-    "$script" stop "$run/server" >/dev/null 2>&1 || true
-    env_out=''
-    echo "handover.sh: $server server did not start (attempt $attempt)" >&2
-  done
-  [ -n "$env_out" ] || die "$server server did not start"
-  eval "$env_out"
-  [ -n "${!urivar:-}" ] || die "scripts/servers/$server.sh start printed no $urivar"
-  uri=${!urivar}
-  [ "$suffix" = - ] || uri=$uri$suffix
-fi
+test_backend_uri
 
 t0=$(date +%s%N)
 say() { printf 'handover.sh: %6.1f s  %s\n' "$(( ($(date +%s%N) - t0) / 1000000 ))e-3" "$*"; }

@@ -375,6 +375,52 @@ int etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, ch
     return REIGN_OK;
 }
 
+int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv **kvs,
+                         size_t *n, char *err, size_t err_size)
+{
+    int64_t i = 0, t = 0;
+    const json_t *arr;
+    int rc;
+    if ((rc = etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
+        (rc = etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK ||
+        (rc = get_array(root, "keys", &arr, err, err_size)) != REIGN_OK)
+        return rc;
+    if (i != id) {
+        snprintf(err, err_size, "time-to-live of lease %" PRId64 " answered ID %" PRId64, id, i);
+        return REIGN_EPROTO;
+    }
+    size_t count = arr != NULL ? json_array_size(arr) : 0;
+    etcd_kv *out = calloc(count > 0 ? count : 1, sizeof *out);
+    if (out == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return REIGN_ENOMEM;
+    }
+    for (size_t k = 0; k < count; k++) {
+        const json_t *v = json_array_get(arr, k);
+        rc = json_is_string(v) ? etcd_b64_decode(json_string_value(v), json_string_length(v),
+                                                 &out[k].key, &out[k].key_len)
+                               : REIGN_EPROTO;
+        if (rc == REIGN_OK && out[k].key_len == 0) {
+            free(out[k].key);
+            out[k].key = NULL;
+            rc = REIGN_EPROTO;
+        }
+        if (rc != REIGN_OK) {
+            if (rc == REIGN_ENOMEM)
+                snprintf(err, err_size, "out of memory");
+            else
+                snprintf(err, err_size, "keys[%zu] of lease %" PRId64 " is not a base64 key", k,
+                         id);
+            etcd_kvs_free(out, k);
+            return rc;
+        }
+    }
+    *ttl_s = t < 0 ? -1 : t;
+    *kvs = out;
+    *n = count;
+    return REIGN_OK;
+}
+
 int etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err_size)
 {
     const json_t *t = json_object_get(root, "token");

@@ -78,6 +78,12 @@ int etcd_json_lease_grant(const json_t *root, int64_t *id, int64_t *ttl_s, char 
 int etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, char *err,
                               size_t err_size);
 
+/* /v3/lease/timetolive with "keys": true for lease `id` → its TTL in
+ * seconds (-1: expired or gone) and the keys attached to it (a malloc'd
+ * array of etcd_kv with only key set; *n may be 0). */
+int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv **kvs,
+                         size_t *n, char *err, size_t err_size);
+
 /* /v3/auth/authenticate → the token, malloc'd. */
 int etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err_size);
 

@@ -6,7 +6,9 @@
  *                lease, so the lease must have a whole TTL left when we say
  *                OK);
  *   verify       the RENEWed keys: one txn of ranges, or for more keys than
- *                a txn may hold one keys-only range over the whole prefix;
+ *                a txn may hold one /lease/timetolive of the factory's own
+ *                lease with its keys (work for etcd in this instance's
+ *                keys, not in every key under the prefix);
  *   RELEASE      nested txns, each "create_revision == term → delete";
  *   READ         a txn of ranges;
  *   ACQUIRE      nested txns, each "create_revision == 0 → put with the
@@ -210,7 +212,7 @@ static void range_op(sbuf *b, const char *key64, bool keys_only)
 typedef enum job_kind {
     JOB_KEEPALIVE,
     JOB_VERIFY_TXN,
-    JOB_VERIFY_RANGE,
+    JOB_VERIFY_LEASE,
     JOB_RELEASE,
     JOB_READ,
     JOB_PRECHECK,
@@ -383,16 +385,27 @@ static void verify_failed(batch *b, const job *j, int status, const char *cause)
     }
 }
 
-/* RENEW results from a keys-only range over the whole prefix. */
-static void apply_verify_range(batch *b, job *j)
+/* RENEW results from the keys attached to our own lease. A key attached to
+ * it was put by one of our ACQUIREs, at the revision that ACQUIRE answered
+ * as its term, and the engine renews only the term it was given: so a key
+ * found there is taken to carry the RENEW's term (the txn of ranges, for
+ * fewer keys, checks the term itself). A lease past its TTL (-1) has lost
+ * every key. */
+static void apply_verify_lease(batch *b, job *j)
 {
     etcd_kv *kvs = NULL;
     size_t n = 0;
-    int64_t rev = 0;
+    int64_t ttl = 0;
     char err[ETCD_ERR_SIZE];
-    int rc = etcd_json_range(j->req.root, &kvs, &n, &rev, err, sizeof err);
+    int rc = etcd_json_lease_keys(j->req.root, b->lease_used, &ttl, &kvs, &n, err, sizeof err);
     if (rc != REIGN_OK) {
         verify_failed(b, j, rc, err);
+        return;
+    }
+    if (ttl < 0) {
+        for (size_t k = 0; k < j->n; k++)
+            b->ops[j->idx[k]].result = REIGN_RES_LOST;
+        etcd_kvs_free(kvs, n);
         return;
     }
     qsort(kvs, n, sizeof *kvs, kv_sort_cmp);
@@ -412,6 +425,8 @@ static void apply_verify_range(batch *b, job *j)
             if (c == 0) {
                 item.has_kv = true;
                 item.kv = kvs[mid]; /* borrowed: not cleared below */
+                item.kv.create_revision = (int64_t)op->term; /* vouched for above */
+                item.kv.lease = b->lease_used;
                 break;
             }
             if (c < 0)
@@ -809,9 +824,12 @@ int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeo
     if (n_ren_live > 0 && n_ren_live <= txn_limit(&b, JOB_VERIFY_TXN)) {
         add_txn_jobs(&b, JOB_VERIFY_TXN, b.ren, n_ren_live, entry_verify);
     } else if (n_ren_live > 0) {
-        job *j = job_add(&b, JOB_VERIFY_RANGE, "/kv/range", b.ren, n_ren_live);
-        job_body(&b, j, json_pack("{s:s, s:s, s:b}", "key", s->prefix_key, "range_end",
-                                  s->prefix_end, "keys_only", 1));
+        /* The /kv/ path is the one etcd 3.3's gateway serves; 3.4 and later
+         * keep it beside /lease/timetolive. */
+        job *j = job_add(&b, JOB_VERIFY_LEASE, "/kv/lease/timetolive", b.ren, n_ren_live);
+        char id[24];
+        snprintf(id, sizeof id, "%" PRId64, s->lease_id);
+        job_body(&b, j, json_pack("{s:s, s:b}", "ID", id, "keys", 1));
     }
     add_txn_jobs(&b, JOB_RELEASE, b.rel, b.n_rel, entry_release);
     add_txn_jobs(&b, JOB_READ, b.rd, b.n_rd, entry_read);
@@ -831,9 +849,9 @@ int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeo
             apply_precheck(&b, j);
             continue;
         }
-        if (j->kind == JOB_VERIFY_RANGE) {
+        if (j->kind == JOB_VERIFY_LEASE) {
             if (j->req.status == REIGN_OK) {
-                apply_verify_range(&b, j);
+                apply_verify_lease(&b, j);
                 continue;
             }
             verify_failed(&b, j, j->req.status, j->req.err);

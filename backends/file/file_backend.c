@@ -218,6 +218,7 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
                           "instance; others notice this one's death at their retry interval only",
                           dir, cfg->instance_id);
     file_member_sweep(st->members_fd, st->member_name);
+    file_nofile_prepare(st);
     rc = file_watch_open(cfg, dir, st->members_fd, &st->watch);
     if (rc != REIGN_OK)
         goto out;
@@ -234,6 +235,7 @@ static int file_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeou
 {
     file_state *st = state;
     int64_t deadline_ns = file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    st->emfile_batch = 0; /* descriptors may have been freed since */
     for (size_t i = 0; i < n_ops; i++)
         file_op_run(st, &ops[i], deadline_ns);
     return REIGN_OK;

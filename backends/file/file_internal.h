@@ -12,6 +12,7 @@
  *   watch.c         the notification fd: releases (inotify), deaths (watcher
  *                   threads on member files), retries of dying holders (timer)
  *   perm.c          mode= (sharing a directory with a group), owner messages
+ *   nofile.c        the open-file budget: RLIMIT_NOFILE bounds the held leases
  *
  * On-disk layout of DIR:
  *   <name(resource)>.lock     one per resource, never deleted: it keeps the
@@ -186,6 +187,21 @@ void file_describe_owner(int dir_fd, const char *name, char *buf, size_t size);
 /* What to do when instances of different users share a directory. */
 const char *file_share_hint(void);
 
+/* ---- nofile.c ---------------------------------------------------------------- */
+
+/* Descriptors kept for everything but leases: member and directory fds,
+ * inotify and epoll, watcher threads' member files, the ones an op opens
+ * briefly, and the application's own (sockets, logs). */
+#define FILE_NOFILE_RESERVE 64
+
+struct file_state;
+/* At open: raise the soft limit to the hard one, size lease_limit. */
+void file_nofile_prepare(struct file_state *st);
+/* Before an ACQUIRE of a new lease: 1 = refused (op failed), 0 = go on. */
+int file_nofile_refuse(struct file_state *st, reign_op *op);
+/* An open in ACQUIRE failed with EMFILE: fail op, and the batch's rest. */
+void file_nofile_emfile(struct file_state *st, reign_op *op);
+
 /* ---- ops.c / file_backend.c ---------------------------------------------- */
 
 /* A lease this state holds: the fd whose open file description owns the
@@ -205,7 +221,10 @@ typedef struct file_state {
     char member_name[FILE_NAME_MAX];
     file_map held;                    /* resource bytes → file_hold * */
     file_watch *watch;                /* NULL if notifications are unavailable */
-    int nofile_raised;                /* RLIMIT_NOFILE soft limit raised once */
+    unsigned long long nofile;        /* RLIMIT_NOFILE soft limit after open */
+    size_t lease_limit;               /* most leases held at once; 0 = unbounded */
+    int emfile_batch;                 /* an EMFILE in the batch being executed */
+    unsigned long long emfile_count;  /* ACQUIREs refused for want of descriptors */
     int mode_given;                   /* mode= was in the URI */
     mode_t file_mode;                 /* lock and member files (mode=; else 0600) */
 } file_state;

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,39 +55,12 @@ static void fail_errno(const file_state *st, reign_op *op, const char *name, con
     fail(st, op, status_of_errno(err), name, what, strerror(err));
 }
 
-/* Every held lease keeps one fd open, so thousands of leases outgrow the
- * usual soft limit of 1024 files. The first time that happens, raise the
- * soft limit to the hard one (as Go's runtime does at start) and say so. */
-static int raise_nofile(file_state *st)
-{
-    struct rlimit rl;
-    if (st->nofile_raised || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
-        return -1;
-    st->nofile_raised = 1;
-    rlim_t old = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -1;
-    reign_backend_log(st->cfg, REIGN_LOG_INFO,
-                      "file: raised the open-file limit from %llu to %llu: each held lease "
-                      "keeps its lock file open",
-                      (unsigned long long)old, (unsigned long long)rl.rlim_cur);
-    return 0;
-}
-
 static int open_lock(file_state *st, const char *name, int flags)
 {
-    for (;;) {
-        int fd = openat(st->dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, st->file_mode);
-        if (fd >= 0 && st->mode_given)
-            file_fix_mode(fd, st->file_mode);
-        if (fd >= 0 || errno != EMFILE)
-            return fd;
-        if (raise_nofile(st) != 0) {
-            errno = EMFILE;
-            return -1;
-        }
-    }
+    int fd = openat(st->dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, st->file_mode);
+    if (fd >= 0 && st->mode_given)
+        file_fix_mode(fd, st->file_mode);
+    return fd;
 }
 
 /* Read and parse the record of fd (its record lock held). 0, or -1 with
@@ -169,8 +141,14 @@ static void do_acquire(file_state *st, reign_op *op, const char *name, int64_t d
             fail(st, op, REIGN_ENOMEM, name, "out of memory", NULL);
         return;
     }
+    if (file_nofile_refuse(st, op))
+        return;
 again:
     fd = open_lock(st, name, O_RDWR | O_CREAT);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        file_nofile_emfile(st, op);
+        goto out;
+    }
     if (fd < 0) {
         fail_errno(st, op, name, "open", errno);
         goto out;

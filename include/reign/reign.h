@@ -248,8 +248,10 @@ typedef struct reign_health {
 } reign_health;
 
 /* Healthy = the last batch reached the backend (or none failed since the
- * last that did) and, while masterships are held, a renewal succeeded
- * within the TTL. A factory with no elections sends nothing, so it stays
+ * last that did), while masterships are held a renewal succeeded within
+ * the TTL, and ACQUIREs are not being refused one by one while the backend
+ * answers (file:// out of descriptors: last_error_status is then that
+ * ACQUIRE's status, until one is answered or none failed for 60 s). A factory with no elections sends nothing, so it stays
  * healthy as long as it was at open. */
 REIGN_EXTERN int reign_factory_health(reign_factory *factory, reign_health *out);
 

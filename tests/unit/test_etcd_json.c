@@ -32,6 +32,11 @@ static const char keepalive_body[] =
 static const char keepalive_gone_body[] =
     "{\"result\":{\"header\":{\"cluster_id\":\"13455796455940752355\",\"member_id\":"
     "\"443629905751424238\",\"revision\":\"1\",\"raft_term\":\"2\"},\"ID\":\"123\"}}";
+static const char timetolive_body[] =
+    "{\"header\":{\"revision\":\"2\"},\"ID\":\"3719025857220431878\",\"TTL\":\"29\","
+    "\"grantedTTL\":\"30\",\"keys\":[\"Zm9v\",\"YmFy\"]}";
+static const char timetolive_gone_body[] =
+    "{\"header\":{\"revision\":\"2\"},\"ID\":\"12345\",\"TTL\":\"-1\"}";
 static const char lease_not_found_body[] =
     "{\"error\":\"etcdserver: requested lease not found\",\"message\":\"etcdserver: requested "
     "lease not found\",\"code\":5}";
@@ -244,6 +249,36 @@ static void test_keepalive_gives_ttl_and_zero_for_a_lease_that_is_gone(void **st
     assert_int_equal(r.rc, REIGN_OK);
     assert_int_equal(etcd_json_lease_keepalive(r.root, 123, &ttl, r.err, sizeof r.err), REIGN_OK);
     assert_int_equal(ttl, 0);
+    json_decref(r.root);
+}
+
+static void test_timetolive_gives_the_leases_keys_and_minus_one_when_gone(void **state)
+{
+    (void)state;
+    resp r = parse(200, timetolive_body);
+    int64_t ttl = 0;
+    etcd_kv *kvs = NULL;
+    size_t n = 0;
+    assert_int_equal(etcd_json_lease_keys(r.root, INT64_C(3719025857220431878), &ttl, &kvs, &n,
+                                          r.err, sizeof r.err),
+                     REIGN_OK);
+    assert_int_equal(ttl, 29);
+    assert_int_equal(n, 2);
+    assert_int_equal(kvs[0].key_len, 3);
+    assert_memory_equal(kvs[0].key, "foo", 3);
+    assert_memory_equal(kvs[1].key, "bar", 3);
+    etcd_kvs_free(kvs, n);
+    /* Another lease's answer is not ours. */
+    assert_int_equal(etcd_json_lease_keys(r.root, 1, &ttl, &kvs, &n, r.err, sizeof r.err),
+                     REIGN_EPROTO);
+    json_decref(r.root);
+
+    r = parse(200, timetolive_gone_body);
+    assert_int_equal(etcd_json_lease_keys(r.root, 12345, &ttl, &kvs, &n, r.err, sizeof r.err),
+                     REIGN_OK);
+    assert_int_equal(ttl, -1);
+    assert_int_equal(n, 0);
+    etcd_kvs_free(kvs, n);
     json_decref(r.root);
 }
 
@@ -640,6 +675,10 @@ static void parse_all(const char *body, size_t len)
         int major, minor;
         etcd_json_lease_grant(root, &a, &b, err, sizeof err);
         etcd_json_lease_keepalive(root, 5, &a, err, sizeof err);
+        if (etcd_json_lease_keys(root, 5, &a, &kvs, &n, err, sizeof err) == REIGN_OK)
+            etcd_kvs_free(kvs, n);
+        kvs = NULL;
+        n = 0;
         if (etcd_json_auth_token(root, &token, err, sizeof err) == REIGN_OK)
             free(token);
         etcd_json_version(root, &major, &minor, err, sizeof err);
@@ -726,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_range_gives_every_pair),
         cmocka_unit_test(test_wrong_types_in_a_range_are_eproto_naming_the_field),
         cmocka_unit_test(test_watch_messages_cut_anywhere_are_framed_whole),
+        cmocka_unit_test(test_timetolive_gives_the_leases_keys_and_minus_one_when_gone),
         cmocka_unit_test(test_frame_honours_strings_escapes_and_refuses_garbage),
         cmocka_unit_test(test_watch_cancel_and_stream_errors_are_reported),
         cmocka_unit_test(test_random_damage_never_crashes_the_parsers),

@@ -117,6 +117,8 @@ static void ids_make(char ids[][8], const char **p, int from, int to)
     }
 }
 
+static unsigned slots_for_next_open; /* 0: the default */
+
 static void open_instance(world *w, int k, const char *uri, const char *const *ids, size_t n,
                           const char *metadata)
 {
@@ -140,6 +142,7 @@ static void open_instance(world *w, int k, const char *uri, const char *const *i
     c.membership.refresh_interval_ms = 100;
     c.membership.stabilization_ms = 300;
     c.revoke_timeout_ms = 60000;
+    c.membership.slots = slots_for_next_open;
     assert_int_equal(reign_shard_new(in->f, ids, n, &c, &in->s), REIGN_OK);
 }
 
@@ -515,6 +518,38 @@ static void test_instances_whose_sets_differ_for_a_while(void **state)
     world_free(w);
 }
 
+/* One member slot, two instances: the one without a slot stands by (takes
+ * and probes nothing, so it never campaigns on a view nobody shares), and
+ * takes over once the slot frees. */
+static void test_an_instance_without_a_member_slot_stands_by(void **state)
+{
+    (void)state;
+    world *w = world_new();
+    char ids[N_MAX][8];
+    const char *p[N_MAX];
+    ids_make(ids, p, 0, 10);
+    slots_for_next_open = 1;
+    open_instance(w, 0, "mem://handover-standby", p, 10, NULL);
+    assert_int_equal(reign_shard_start(w->in[0].s), REIGN_OK);
+    assert_true(eventually(one_worker_each, w, 1, 0, 10, 5000));
+    open_instance(w, 1, "mem://handover-standby", p, 10, NULL);
+    assert_int_equal(reign_shard_start(w->in[1].s), REIGN_OK);
+    sleep_ms(1500); /* past stabilization and probe intervals */
+    assert_int_equal(reign_tracker_count(reign_shard_tracker(w->in[1].s)), 0);
+    reign_shard_balance b;
+    assert_int_equal(reign_shard_balance_info(w->in[1].s, &b), REIGN_OK);
+    assert_int_equal(b.target, 0);
+    close_instance(w, 0);
+    assert_true(eventually(one_worker_each, w, 2, 0, 10, 10000));
+    assert_int_equal(reign_tracker_count(reign_shard_tracker(w->in[1].s)), 10);
+    slots_for_next_open = 0;
+    pthread_mutex_lock(&w->mu);
+    assert_int_equal(w->overlaps, 0);
+    pthread_mutex_unlock(&w->mu);
+    close_instance(w, 1);
+    world_free(w);
+}
+
 static void test_a_bad_weight_is_refused_at_start(void **state)
 {
     (void)state;
@@ -534,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_a_revocation_never_acknowledged_ends_at_the_revoke_timeout),
         cmocka_unit_test(test_drain_hands_everything_over_one_by_one),
         cmocka_unit_test(test_instances_whose_sets_differ_for_a_while),
+        cmocka_unit_test(test_an_instance_without_a_member_slot_stands_by),
         cmocka_unit_test(test_a_bad_weight_is_refused_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
