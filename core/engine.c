@@ -702,8 +702,9 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     }
 }
 
+/* Zero (no hook) as every static; clang refuses NULL as an _Atomic initializer. */
 int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
-                                         int64_t timeout_ms) = NULL;
+                                         int64_t timeout_ms);
 
 /* Execute the batch in chunks of f->chunk_ops, each with the whole op
  * timeout and applied as soon as it returns: a slow or failed chunk costs
