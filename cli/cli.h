@@ -225,11 +225,17 @@ int cli_guard_send(int fd, int64_t message);
 /* ---- supervise.c ----------------------------------------------------------- */
 
 /* `reign shard -- CMD`: a guarded CMD per mastered resource. */
+typedef enum cli_on_exit {
+    CLI_ON_EXIT_RESTART, /* run CMD again after the delay, same term, while master */
+    CLI_ON_EXIT_RELEASE, /* give the resource away; take part again after the delay */
+} cli_on_exit;
+
 typedef struct cli_supervise_config {
     char **cmd;               /* NULL-terminated; "{}" becomes the ID. NULL: events only */
     const char *instance;     /* for REIGN_INSTANCE */
     int64_t grace_ms;         /* SIGTERM, then SIGKILL after this */
-    int64_t restart_delay_ms; /* CMD exited by itself: rerun after this; < 0: do not */
+    cli_on_exit on_exit;      /* CMD exited by itself */
+    int64_t restart_delay_ms; /* the delay of on_exit */
     bool json;                /* events as JSON lines */
     sigset_t mask;            /* CMD's signal mask (reign's before blocking) */
 } cli_supervise_config;
@@ -245,6 +251,10 @@ int cli_supervisor_start(cli_supervisor *s, reign_shard *shard);
  * CMD on GAINED, stops it on REVOKED (answering REIGN_SHARD_LATER, then
  * reign_shard_revoke_done once CMD is reaped) and on LOST. */
 int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *event, void *payload);
+/* The set was just made the resources file's (SIGHUP): resources released
+ * by --on-exit release are not added back by the supervisor any more (the
+ * file decides). */
+void cli_supervisor_reloaded(cli_supervisor *s);
 /* After reign_shard_stop: SIGKILL what is left, reap, free. NULL: no-op. */
 void cli_supervisor_free(cli_supervisor *s);
 

@@ -34,6 +34,7 @@ enum {
     OPT_RESTART_DELAY,
     OPT_DRAIN_TIMEOUT,
     OPT_RESOURCES_FILE,
+    OPT_ON_EXIT,
 };
 
 static const char usage_text[] =
@@ -90,8 +91,11 @@ static const char usage_text[] =
     "With -- CMD: while master of a resource, run CMD for it (\"{}\" in ARGS is\n"
     "the ID) with REIGN_RESOURCE, REIGN_TERM (fencing token), REIGN_INSTANCE.\n"
     "  --grace DUR         a stopped CMD gets SIGTERM, SIGKILL after DUR (default 5s)\n"
-    "  --restart-delay DUR CMD exited by itself: rerun it after DUR with the same\n"
-    "                      term while still master (default 1s)\n"
+    "  --on-exit restart|release  CMD exited by itself: run it again after the\n"
+    "                      delay, same term, while still master (restart, the\n"
+    "                      default), or give the resource away and take part\n"
+    "                      again after the delay (release)\n"
+    "  --restart-delay DUR that delay (default 1s)\n"
     "A guard process per CMD SIGKILLs CMD's process group at the local lease\n"
     "deadline if reign stops renewing (paused, stalled), and when reign dies.\n"
     "  -h, --help          this help\n"
@@ -123,6 +127,7 @@ typedef struct shard_args {
     int64_t restart_delay_ms;
     int64_t drain_timeout_ms;
     const char *resources_file;
+    cli_on_exit on_exit;
     char **cmd;     /* after "--": NULL if none */
 } shard_args;
 
@@ -244,7 +249,7 @@ static int on_event(reign_shard *shard, const reign_shard_event *event, void *pa
 }
 
 /* SIGHUP with --resources-file: make the shard's set the file's. */
-static void reload_resources(reign_shard *shard, const char *path)
+static void reload_resources(reign_shard *shard, cli_supervisor *supervisor, const char *path)
 {
     char **ids = NULL;
     size_t n = 0;
@@ -256,6 +261,7 @@ static void reload_resources(reign_shard *shard, const char *path)
         cli_error("applying %s: %s", path, reign_last_error());
     else
         fprintf(stderr, "reign: %s reread: %zu resources\n", path, n);
+    cli_supervisor_reloaded(supervisor);
     cli_resources_free(ids, n);
 }
 
@@ -280,9 +286,11 @@ static int parse_args(int argc, char **argv, shard_args *a)
         {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
         {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
         {"resources-file", required_argument, NULL, OPT_RESOURCES_FILE},
+        {"on-exit", required_argument, NULL, OPT_ON_EXIT},
         {NULL, 0, NULL, 0},
     };
     int opt, rc = 0;
+    const char *cmd_only = NULL; /* an option that means something only with -- CMD */
     int64_t moves = 0;
 
     a->shard = (reign_shard_config)REIGN_SHARD_CONFIG_INIT;
@@ -376,9 +384,11 @@ static int parse_args(int argc, char **argv, shard_args *a)
             a->json = true;
             break;
         case OPT_GRACE:
+            cmd_only = "--grace";
             rc = cli_parse_duration("shard", "--grace", optarg, 1, 0, SHARD_MAX_MS, &a->grace_ms);
             break;
         case OPT_RESTART_DELAY:
+            cmd_only = "--restart-delay";
             rc = cli_parse_duration("shard", "--restart-delay", optarg, 1, 0, SHARD_MAX_MS,
                                     &a->restart_delay_ms);
             break;
@@ -389,6 +399,16 @@ static int parse_args(int argc, char **argv, shard_args *a)
         case OPT_RESOURCES_FILE:
             a->resources_file = optarg;
             break;
+        case OPT_ON_EXIT:
+            cmd_only = "--on-exit";
+            if (strcmp(optarg, "restart") == 0)
+                a->on_exit = CLI_ON_EXIT_RESTART;
+            else if (strcmp(optarg, "release") == 0)
+                a->on_exit = CLI_ON_EXIT_RELEASE;
+            else
+                rc = cli_usage_error("shard", "--on-exit wants restart or release, got '%s'",
+                                     optarg);
+            break;
         default:
             return cli_bad_option("shard", opt, argv);
         }
@@ -397,6 +417,8 @@ static int parse_args(int argc, char **argv, shard_args *a)
     }
     a->listed = &argv[optind];
     a->n_listed = (size_t)(argc - optind);
+    if (cmd_only != NULL && a->cmd == NULL)
+        return cli_usage_error("shard", "%s needs -- CMD", cmd_only);
     if ((a->count > 0) + (a->n_listed > 0) + (a->resources_file != NULL) > 1)
         return cli_usage_error("shard",
                                "give one of --count, RESOURCEs and --resources-file");
@@ -574,6 +596,7 @@ int cli_cmd_shard(int argc, char **argv)
     cli_supervise_config sc = {.cmd = a.cmd,
                                .instance = NULL,
                                .grace_ms = a.grace_ms,
+                               .on_exit = a.on_exit,
                                .restart_delay_ms = a.restart_delay_ms,
                                .json = a.json,
                                .mask = cmd_mask};
@@ -641,7 +664,7 @@ int cli_cmd_shard(int argc, char **argv)
         if (sig != SIGHUP || a.resources_file == NULL)
             break;
         cli_forget_stop_signal();
-        reload_resources(shard, a.resources_file);
+        reload_resources(shard, supervisor, a.resources_file);
     }
     /* Hand over one by one (each CMD stopped first) rather than all at
      * once, so the others take over without a gap. */

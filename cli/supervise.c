@@ -2,8 +2,10 @@
  * mastered resource, started on REIGN_SHARD_GAINED, stopped before a
  * revocation is acknowledged (SIGTERM, SIGKILL after the grace period), and
  * stopped at once on a loss. One supervisor thread reaps the guards, passes
- * each new local deadline to them, escalates to SIGKILL and restarts a CMD
- * that exited by itself. Events are printed here too, as text or JSON.
+ * each new local deadline to them, escalates to SIGKILL and, when a CMD
+ * exited by itself, restarts it (--on-exit restart) or gives the resource
+ * away for the restart delay (--on-exit release: removed from the shard,
+ * added back later). Events are printed here too, as text or JSON.
  *
  * Slots are a flat array searched linearly: one per resource this instance
  * runs a CMD for, i.e. at most its fair share. */
@@ -33,8 +35,17 @@ typedef struct slot {
     int64_t kill_at_ms;
     uint64_t revoke_term; /* != 0: acknowledge this revocation once reaped */
     int64_t start_at_ms;  /* != 0: (re)start CMD with `term` then, if still master */
+    bool remove_now;      /* --on-exit release: take it out of the shard */
+    int64_t readd_at_ms;  /* != 0: released; add it back to the shard then */
     bool dead;            /* nothing to do: reusable */
 } slot;
+
+/* A shard call the thread makes outside mu (the shard's callbacks take it):
+ * reign_shard_add or reign_shard_remove of one ID. */
+typedef struct shard_call {
+    bool add;
+    char *id;
+} shard_call;
 
 struct cli_supervisor {
     cli_supervise_config cfg;
@@ -46,6 +57,8 @@ struct cli_supervisor {
     bool thread_started;
     bool quit;
     bool gate;            /* debug: REIGN_SHARD_BROKEN_ACK acknowledges at once */
+    shard_call *calls;    /* for the thread to make outside mu */
+    size_t n_calls, cap_calls;
 };
 
 static const char *reason_name(reign_shard_reason r)
@@ -232,6 +245,8 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
         }
         sl->term = e->term;
         sl->revoke_term = 0;
+        sl->remove_now = false;
+        sl->readd_at_ms = 0;
         if (sl->guard != 0)
             sl->start_at_ms = 1; /* the old term's CMD is still stopping: once reaped */
         else
@@ -248,7 +263,7 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
                 sl->revoke_term = e->term;
                 answer = REIGN_SHARD_LATER;
             }
-        } else if (sl->guard == 0) {
+        } else if (sl->guard == 0 && sl->readd_at_ms == 0) {
             sl->dead = true;
         }
         break;
@@ -258,7 +273,7 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
             break;
         sl->start_at_ms = 0;
         if (sl->guard == 0) {
-            sl->dead = true;
+            sl->dead = sl->readd_at_ms == 0;
         } else if (sl->term == e->term) {
             sl->revoke_term = 0;
             /* Unwarned, or released after the revoke timeout: the lease
@@ -296,13 +311,36 @@ static uint64_t on_reaped(cli_supervisor *s, slot *sl, int status, char *ack_id,
         sl->dead = true;
     } else if (sl->start_at_ms == 1) {
         start_cmd(s, sl); /* gained again while the old CMD was stopping */
-    } else if (!sl->stopping && s->cfg.restart_delay_ms >= 0) {
+    } else if (!sl->stopping && s->cfg.on_exit == CLI_ON_EXIT_RESTART) {
         /* Exited by itself: again, with the same term, while master. */
         sl->start_at_ms = reign_monotonic_ms() + s->cfg.restart_delay_ms;
+    } else if (!sl->stopping) {
+        /* Exited by itself, --on-exit release: the thread removes it from
+         * the shard (revoked, released: another instance may take it) and
+         * adds it back after the delay. */
+        sl->remove_now = true;
+        sl->readd_at_ms = reign_monotonic_ms() + s->cfg.restart_delay_ms;
+        if (sl->readd_at_ms == 0)
+            sl->readd_at_ms = 1;
     } else {
         sl->dead = true;
     }
     return ack;
+}
+
+static void queue_call(cli_supervisor *s, bool add, const char *id)
+{
+    if (s->n_calls == s->cap_calls) {
+        size_t cap = s->cap_calls ? 2 * s->cap_calls : 8;
+        shard_call *n = realloc(s->calls, cap * sizeof *n);
+        if (n == NULL)
+            return; /* tried again next tick: the slot keeps its state */
+        s->calls = n;
+        s->cap_calls = cap;
+    }
+    char *copy = strdup(id);
+    if (copy != NULL)
+        s->calls[s->n_calls++] = (shard_call){.add = add, .id = copy};
 }
 
 static void tick(cli_supervisor *s)
@@ -312,6 +350,14 @@ static void tick(cli_supervisor *s)
         slot *sl = &s->slots[i];
         if (sl->dead)
             continue;
+        if (sl->remove_now) {
+            sl->remove_now = false;
+            queue_call(s, false, sl->id);
+        } else if (sl->readd_at_ms != 0 && now >= sl->readd_at_ms) {
+            sl->readd_at_ms = 0;
+            sl->dead = sl->guard == 0;
+            queue_call(s, true, sl->id);
+        }
         if (sl->guard == 0) {
             if (sl->start_at_ms > 1 && now >= sl->start_at_ms)
                 start_cmd(s, sl);
@@ -336,7 +382,20 @@ static void *supervise_thread(void *arg)
         pthread_mutex_lock(&s->mu);
         bool quit = s->quit;
         tick(s);
+        shard_call *calls = s->calls;
+        size_t n_calls = s->n_calls;
+        s->calls = NULL;
+        s->n_calls = s->cap_calls = 0;
         pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < n_calls; i++) {
+            int rc = calls[i].add ? reign_shard_add(s->shard, calls[i].id)
+                                  : reign_shard_remove(s->shard, calls[i].id);
+            if (rc != REIGN_OK)
+                cli_error("%s %s: %s", calls[i].add ? "adding back" : "releasing", calls[i].id,
+                          reign_last_error());
+            free(calls[i].id);
+        }
+        free(calls);
         for (;;) {
             int status;
             pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -375,6 +434,19 @@ int cli_supervisor_new(const cli_supervise_config *cfg, cli_supervisor **out)
                   "CMD (a deliberately broken build for tests)");
     *out = s;
     return 0;
+}
+
+void cli_supervisor_reloaded(cli_supervisor *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (!sl->dead && sl->readd_at_ms != 0) {
+            sl->readd_at_ms = 0;
+            sl->dead = sl->guard == 0;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 int cli_supervisor_start(cli_supervisor *s, reign_shard *shard)
@@ -424,6 +496,9 @@ void cli_supervisor_free(cli_supervisor *s)
             close(s->slots[i].fd);
     }
     free(s->slots);
+    for (size_t i = 0; i < s->n_calls; i++)
+        free(s->calls[i].id);
+    free(s->calls);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
