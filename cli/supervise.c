@@ -363,11 +363,14 @@ static void tick(cli_supervisor *s)
                 start_cmd(s, sl);
             continue;
         }
-        if (sl->stopping) {
-            if (!sl->killed && now >= sl->kill_at_ms)
-                send_signal(sl, SIGKILL);
+        if (sl->stopping && !sl->killed && now >= sl->kill_at_ms)
+            send_signal(sl, SIGKILL);
+        /* A revocation keeps the lease held and renewed until CMD has
+         * exited, so its deadlines still reach the guard (a --grace longer
+         * than the TTL works); after a loss they do not, and the guard
+         * kills CMD at the last one at the latest. */
+        if (sl->stopping && sl->revoke_term == 0)
             continue;
-        }
         int64_t d;
         if (reign_shard_deadline_ms(s->shard, sl->id, &d) == REIGN_OK && d > sl->sent_deadline &&
             cli_guard_send(sl->fd, d) == 0)

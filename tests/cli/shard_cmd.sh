@@ -36,6 +36,7 @@ TMP=$(mktemp -d /tmp/reign-shard-cmd.XXXXXX)
 URI=${REIGN_TEST_SHARD_URI:-file://$TMP/locks}
 GUARD_MS=${REIGN_TEST_GUARD_MS:-20}
 TTL_MS=${TTL_MS:-1000}
+SLOW=$((20 + 10 * TTL_MS / 1000)) # seconds a step may take to settle
 secs() { awk -v ms="$1" 'BEGIN { printf "%.3f", ms / 1000 }'; } # for sleep
 TICK_MS=20 # fleet and onexit; the pause test ticks every 5 ms
 export STOP_MS=${STOP_MS:-0}
@@ -153,12 +154,12 @@ test_fleet() {
     start a "$log" "${common[@]}"; local a=$last
     start b "$log" "${common[@]}"; local b=$last
     start c "$log" "${common[@]}"; local c=$last
-    if ! wait_for 30 settled "$set" "$log"; then not_ok fleet "3 instances never settled: $last_settled"; return; fi
+    if ! wait_for "$SLOW" settled "$set" "$log"; then not_ok fleet "3 instances never settled: $last_settled"; return; fi
     echo "fleet: 3 instances: one CMD per resource"
     start d "$log" "${common[@]}"; local d=$last
     local d_has=0
     held_d() { d_has=$(check -v mode=held -v inst=d -v at="$(now)" -v window=$((5 * TICK_MS * 1000000)) "$log" | wc -l); [ "$d_has" -ge 6 ]; }
-    if ! wait_for 50 held_d || ! wait_for 20 settled "$set" "$log"; then
+    if ! wait_for "$SLOW" held_d || ! wait_for "$SLOW" settled "$set" "$log"; then
         not_ok fleet "the 4th instance never got its share (it runs $d_has): $last_settled"; return
     fi
     echo "fleet: a 4th joined: it runs $d_has CMDs, one CMD per resource"
@@ -166,14 +167,14 @@ test_fleet() {
     for i in $(seq 5 34); do echo "r$i"; done >"$set"
     cp "$set" "$TMP/resources"
     kill -HUP "$a" "$b" "$c" "$d"
-    if ! wait_for 20 settled "$set" "$log"; then not_ok fleet "after SIGHUP (r0-r4 out, r30-r34 in): $last_settled"; return; fi
+    if ! wait_for "$SLOW" settled "$set" "$log"; then not_ok fleet "after SIGHUP (r0-r4 out, r30-r34 in): $last_settled"; return; fi
     echo "fleet: SIGHUP, resources file changed: one CMD per resource of the new set"
 
     kill -TERM "$a"
     local st=0
     wait "$a" || st=$?
     if [ "$st" -ne 143 ]; then not_ok fleet "SIGTERM: exit $st, not death by SIGTERM (143)"; return; fi
-    if ! wait_for 20 settled "$set" "$log"; then not_ok fleet "after a's SIGTERM: $last_settled"; return; fi
+    if ! wait_for "$SLOW" settled "$set" "$log"; then not_ok fleet "after a's SIGTERM: $last_settled"; return; fi
     echo "fleet: SIGTERM: a drained and died of the signal; one CMD per resource"
 
     local t_kill held_b
@@ -183,7 +184,7 @@ test_fleet() {
     wait "$b" 2>/dev/null
     # Past the window in which b's CMDs, killed with it, still look running.
     sleep "$(secs $((10 * TICK_MS)))"
-    if ! wait_for 20 settled "$set" "$log"; then not_ok fleet "after b's SIGKILL: $last_settled"; return; fi
+    if ! wait_for "$SLOW" settled "$set" "$log"; then not_ok fleet "after b's SIGKILL: $last_settled"; return; fi
     held_b=$(wc -l <"$TMP/held_b")
     local elsewhere
     elsewhere=$(check -v mode=elsewhere -v inst=b -v at="$t_kill" "$TMP/held_b" "$log")
@@ -210,7 +211,7 @@ test_onexit() {
     local x=$last
     local runs=0
     count_runs() { runs=$(awk '$1 == "start" && $2 == "e1"' "$log" | wc -l); [ "$runs" -ge 3 ]; }
-    if ! wait_for 10 count_runs; then not_ok onexit "restart: CMD ran $runs times"; return; fi
+    if ! wait_for "$SLOW" count_runs; then not_ok onexit "restart: CMD ran $runs times"; return; fi
     local terms insts
     terms=$(awk '$1 == "start" && $2 == "e1" { print $3 }' "$log" | sort -u | wc -l)
     insts=$(awk '$1 == "start" && $2 == "e1" { print $5 }' "$log" | sort -u | wc -l)
@@ -223,10 +224,10 @@ test_onexit() {
     : >"$log"
     EXIT_MS=300 TICK_MS=$TICK_MS start y "$log" --ttl "${TTL_MS}ms" --no-balance --on-exit release --restart-delay 2s e2
     local y=$last
-    wait_for 10 grep -q '"started"' "$OUT/y.out" || { not_ok onexit "release: y never started CMD"; return; }
+    wait_for "$SLOW" grep -q '"started"' "$OUT/y.out" || { not_ok onexit "release: y never started CMD"; return; }
     TICK_MS=$TICK_MS start z "$log" --ttl "${TTL_MS}ms" --no-balance e2
     local z=$last
-    if ! wait_for 10 grep -q '"started"' "$OUT/z.out"; then
+    if ! wait_for "$SLOW" grep -q '"started"' "$OUT/z.out"; then
         kill -TERM "$y" "$z"; wait "$y" "$z" 2>/dev/null
         not_ok onexit "release: z never got the resource y released"; return
     fi

@@ -141,6 +141,16 @@ check_rc "lock without -- runs the command (as flock)" 0 "$REIGN" lock --uri "$U
 check_rc "lock with a bad --ttl exits 2" 2 "$REIGN" lock --ttl 12x r -- true
 check_rc "shard with --count and RESOURCEs exits 2" 2 "$REIGN" shard --count 2 r0
 check_rc "shard below the pause minimum exits 2" 2 "$REIGN" shard --pause 5 --count 2
+check_rc "shard with -- and no CMD exits 2" 2 "$REIGN" shard --count 2 --
+check_rc "shard --grace without CMD exits 2" 2 "$REIGN" shard --grace 1s --count 2
+out_has "shard --grace without CMD says why" "--grace needs -- CMD"
+check_rc "shard --on-exit with a bad value exits 2" 2 "$REIGN" shard --on-exit sometimes --count 2 -- true
+out_has "shard --on-exit names the choices" "restart or release"
+printf 'a\n# comment\n\n  b  \n_reign/member/1\n' >"$TMP/resources.bad"
+check_rc "shard --resources-file with a reserved ID exits 2" 2 "$REIGN" shard --uri "$U" --resources-file "$TMP/resources.bad" -- true
+out_has "shard --resources-file names the bad line" "resources.bad:5: reserved"
+check_rc "shard --resources-file that is missing exits 2" 2 "$REIGN" shard --uri "$U" --resources-file "$TMP/nope" -- true
+check_rc "shard with --count and --resources-file exits 2" 2 "$REIGN" shard --count 2 --resources-file "$TMP/resources.bad"
 
 # ---- URIs and status -------------------------------------------------------------
 
