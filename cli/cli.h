@@ -188,17 +188,13 @@ int cli_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * is closed in the command even if reign forgot O_CLOEXEC. 0 or -1 (errno). */
 int cli_spawn_snapshot_fds(void);
 
-/* Start argv[0] (PATH searched) with environment envp and signal mask
- * `mask`, as a child that gets SIGKILL when this process dies. 0 = running,
- * *pid_out set; 1 = the exec failed, *exec_errno says why (the child is
- * reaped); -1 = pipe or fork failed (errno). Call from the main thread:
- * the death signal follows the thread that forked. */
-int cli_spawn(char *const argv[], char *const envp[], const sigset_t *mask, pid_t *pid_out,
-              int *exec_errno);
-
 /* In a child after fork: mark every fd above 2 that the user did not give
  * reign close-on-exec. Async-signal-safe. */
 void cli_spawn_hide_fds(void);
+/* In a child after fork whose exec failed: write err to report_fd (a
+ * close-on-exec pipe whose EOF tells the parent the exec happened) and
+ * _exit 127 (ENOENT) or 126. Async-signal-safe. */
+void cli_spawn_report_and_exit(int report_fd, int err) __attribute__((noreturn));
 
 /* environ with REIGN_RESOURCE, REIGN_TERM and REIGN_INSTANCE set to these
  * values (replacing any inherited ones). Free with cli_env_free; NULL if out
@@ -209,14 +205,18 @@ void cli_env_free(char **env);
 /* ---- guard.c --------------------------------------------------------------- */
 
 /* Start a guard process that starts argv (environment envp, signal mask
- * `mask`) in CMD's own process group, and SIGKILLs that group when
- * deadline_ms (reign_monotonic_ms clock) passes without a later deadline
- * from cli_guard_send, or when *fd_out is closed or reign dies. The guard
- * exits with CMD's status (128+N if CMD died of signal N; 126/127 if it
- * could not run). 0 (*pid_out: the guard, *fd_out: its pipe, close-on-exec)
- * or -1 (errno). The guard dies with the calling thread (PR_SET_PDEATHSIG). */
+ * `mask`) and SIGKILLs it when deadline_ms (reign_monotonic_ms clock) passes
+ * without a later deadline from cli_guard_send, or when *fd_out is closed
+ * or reign dies. With own_group, CMD gets its own process group and the
+ * whole group is killed; else CMD stays in reign's group (a terminal's
+ * foreground) and only CMD is. The guard exits with CMD's status (128+N if
+ * CMD died of signal N). Returns 0 (*pid_out: the guard, *cmd_pid_out: CMD,
+ * 0 if the guard could not start it; *fd_out: the guard's pipe, close-on-exec), 1 if CMD could not be run (*exec_errno; the guard is
+ * reaped) or -1 (errno). The guard dies with the calling thread
+ * (PR_SET_PDEATHSIG). */
 int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask,
-                    int64_t deadline_ms, pid_t *pid_out, int *fd_out);
+                    int64_t deadline_ms, bool own_group, pid_t *pid_out, pid_t *cmd_pid_out,
+                    int *fd_out, int *exec_errno);
 
 /* Tell a guard: a positive message is a new deadline, -SIG sends SIG to
  * CMD's group. Never blocks for long (8 bytes on a pipe). 0 or -1. */

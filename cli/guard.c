@@ -8,7 +8,9 @@
  * deadline passes without a newer one, or the pipe reaches EOF (reign is
  * gone), the guard SIGKILLs CMD's group at once: the lease may be someone
  * else's from then on. The guard exits with CMD's status (128+N for signal
- * N). PR_SET_PDEATHSIG ties guard to reign and CMD to the guard.
+ * N). PR_SET_PDEATHSIG ties guard to reign and CMD to the guard. CMD's
+ * exec failure reaches reign on a close-on-exec report pipe, so reign can
+ * say "cannot run CMD" as it does without a guard.
  *
  * Everything after fork is async-signal-safe (reign has threads): no
  * malloc, no stdio. What it cannot cover: a SIGSTOP of the guard itself, or
@@ -45,9 +47,15 @@ static int exit_code_of(int status)
     return CLI_EXIT_FAIL;
 }
 
-/* The guard's life; never returns. */
-static void guard_main(int in_fd, char *const argv[], char *const envp[], const sigset_t *mask,
-                       int64_t deadline_ms, pid_t reign)
+/* How the guard reaches CMD: its group, or CMD alone. */
+static void stop_cmd(pid_t cmd, bool own_group, int sig)
+{
+    kill(own_group ? -cmd : cmd, sig);
+}
+
+/* The guard's life; never returns. report_fd: CMD's exec report to reign. */
+static void guard_main(int in_fd, int report_fd, char *const argv[], char *const envp[],
+                       const sigset_t *mask, int64_t deadline_ms, bool own_group)
 {
     sigset_t chld;
     sigemptyset(&chld);
@@ -63,15 +71,18 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         _exit(CLI_EXIT_FAIL);
+    pid_t guard = getpid();
     pid_t cmd = fork();
     if (cmd < 0)
         _exit(CLI_EXIT_FAIL);
     if (cmd == 0) {
-        pid_t guard = getppid();
         /* Both sides set the group: whichever runs first, no signal for
          * the group can find it missing (setpgid(2)'s advice). */
-        setpgid(0, 0);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != guard)
+        if (own_group)
+            setpgid(0, 0);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+            cli_spawn_report_and_exit(report_fd, errno);
+        if (getppid() != guard)
             _exit(CLI_EXIT_LOST);
         close(in_fd);
         close(sfd);
@@ -79,18 +90,25 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
         struct sigaction dfl = {.sa_handler = SIG_DFL};
         sigaction(SIGPIPE, &dfl, NULL);
         cli_spawn_hide_fds();
-        sigprocmask(SIG_SETMASK, mask, NULL);
+        if (sigprocmask(SIG_SETMASK, mask, NULL) != 0)
+            cli_spawn_report_and_exit(report_fd, errno);
         execvpe(argv[0], argv, envp);
-        _exit(errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC);
+        cli_spawn_report_and_exit(report_fd, errno);
     }
-    setpgid(cmd, cmd);
-    (void)reign;
+    if (own_group)
+        setpgid(cmd, cmd);
+    /* CMD's pid for reign, negative (an exec failure is a positive errno);
+     * then CMD's copy alone is open: EOF at reign = exec done. */
+    int32_t minus_pid = -(int32_t)cmd;
+    while (write(report_fd, &minus_pid, sizeof minus_pid) < 0 && errno == EINTR) {
+    }
+    close(report_fd);
     bool killed = false;
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = in_fd, .events = POLLIN}};
         int64_t left = deadline_ms - boottime_ms();
         if (left <= 0 && !killed) {
-            kill(-cmd, SIGKILL);
+            stop_cmd(cmd, own_group, SIGKILL);
             killed = true;
         }
         int n = poll(p, in_fd >= 0 ? 2 : 1, killed ? -1 : (int)(left > 1000 ? 1000 : left));
@@ -106,7 +124,8 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
             pid_t w = waitpid(cmd, &status, WNOHANG);
             if (w == cmd) {
                 /* Anything CMD left in its group goes with it. */
-                kill(-cmd, SIGKILL);
+                if (own_group)
+                    kill(-cmd, SIGKILL);
                 _exit(exit_code_of(status));
             }
         }
@@ -117,7 +136,7 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
                 continue;
             if (r != (ssize_t)sizeof m) {
                 /* EOF: reign closed the pipe or died. */
-                kill(-cmd, SIGKILL);
+                stop_cmd(cmd, own_group, SIGKILL);
                 killed = true;
                 close(in_fd);
                 in_fd = -1;
@@ -125,7 +144,7 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
                 if (m > deadline_ms && deadline_ms != INT64_MAX)
                     deadline_ms = m;
             } else if (m < 0 && !killed) {
-                kill(-cmd, (int)-m);
+                stop_cmd(cmd, own_group, (int)-m);
                 killed = -m == SIGKILL;
             }
         }
@@ -133,9 +152,10 @@ static void guard_main(int in_fd, char *const argv[], char *const envp[], const 
 }
 
 int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask,
-                    int64_t deadline_ms, pid_t *pid_out, int *fd_out)
+                    int64_t deadline_ms, bool own_group, pid_t *pid_out, pid_t *cmd_pid_out,
+                    int *fd_out, int *exec_errno)
 {
-    int pipe_fds[2];
+    int pipe_fds[2], report[2];
     pid_t reign = getpid();
     /* The deliberately broken build of the pause test: a guard that never
      * acts on the deadline, as if there were none. */
@@ -144,23 +164,60 @@ int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask
         deadline_ms = INT64_MAX;
     if (pipe2(pipe_fds, O_CLOEXEC) != 0)
         return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
+    /* Close-on-exec: EOF means CMD's exec happened (or the guard failed). */
+    if (pipe2(report, O_CLOEXEC) != 0) {
         int err = errno;
         close(pipe_fds[0]);
         close(pipe_fds[1]);
         errno = err;
         return -1;
     }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        close(report[0]);
+        close(report[1]);
+        errno = err;
+        return -1;
+    }
     if (pid == 0) {
         close(pipe_fds[1]);
+        close(report[0]);
         /* Dies with the thread that forked it, or reign; so does CMD. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != reign)
             _exit(CLI_EXIT_LOST);
-        guard_main(pipe_fds[0], argv, envp, mask, deadline_ms, reign);
+        guard_main(pipe_fds[0], report[1], argv, envp, mask, deadline_ms, own_group);
     }
     close(pipe_fds[0]);
+    close(report[1]);
+    /* Until EOF: CMD's pid (negative), and a positive errno if its exec
+     * failed, in either order. */
+    int32_t word = 0, err = 0;
+    pid_t cmd_pid = 0;
+    for (;;) {
+        ssize_t n = read(report[0], &word, sizeof word);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof word)
+            break;
+        if (word < 0)
+            cmd_pid = -word;
+        else
+            err = word;
+    }
+    close(report[0]);
+    if (err != 0) {
+        /* CMD could not be run: the guard exits with it. */
+        close(pipe_fds[1]);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        *exec_errno = err;
+        return 1;
+    }
     *pid_out = pid;
+    *cmd_pid_out = cmd_pid;
     *fd_out = pipe_fds[1];
     return 0;
 }

@@ -192,16 +192,27 @@ static void start_cmd(cli_supervisor *s, slot *sl)
     bool ok = argv != NULL && env != NULL;
     for (size_t i = 0; ok && i < n; i++)
         ok = (argv[i] = substitute(s->cfg.cmd[i], sl->id)) != NULL;
-    if (!ok || cli_guard_start(argv, env, &s->cfg.mask, deadline, &sl->guard, &sl->fd) != 0) {
-        cli_error("cannot start the command for %s: %s", sl->id, ok ? strerror(errno)
-                                                                    : "out of memory");
+    int exec_errno = 0;
+    pid_t cmd_pid = 0;
+    int started = ok ? cli_guard_start(argv, env, &s->cfg.mask, deadline, true, &sl->guard,
+                                       &cmd_pid, &sl->fd, &exec_errno)
+                     : -1;
+    if (started != 0) {
+        if (started > 0) {
+            cli_error("cannot run %s for %s: %s", s->cfg.cmd[0], sl->id, strerror(exec_errno));
+            print_event(s, "exited", sl->id, sl->term, NULL, "status",
+                        exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC);
+        } else {
+            cli_error("cannot start the command for %s: %s", sl->id,
+                      ok ? strerror(errno) : "out of memory");
+        }
         sl->guard = 0;
         /* Try again later, while still master. */
         sl->start_at_ms = reign_monotonic_ms() + s->cfg.restart_delay_ms;
     } else {
         sl->sent_deadline = deadline;
         sl->stopping = sl->killed = false;
-        print_event(s, "started", sl->id, sl->term, NULL, "pid", sl->guard);
+        print_event(s, "started", sl->id, sl->term, NULL, "pid", cmd_pid);
     }
     free_argv(argv);
     cli_env_free(env);

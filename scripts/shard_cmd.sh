@@ -4,9 +4,9 @@
 #
 #   scripts/shard_cmd.sh BACKEND [--build-dir DIR] [--broken-guard | --broken-ack] [TEST...]
 #
-# TESTs: pause fleet onexit (default: all three; pause only on a server
-# backend, where a stopped process' lease runs out). --broken-guard runs the
-# pause test with a guard that ignores deadlines, --broken-ack the fleet
+# TESTs: pause lockpause fleet onexit (default: all; the pause tests only on
+# a server backend, where a stopped process' lease runs out). --broken-guard
+# runs the pause tests with a guard that ignores deadlines, --broken-ack the fleet
 # test with revocations acknowledged before CMD stopped (and a CMD that
 # takes 300 ms to stop): each passes only if the test catches the overlap.
 # Exit: 0 pass (or, when broken, caught), 1 fail (or not caught), 2 setup.
@@ -24,7 +24,7 @@ etcd        etcd      REIGN_TEST_ETCD_URI      -                   1000
 s3          s3        REIGN_TEST_S3_URI        -                   3000
 '
 usage() {
-  echo "usage: $0 BACKEND [--build-dir DIR] [--broken-guard | --broken-ack] [pause|fleet|onexit]..." >&2
+  echo "usage: $0 BACKEND [--build-dir DIR] [--broken-guard | --broken-ack] [pause|lockpause|fleet|onexit]..." >&2
   exit 2
 }
 die() {
@@ -45,15 +45,15 @@ while [ $# -gt 0 ]; do
     --build-dir) [ $# -ge 2 ] || usage; build=$2; shift 2 ;;
     --broken-guard) broken=guard; shift ;;
     --broken-ack) broken=ack; shift ;;
-    pause | fleet | onexit) tests+=("$1"); shift ;;
+    pause | lockpause | fleet | onexit) tests+=("$1"); shift ;;
     *) usage ;;
   esac
 done
 if [ ${#tests[@]} -eq 0 ]; then
   case "$broken" in
-    guard) tests=(pause) ;;
+    guard) tests=(pause lockpause) ;;
     ack) tests=(fleet) ;;
-    *) tests=(fleet onexit); [ "$server" = - ] || tests+=(pause) ;;
+    *) tests=(fleet onexit); [ "$server" = - ] || tests+=(pause lockpause) ;;
   esac
 fi
 ninja -C "$build" reign_cli reign_shard_test_worker >/dev/null || die "cannot build reign in $build"

@@ -192,6 +192,15 @@ REIGN_EXTERN bool reign_election_is_master(const reign_election *election);
 /* The fencing term of the current mastership; REIGN_ENOTMASTER if not master. */
 REIGN_EXTERN int reign_election_term(const reign_election *election, uint64_t *out);
 
+/* The local deadline of the current mastership on the reign_monotonic_ms
+ * clock (until then nobody else can be master: the backend's lease runs
+ * longer), and its term (term_out may be NULL), read together. It moves
+ * forward with every renewal. For a watchdog outside this process that
+ * must stop master-only work when renewals stop arriving (the CLI's guard).
+ * REIGN_ENOTMASTER if not master. Thread-safe, no I/O. */
+REIGN_EXTERN int reign_election_deadline_ms(const reign_election *election, int64_t *deadline_out,
+                                            uint64_t *term_out);
+
 /* Give up mastership (if held) and stop campaigning until the next start or
  * wait. Blocks until the release was sent (bounded by op_timeout_ms); belief
  * ends before this returns. */

@@ -9,6 +9,7 @@
 #           (the lease ran out) and no two CMDs may overlap by more than the
 #           guard's reaction time, GUARD_MS. Needs a server backend: a
 #           stopped process keeps its file:// lock, so no one takes over.
+#   lockpause: the same for `reign lock` (its CMD runs under the same guard).
 #   fleet:  3 instances x 30 resources (a --resources-file); a 4th joins;
 #           the file changes (5 out, 5 in) under SIGHUP; one instance gets
 #           SIGTERM (drains, dies of the signal); one gets SIGKILL. After
@@ -20,7 +21,7 @@
 #           the same instance with the same term; --on-exit release hands
 #           the resource to the other instance.
 #
-# Usage: tests/cli/shard_cmd.sh REIGN WORKER [pause|fleet|onexit]...
+# Usage: tests/cli/shard_cmd.sh REIGN WORKER [pause|lockpause|fleet|onexit]...
 # Environment: REIGN_TEST_SHARD_URI, TTL_MS (default 1000), STOP_MS (the CMD's work after SIGTERM,
 # default 0), REIGN_TEST_GUARD_MS (default 20), KEEP=1 keeps the logs.
 # REIGN_SHARD_BROKEN_GUARD=1 / REIGN_SHARD_BROKEN_ACK=1 break reign on
@@ -83,34 +84,53 @@ settled() { # SETFILE LOG: every ID of SETFILE has exactly one CMD now
     [ "$out" = settled ]
 }
 
-test_pause() {
-    local log=$TMP/pause.log
+# pause_case NAME START: START a and START b run the holder and the waiter
+# (functions taking the instance name; pid in $last); a's reign is stopped.
+pause_case() {
+    local name=$1 starter=$2 log=$TMP/$1.log
     : >"$log"
-    TICK_MS=5 start a "$log" --ttl "${TTL_MS}ms" --no-balance --grace 200ms p
+    export TICK_MS=5 LOG=$log
+    "$starter" a
     local a=$last
-    wait_for 10 grep -q '"started"' "$OUT/a.out" || { not_ok pause "a never started CMD"; return; }
-    TICK_MS=5 start b "$log" --ttl "${TTL_MS}ms" --no-balance --grace 200ms p
+    a_works() { awk '$1 == "start" && $5 == "a" { f = 1 } END { exit !f }' "$log"; }
+    wait_for "$SLOW" a_works || { not_ok "$name" "a never started CMD"; return; }
+    "$starter" b
     local b=$last
     sleep "$(secs $((TTL_MS / 2)))"
     kill -STOP "$a"
     sleep "$(secs $((2 * TTL_MS)))"
+    # At least 2 x TTL; longer (up to 6 x TTL) until b's CMD runs, for a slow
+    # machine: only a takeover while a is stopped tests the guard.
+    b_works() { awk '$1 == "start" && $5 == "b" { f = 1 } END { exit !f }' "$log"; }
     local started_b=no
-    grep -q '"started"' "$OUT/b.out" && started_b=yes
+    wait_for $((4 * TTL_MS / 1000 + 1)) b_works && started_b=yes
     kill -CONT "$a"
     sleep "$(secs "$TTL_MS")"
-    kill -TERM "$a" "$b"
+    kill -TERM "$a" "$b" 2>/dev/null
     wait "$a" "$b" 2>/dev/null
+    unset LOG
     local o
     o=$(check -v mode=overlap "$log")
-    echo "pause: b started during the pause: $started_b; max overlap ms: $o (allowed: $GUARD_MS)"
+    echo "$name: b started during the pause: $started_b; max overlap ms: $o (allowed: $GUARD_MS)"
     if [ "$started_b" != yes ]; then
-        not_ok pause "b never took over while a was stopped"
+        not_ok "$name" "b never took over while a was stopped"
     elif [ "$o" = none ] || over "$o"; then
-        not_ok pause "two CMDs overlapped by more than $GUARD_MS ms: $o"
+        not_ok "$name" "two CMDs overlapped by more than $GUARD_MS ms: $o"
     else
-        ok pause
+        ok "$name"
     fi
 }
+
+pause_shard() { start "$1" "$LOG" --ttl "${TTL_MS}ms" --no-balance --grace 200ms p; }
+pause_lock() {
+    : >"$OUT/$1.out"
+    "$REIGN" lock --uri "$URI" --instance "$1" --ttl "${TTL_MS}ms" --grace 200ms p -- "$WORKER" \
+        >>"$OUT/$1.out" 2>"$OUT/$1.err" &
+    last=$!
+    pids+=("$last")
+}
+test_pause() { pause_case pause pause_shard; }
+test_lockpause() { pause_case lockpause pause_lock; }
 
 # The instances' event lines, with an "inst" field, in time order.
 merged_events() {
@@ -227,7 +247,9 @@ test_onexit() {
     wait_for "$SLOW" grep -q '"started"' "$OUT/y.out" || { not_ok onexit "release: y never started CMD"; return; }
     TICK_MS=$TICK_MS start z "$log" --ttl "${TTL_MS}ms" --no-balance e2
     local z=$last
-    if ! wait_for "$SLOW" grep -q '"started"' "$OUT/z.out"; then
+    # z's CMD itself must have started (not only been spawned) before the end.
+    z_works() { awk '$1 == "start" && $5 == "z" { f = 1 } END { exit !f }' "$log"; }
+    if ! wait_for "$SLOW" z_works; then
         kill -TERM "$y" "$z"; wait "$y" "$z" 2>/dev/null
         not_ok onexit "release: z never got the resource y released"; return
     fi
