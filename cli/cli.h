@@ -150,6 +150,9 @@ int cli_wait_stop_signal(const sigset_t *set, int64_t timeout_ms);
  * the first one counts. */
 void cli_note_stop_signal(int sig);
 
+/* Forget the noted stop signal: it was not one (SIGHUP rereading a file). */
+void cli_forget_stop_signal(void);
+
 /* If a stop signal was noted, die of it now: flush stdio, restore its
  * default action, unblock it and raise it, so that the parent (a shell,
  * systemd) sees "killed by signal N" as it would for flock, not an exit
@@ -185,19 +188,83 @@ int cli_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * is closed in the command even if reign forgot O_CLOEXEC. 0 or -1 (errno). */
 int cli_spawn_snapshot_fds(void);
 
-/* Start argv[0] (PATH searched) with environment envp and signal mask
- * `mask`, as a child that gets SIGKILL when this process dies. 0 = running,
- * *pid_out set; 1 = the exec failed, *exec_errno says why (the child is
- * reaped); -1 = pipe or fork failed (errno). Call from the main thread:
- * the death signal follows the thread that forked. */
-int cli_spawn(char *const argv[], char *const envp[], const sigset_t *mask, pid_t *pid_out,
-              int *exec_errno);
+/* In a child after fork: mark every fd above 2 that the user did not give
+ * reign close-on-exec. Async-signal-safe. */
+void cli_spawn_hide_fds(void);
+/* In a child after fork whose exec failed: write err to report_fd (a
+ * close-on-exec pipe whose EOF tells the parent the exec happened) and
+ * _exit 127 (ENOENT) or 126. Async-signal-safe. */
+void cli_spawn_report_and_exit(int report_fd, int err) __attribute__((noreturn));
 
 /* environ with REIGN_RESOURCE, REIGN_TERM and REIGN_INSTANCE set to these
  * values (replacing any inherited ones). Free with cli_env_free; NULL if out
  * of memory. */
 char **cli_env_build(const char *resource, uint64_t term, const char *instance);
 void cli_env_free(char **env);
+
+/* ---- guard.c --------------------------------------------------------------- */
+
+/* Start a guard process that starts argv (environment envp, signal mask
+ * `mask`) and SIGKILLs it when deadline_ms (reign_monotonic_ms clock) passes
+ * without a later deadline from cli_guard_send, or when *fd_out is closed
+ * or reign dies. With own_group, CMD gets its own process group and the
+ * whole group is killed; else CMD stays in reign's group (a terminal's
+ * foreground) and only CMD is. The guard exits with CMD's status (128+N if
+ * CMD died of signal N). Returns 0 (*pid_out: the guard, *cmd_pid_out: CMD,
+ * 0 if the guard could not start it; *fd_out: the guard's pipe, close-on-exec), 1 if CMD could not be run (*exec_errno; the guard is
+ * reaped) or -1 (errno). The guard dies with the calling thread
+ * (PR_SET_PDEATHSIG). */
+int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask,
+                    int64_t deadline_ms, bool own_group, pid_t *pid_out, pid_t *cmd_pid_out,
+                    int *fd_out, int *exec_errno);
+
+/* Tell a guard: a positive message is a new deadline, -SIG sends SIG to
+ * CMD's group. Never blocks for long (8 bytes on a pipe). 0 or -1. */
+int cli_guard_send(int fd, int64_t message);
+
+/* ---- supervise.c ----------------------------------------------------------- */
+
+/* `reign shard -- CMD`: a guarded CMD per mastered resource. */
+typedef enum cli_on_exit {
+    CLI_ON_EXIT_RESTART, /* run CMD again after the delay, same term, while master */
+    CLI_ON_EXIT_RELEASE, /* give the resource away; take part again after the delay */
+} cli_on_exit;
+
+typedef struct cli_supervise_config {
+    char **cmd;               /* NULL-terminated; "{}" becomes the ID. NULL: events only */
+    const char *instance;     /* for REIGN_INSTANCE */
+    int64_t grace_ms;         /* SIGTERM, then SIGKILL after this */
+    cli_on_exit on_exit;      /* CMD exited by itself */
+    int64_t restart_delay_ms; /* the delay of on_exit */
+    bool json;                /* events as JSON lines */
+    sigset_t mask;            /* CMD's signal mask (reign's before blocking) */
+} cli_supervise_config;
+
+typedef struct cli_supervisor cli_supervisor;
+
+/* 0 or -1 (out of memory). */
+int cli_supervisor_new(const cli_supervise_config *cfg, cli_supervisor **out);
+/* Start the supervisor thread (with a CMD) for the shard; before
+ * reign_shard_start. 0 or -1. */
+int cli_supervisor_start(cli_supervisor *s, reign_shard *shard);
+/* The shard's on_event (payload: the supervisor): prints the event, starts
+ * CMD on GAINED, stops it on REVOKED (answering REIGN_SHARD_LATER, then
+ * reign_shard_revoke_done once CMD is reaped) and on LOST. */
+int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *event, void *payload);
+/* The set was just made the resources file's (SIGHUP): resources released
+ * by --on-exit release are not added back by the supervisor any more (the
+ * file decides). */
+void cli_supervisor_reloaded(cli_supervisor *s);
+/* After reign_shard_stop: SIGKILL what is left, reap, free. NULL: no-op. */
+void cli_supervisor_free(cli_supervisor *s);
+
+/* ---- resources_file.c ------------------------------------------------------ */
+
+/* Read the IDs of a --resources-file (one a line; blank and '#' lines
+ * skipped). 0 (*out: caller frees with cli_resources_free) or -1, the
+ * message (naming the line) printed. */
+int cli_resources_read(const char *path, char ***out, size_t *n_out);
+void cli_resources_free(char **ids, size_t n);
 
 /* ---- http.c --------------------------------------------------------------- */
 

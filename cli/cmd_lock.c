@@ -12,7 +12,14 @@
  * flock(1)'s habits are taken as they are: -n, -w SECONDS, -c STRING (also
  * after RESOURCE), -E CODE, and `--` only needed before a CMD that starts
  * with '-'. Under systemd (Type=notify) READY=1 is sent once master, and
- * STATUS= tells a standby (who is master) from a master. */
+ * STATUS= tells a standby (who is master) from a master.
+ *
+ * CMD runs under a guard process (guard.c) that SIGKILLs it at the local
+ * lease deadline unless reign sends a newer one, so that a reign that is
+ * stopped or stalls cannot leave CMD running beside the next master's. CMD
+ * gets its own process group (the guard kills the group) unless reign runs
+ * in a terminal's foreground, where CMD must stay in the foreground group
+ * to read the terminal; then the guard kills CMD alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -473,16 +481,33 @@ static bool still_master(const reign_election *e, uint64_t term)
  * lost or reign is told to stop. Returns reign's exit code; *stop_signal is
  * the stop signal received, if any (also one that came while CMD was being
  * stopped for a loss: then no restart). */
-static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t child, int sfd,
-                     int lost_fd, int *stop_signal)
+/* Send a signal to CMD through its guard; a guard that cannot be told is
+ * killed, and CMD dies with it. */
+static void signal_cmd(pid_t guard, int guard_fd, int sig)
+{
+    if (cli_guard_send(guard_fd, -(int64_t)sig) != 0)
+        kill(guard, SIGKILL);
+}
+
+/* child: CMD's guard, told each new deadline on guard_fd. */
+static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t child,
+                     int guard_fd, int sfd, int lost_fd, int *stop_signal)
 {
     int stop_code = -1;        /* set once we decided to stop CMD: our exit code */
     int64_t term_sent_at = -1; /* when SIGTERM went to CMD */
+    int64_t sent_deadline = 0;
     bool kill_sent = false;
 
     for (;;) {
         int status;
         pid_t w = waitpid(child, &status, WNOHANG);
+        if (w == child && stop_code < 0 && (term_was_lost(lost_fd, term) || !still_master(e, term))) {
+            /* The guard killed CMD at the deadline while reign could not act
+             * (stopped, stalled): a loss like any other. */
+            cli_error("lost mastership of %s (term %" PRIu64 "); the command was killed at the "
+                      "lease deadline", a->shown, term);
+            return CLI_EXIT_LOST;
+        }
         if (w == child)
             return stop_code >= 0 ? stop_code : exit_code_of(status);
         if (w < 0 && errno != EINTR) {
@@ -502,11 +527,11 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
                 *stop_signal = sig;
             if (stop_code < 0) {
                 stop_code = CLI_EXIT_SIGNAL_BASE + sig;
-                kill(child, SIGTERM);
+                signal_cmd(child, guard_fd, SIGTERM);
                 term_sent_at = reign_monotonic_ms();
             } else if (!kill_sent) {
                 /* A second request to stop: do not wait out the grace. */
-                kill(child, SIGKILL);
+                signal_cmd(child, guard_fd, SIGKILL);
                 kill_sent = true;
             }
         }
@@ -518,13 +543,22 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
             cli_notify("STATUS=lost mastership of %s (term %" PRIu64 "); stopping the command",
                        a->shown, term);
             stop_code = CLI_EXIT_LOST;
-            kill(child, SIGTERM);
+            signal_cmd(child, guard_fd, SIGTERM);
             term_sent_at = reign_monotonic_ms();
         }
         if (stop_code >= 0 && !kill_sent && reign_monotonic_ms() - term_sent_at >= a->grace_ms) {
-            kill(child, SIGKILL);
+            signal_cmd(child, guard_fd, SIGKILL);
             kill_sent = true;
         }
+        /* The lease was renewed: the guard may let CMD run that much longer.
+         * Not after a loss; while stopping on a signal the lease is still
+         * ours, and --grace may be longer than the TTL. */
+        int64_t deadline;
+        uint64_t now_term;
+        if (stop_code != CLI_EXIT_LOST &&
+            reign_election_deadline_ms(e, &deadline, &now_term) == REIGN_OK && now_term == term &&
+            deadline > sent_deadline && cli_guard_send(guard_fd, deadline) == 0)
+            sent_deadline = deadline;
 
         struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = lost_fd, .events = POLLIN}};
         if (poll(pfd, 2, LOCK_POLL_MS) < 0 && errno != EINTR) {
@@ -558,6 +592,8 @@ int cli_cmd_lock(int argc, char **argv)
         cli_error("listing open file descriptors: %s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
+    /* A guard that died leaves a pipe nobody reads: an error, not a death. */
+    signal(SIGPIPE, SIG_IGN);
     /* Before the factory starts its thread, so that it inherits the mask. */
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGINT);
@@ -610,8 +646,17 @@ int cli_cmd_lock(int argc, char **argv)
             rc = CLI_EXIT_FAIL;
             goto out;
         }
-        int exec_errno = 0;
-        int spawned = cli_spawn(a.cmd, env, &original, &child, &exec_errno);
+        int exec_errno = 0, guard_fd = -1;
+        int64_t deadline;
+        uint64_t deadline_term;
+        /* Lost again already: a deadline of now, and supervise sees the loss. */
+        if (reign_election_deadline_ms(election, &deadline, &deadline_term) != REIGN_OK ||
+            deadline_term != term)
+            deadline = reign_monotonic_ms();
+        bool foreground = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+        pid_t cmd_pid;
+        int spawned = cli_guard_start(a.cmd, env, &original, deadline, !foreground, &child,
+                                      &cmd_pid, &guard_fd, &exec_errno);
         int spawn_errno = errno;
         cli_env_free(env);
         env = NULL;
@@ -626,7 +671,9 @@ int cli_cmd_lock(int argc, char **argv)
             goto out;
         }
         int stop_signal = 0;
-        rc = supervise(election, &a, term, child, sfd, notify.lost_pipe[0], &stop_signal);
+        rc = supervise(election, &a, term, child, guard_fd, sfd, notify.lost_pipe[0],
+                       &stop_signal);
+        close(guard_fd);
         if (rc != CLI_EXIT_LOST || !a.restart_on_lost)
             break;
         if (stop_signal != 0) {

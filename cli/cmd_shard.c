@@ -29,10 +29,17 @@ enum {
     OPT_REFRESH_INTERVAL,
     OPT_STABILIZATION,
     OPT_LISTEN,
+    OPT_JSON,
+    OPT_GRACE,
+    OPT_RESTART_DELAY,
+    OPT_DRAIN_TIMEOUT,
+    OPT_RESOURCES_FILE,
+    OPT_ON_EXIT,
 };
 
 static const char usage_text[] =
-    "Usage: reign shard [OPTIONS] (--count N | RESOURCE...)\n"
+    "Usage: reign shard [OPTIONS] (--count N | RESOURCE... | --resources-file FILE)\n"
+    "                   [-- CMD [ARGS...]]\n"
     "\n"
     "Share resources among the instances running this command: each resource\n"
     "gets a runner that campaigns for it, holds it, and campaigns again when\n"
@@ -75,6 +82,22 @@ static const char usage_text[] =
     "  --stabilization DUR membership: count a new member after DUR (default 2 x ttl)\n"
     "  --listen ADDR:PORT  serve /metrics, /healthz, /status there (e.g.\n"
     "                      127.0.0.1:9100; port 0 = any free port, printed on stderr)\n"
+    "  --json              one JSON object per event and line (gained, revoking,\n"
+    "                      lost, started, exited) instead of the text lines\n"
+    "  --resources-file FILE  the resources, one a line ('#' comments); reread on\n"
+    "                      SIGHUP and applied as a difference\n"
+    "  --drain-timeout DUR on SIGINT/SIGTERM, hand resources over one by one for\n"
+    "                      at most DUR before stopping (default 30s; 0: no drain)\n"
+    "With -- CMD: while master of a resource, run CMD for it (\"{}\" in ARGS is\n"
+    "the ID) with REIGN_RESOURCE, REIGN_TERM (fencing token), REIGN_INSTANCE.\n"
+    "  --grace DUR         a stopped CMD gets SIGTERM, SIGKILL after DUR (default 5s)\n"
+    "  --on-exit restart|release  CMD exited by itself: run it again after the\n"
+    "                      delay, same term, while still master (restart, the\n"
+    "                      default), or give the resource away and take part\n"
+    "                      again after the delay (release)\n"
+    "  --restart-delay DUR that delay (default 1s)\n"
+    "A guard process per CMD SIGKILLs CMD's process group at the local lease\n"
+    "deadline if reign stops renewing (paused, stalled), and when reign dies.\n"
     "  -h, --help          this help\n"
     "\n"
     "DUR is a duration: 500ms, 5s, 2m, 1h; a bare number is milliseconds.\n"
@@ -99,6 +122,13 @@ typedef struct shard_args {
     size_t n_listed;
     bool listen;
     cli_listen_addr listen_addr;
+    bool json;
+    int64_t grace_ms;
+    int64_t restart_delay_ms;
+    int64_t drain_timeout_ms;
+    const char *resources_file;
+    cli_on_exit on_exit;
+    char **cmd;     /* after "--": NULL if none */
 } shard_args;
 
 typedef struct held_entry {
@@ -121,6 +151,8 @@ typedef struct shard_view {
     reign_shard *shard;
     reign_factory *factory;
     bool balance;
+    bool quiet;               /* events printed by the supervisor instead */
+    cli_supervisor *supervisor; /* NULL: the text lines of on_change only */
 } shard_view;
 
 /* Index where `id` is or would be inserted. */
@@ -187,6 +219,10 @@ static void on_change(const char *resource_id, bool is_master, uint64_t term, vo
         b = (reign_shard_balance){0};
     pthread_mutex_lock(&v->mu);
     view_update(v, resource_id, is_master, term);
+    if (v->quiet) {
+        pthread_mutex_unlock(&v->mu);
+        return;
+    }
     cli_put_iso_now(stdout);
     fputs(is_master ? " gained " : " lost ", stdout);
     cli_put_text(stdout, resource_id);
@@ -202,6 +238,31 @@ static void on_change(const char *resource_id, bool is_master, uint64_t term, vo
     fputs(v->out_of_memory ? "] (list incomplete: out of memory)\n" : "]\n", stdout);
     fflush(stdout);
     pthread_mutex_unlock(&v->mu);
+}
+
+static int on_event(reign_shard *shard, const reign_shard_event *event, void *payload)
+{
+    shard_view *v = payload;
+    if (v->supervisor == NULL)
+        return REIGN_SHARD_DONE;
+    return cli_supervise_on_event(shard, event, v->supervisor);
+}
+
+/* SIGHUP with --resources-file: make the shard's set the file's. */
+static void reload_resources(reign_shard *shard, cli_supervisor *supervisor, const char *path)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (cli_resources_read(path, &ids, &n) != 0) {
+        cli_error("%s not reread; the resources stay as they were", path);
+        return;
+    }
+    if (reign_shard_set(shard, (const char *const *)ids, n) != REIGN_OK)
+        cli_error("applying %s: %s", path, reign_last_error());
+    else
+        fprintf(stderr, "reign: %s reread: %zu resources\n", path, n);
+    cli_supervisor_reloaded(supervisor);
+    cli_resources_free(ids, n);
 }
 
 static int parse_args(int argc, char **argv, shard_args *a)
@@ -220,9 +281,16 @@ static int parse_args(int argc, char **argv, shard_args *a)
         {"refresh-interval", required_argument, NULL, OPT_REFRESH_INTERVAL},
         {"stabilization", required_argument, NULL, OPT_STABILIZATION},
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+        {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+        {"resources-file", required_argument, NULL, OPT_RESOURCES_FILE},
+        {"on-exit", required_argument, NULL, OPT_ON_EXIT},
         {NULL, 0, NULL, 0},
     };
     int opt, rc = 0;
+    const char *cmd_only = NULL; /* an option that means something only with -- CMD */
     int64_t moves = 0;
 
     a->shard = (reign_shard_config)REIGN_SHARD_CONFIG_INIT;
@@ -233,6 +301,19 @@ static int parse_args(int argc, char **argv, shard_args *a)
     a->runner.master_hold_interval_ms = 10000;
     a->runner.resign_odds = 0;
     a->threads = 2;
+    a->grace_ms = 5000;
+    a->restart_delay_ms = 1000;
+    a->drain_timeout_ms = 30000;
+    /* "--" starts CMD: getopt must not see (or permute) what follows. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0) {
+            if (i + 1 == argc)
+                return cli_usage_error("shard", "missing CMD after --");
+            a->cmd = &argv[i + 1];
+            argv[i] = NULL;
+            argc = i;
+            break;
+        }
     cli_getopt_reset();
     while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int c = cli_common_option("shard", opt, optarg, &a->common);
@@ -299,6 +380,35 @@ static int parse_args(int argc, char **argv, shard_args *a)
             rc = cli_parse_listen("shard", "--listen", optarg, &a->listen_addr);
             a->listen = rc == 0;
             break;
+        case OPT_JSON:
+            a->json = true;
+            break;
+        case OPT_GRACE:
+            cmd_only = "--grace";
+            rc = cli_parse_duration("shard", "--grace", optarg, 1, 0, SHARD_MAX_MS, &a->grace_ms);
+            break;
+        case OPT_RESTART_DELAY:
+            cmd_only = "--restart-delay";
+            rc = cli_parse_duration("shard", "--restart-delay", optarg, 1, 0, SHARD_MAX_MS,
+                                    &a->restart_delay_ms);
+            break;
+        case OPT_DRAIN_TIMEOUT:
+            rc = cli_parse_duration("shard", "--drain-timeout", optarg, 1, 0, SHARD_MAX_MS,
+                                    &a->drain_timeout_ms);
+            break;
+        case OPT_RESOURCES_FILE:
+            a->resources_file = optarg;
+            break;
+        case OPT_ON_EXIT:
+            cmd_only = "--on-exit";
+            if (strcmp(optarg, "restart") == 0)
+                a->on_exit = CLI_ON_EXIT_RESTART;
+            else if (strcmp(optarg, "release") == 0)
+                a->on_exit = CLI_ON_EXIT_RELEASE;
+            else
+                rc = cli_usage_error("shard", "--on-exit wants restart or release, got '%s'",
+                                     optarg);
+            break;
         default:
             return cli_bad_option("shard", opt, argv);
         }
@@ -307,10 +417,13 @@ static int parse_args(int argc, char **argv, shard_args *a)
     }
     a->listed = &argv[optind];
     a->n_listed = (size_t)(argc - optind);
-    if (a->count > 0 && a->n_listed > 0)
-        return cli_usage_error("shard", "give either --count or RESOURCEs, not both");
-    if (a->count == 0 && a->n_listed == 0)
-        return cli_usage_error("shard", "missing --count N or RESOURCEs");
+    if (cmd_only != NULL && a->cmd == NULL)
+        return cli_usage_error("shard", "%s needs -- CMD", cmd_only);
+    if ((a->count > 0) + (a->n_listed > 0) + (a->resources_file != NULL) > 1)
+        return cli_usage_error("shard",
+                               "give one of --count, RESOURCEs and --resources-file");
+    if (a->count == 0 && a->n_listed == 0 && a->resources_file == NULL)
+        return cli_usage_error("shard", "missing --count N, RESOURCEs or --resources-file");
     for (size_t i = 0; i < a->n_listed; i++) {
         const char *id = a->listed[i];
         if (id[0] == '\0')
@@ -422,6 +535,10 @@ int cli_cmd_shard(int argc, char **argv)
     reign_shard *shard = NULL;
     cli_http *http = NULL;
     char **generated = NULL;
+    char **file_ids = NULL;
+    size_t n_file_ids = 0;
+    cli_supervisor *supervisor = NULL;
+    sigset_t cmd_mask;
     int rc = parse_args(argc, argv, &a);
 
     if (rc < 0)
@@ -431,6 +548,11 @@ int cli_cmd_shard(int argc, char **argv)
     if (reign_runner_config_check(&a.runner) != REIGN_OK)
         return cli_usage_error("shard", "%s", reign_last_error());
 
+    /* CMD gets the mask reign was started with, not reign's. */
+    sigprocmask(SIG_BLOCK, NULL, &cmd_mask);
+    /* A guard that died leaves a pipe nobody reads: an error, not a death. */
+    if (a.cmd != NULL)
+        signal(SIGPIPE, SIG_IGN);
     /* Blocked before any reign thread exists, so all of them inherit the
      * mask and only sigwait below receives these signals. */
     if (cli_block_stop_signals(&stop_set) != 0) {
@@ -451,6 +573,14 @@ int cli_cmd_shard(int argc, char **argv)
         ids = (const char *const *)generated;
         n_ids = (size_t)a.count;
     }
+    if (a.resources_file != NULL) {
+        if (cli_resources_read(a.resources_file, &file_ids, &n_file_ids) != 0) {
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        }
+        ids = (const char *const *)file_ids;
+        n_ids = n_file_ids;
+    }
 
     if ((rc = cli_open_factory(&a.common, &factory)) != CLI_EXIT_OK)
         goto out;
@@ -458,7 +588,27 @@ int cli_cmd_shard(int argc, char **argv)
     config.runner = a.runner;
     config.threads = (unsigned)a.threads;
     config.on_change = on_change;
+    config.on_event = on_event;
     config.payload = &view;
+    /* Longer than the grace, so that a revoked CMD is SIGKILLed and reaped
+     * before the lease is released anyway. */
+    config.revoke_timeout_ms = a.grace_ms + 5000;
+    cli_supervise_config sc = {.cmd = a.cmd,
+                               .instance = NULL,
+                               .grace_ms = a.grace_ms,
+                               .on_exit = a.on_exit,
+                               .restart_delay_ms = a.restart_delay_ms,
+                               .json = a.json,
+                               .mask = cmd_mask};
+    sc.instance = reign_factory_instance_id(factory);
+    if (cli_supervisor_new(&sc, &supervisor) != 0) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (a.cmd != NULL || a.json)
+        view.supervisor = supervisor;
+    view.quiet = a.cmd != NULL || a.json;
     if (reign_shard_new(factory, ids, n_ids, &config, &shard) != REIGN_OK) {
         cli_error("%s", reign_last_error());
         rc = CLI_EXIT_FAIL;
@@ -466,6 +616,11 @@ int cli_cmd_shard(int argc, char **argv)
     }
     view.shard = shard;
     view.factory = factory;
+    if (cli_supervisor_start(supervisor, shard) != 0) {
+        cli_error("starting the supervisor thread: %s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
     view.balance = config.balance;
     /* Serve before the shard starts, so that a scrape sees it from 0. */
     if (a.listen) {
@@ -498,9 +653,25 @@ int cli_cmd_shard(int argc, char **argv)
             a.runner.master_check_interval_ms, a.runner.master_hold_interval_ms,
             a.runner.resign_odds, config.balance ? "balanced" : "not balanced");
 
-    if (cli_wait_stop_signal(&stop_set, -1) < 0) {
-        cli_error("waiting for signals: %s", strerror(errno));
-        rc = CLI_EXIT_FAIL;
+    cli_notify("READY=1\nSTATUS=sharding %zu resources", n_ids);
+    for (;;) {
+        int sig = cli_wait_stop_signal(&stop_set, -1);
+        if (sig < 0) {
+            cli_error("waiting for signals: %s", strerror(errno));
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+        if (sig != SIGHUP || a.resources_file == NULL)
+            break;
+        cli_forget_stop_signal();
+        reload_resources(shard, supervisor, a.resources_file);
+    }
+    /* Hand over one by one (each CMD stopped first) rather than all at
+     * once, so the others take over without a gap. */
+    if (rc == CLI_EXIT_OK && a.drain_timeout_ms > 0) {
+        cli_notify("STOPPING=1\nSTATUS=draining");
+        if (reign_shard_drain(shard, a.drain_timeout_ms) != REIGN_OK)
+            cli_error("drain: %s; stopping", reign_last_error());
     }
     /* The server reads the shard and the view: stop it first. */
     cli_http_stop(http);
@@ -513,6 +684,8 @@ int cli_cmd_shard(int argc, char **argv)
 out:
     cli_http_stop(http);
     reign_shard_free(shard);
+    cli_supervisor_free(supervisor);
+    cli_resources_free(file_ids, n_file_ids);
     if (factory != NULL && reign_factory_close(factory) != REIGN_OK) {
         cli_error("closing the factory: %s", reign_last_error());
         rc = CLI_EXIT_FAIL;

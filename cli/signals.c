@@ -21,6 +21,11 @@ void cli_note_stop_signal(int sig)
         reign_cli_stop_signal = sig;
 }
 
+void cli_forget_stop_signal(void)
+{
+    reign_cli_stop_signal = 0;
+}
+
 void cli_die_of_stop_signal(void)
 {
     int sig = reign_cli_stop_signal;

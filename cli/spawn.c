@@ -1,6 +1,6 @@
-/* Running the command of `reign lock`: its environment, and a fork/exec in
- * which the child dies with reign (PR_SET_PDEATHSIG), inherits none of
- * reign's own file descriptors and reports a failed exec to the parent. */
+/* What the command of `reign lock` and `reign shard -- CMD` starts with: its
+ * environment, none of reign's own file descriptors, and a report of a failed
+ * exec to the parent (the fork and exec themselves are the guard's: guard.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +77,7 @@ int cli_spawn_snapshot_fds(void)
  * close-on-exec. Async-signal-safe (a child of a threaded process may only
  * make such calls). Old kernels without CLOSE_RANGE_CLOEXEC are left to the
  * library's own O_CLOEXEC. */
-static void child_hide_own_fds(void)
+void cli_spawn_hide_fds(void)
 {
     unsigned lo = 3;
     if (too_many_fds)
@@ -91,65 +91,13 @@ static void child_hide_own_fds(void)
     (void)syscall(SYS_close_range, lo, ~0U, CLOSE_RANGE_CLOEXEC);
 }
 
-static void child_report_and_exit(int report_fd, int err)
+void cli_spawn_report_and_exit(int report_fd, int err)
 {
     ssize_t n;
     do
         n = write(report_fd, &err, sizeof err);
     while (n < 0 && errno == EINTR);
     _exit(err == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC);
-}
-
-int cli_spawn(char *const argv[], char *const envp[], const sigset_t *mask, pid_t *pid_out,
-              int *exec_errno)
-{
-    int report[2];
-    pid_t parent = getpid();
-    pid_t pid;
-    int err = 0;
-    ssize_t n;
-
-    /* The report pipe is close-on-exec: EOF means the exec happened. */
-    if (pipe2(report, O_CLOEXEC) != 0)
-        return -1;
-    pid = fork();
-    if (pid < 0) {
-        err = errno;
-        close(report[0]);
-        close(report[1]);
-        errno = err;
-        return -1;
-    }
-    if (pid == 0) {
-        close(report[0]);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-            child_report_and_exit(report[1], errno);
-        /* reign may have died between fork and prctl; then nobody would
-         * kill us, and the command must never run without a master. */
-        if (getppid() != parent)
-            _exit(CLI_EXIT_LOST);
-        child_hide_own_fds();
-        if (sigprocmask(SIG_SETMASK, mask, NULL) != 0)
-            child_report_and_exit(report[1], errno);
-        execvpe(argv[0], argv, envp);
-        child_report_and_exit(report[1], errno);
-    }
-
-    close(report[1]);
-    do
-        n = read(report[0], &err, sizeof err);
-    while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof err) {
-        pid_t w;
-        do
-            w = waitpid(pid, NULL, 0);
-        while (w < 0 && errno == EINTR);
-        *exec_errno = err;
-        return 1;
-    }
-    *pid_out = pid;
-    return 0;
 }
 
 static bool is_reign_var(const char *entry)

@@ -158,21 +158,48 @@ bool reign_election_is_master(const reign_election *e)
     return deadline != 0 && reign_clock_now_ns() < deadline;
 }
 
-int reign_election_term(const reign_election *e, uint64_t *out)
+/* The deadline and term of the current mastership, read as one pair (the
+ * engine stores the term between two deadline writes); REIGN_ENOTMASTER
+ * when not master now. */
+static int read_mastership(const reign_election *e, int64_t *deadline_ns, uint64_t *term)
 {
-    if (e == NULL || out == NULL)
-        return reign_error_set(REIGN_EINVAL, "election_term: NULL argument");
     for (;;) {
         int64_t d1 = atomic_load(&e->deadline_ns);
-        uint64_t term = atomic_load(&e->term);
+        uint64_t t = atomic_load(&e->term);
         int64_t d2 = atomic_load(&e->deadline_ns);
         if (d1 != d2)
             continue; /* changed under us: read again */
         if (d1 == 0 || reign_clock_now_ns() >= d1)
             return reign_error_set(REIGN_ENOTMASTER, "election %s: not master", e->resource);
-        *out = term;
+        *deadline_ns = d1;
+        *term = t;
         return REIGN_OK;
     }
+}
+
+int reign_election_term(const reign_election *e, uint64_t *out)
+{
+    if (e == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_term: NULL argument");
+    int64_t deadline;
+    return read_mastership(e, &deadline, out);
+}
+
+int reign_election_deadline_ms(const reign_election *e, int64_t *deadline_out,
+                               uint64_t *term_out)
+{
+    if (e == NULL || deadline_out == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_deadline_ms: NULL argument");
+    int64_t deadline;
+    uint64_t term;
+    int rc = read_mastership(e, &deadline, &term);
+    if (rc != REIGN_OK)
+        return rc;
+    /* Rounded down: a watcher acting at this millisecond is never late. */
+    *deadline_out = deadline / REIGN_NS_PER_MS;
+    if (term_out != NULL)
+        *term_out = term;
+    return REIGN_OK;
 }
 
 int reign_election_wait(reign_election *e, int64_t timeout_ms)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "engine.h"
 #include "error.h"
 #include "shard_internal.h"
 #include "tracker_internal.h"
@@ -573,6 +574,25 @@ bool reign_shard_is_master(reign_shard *shard, const char *resource_id)
                   reign_election_is_master(it->election);
     pthread_rwlock_unlock(&shard->index_lock);
     return master;
+}
+
+int reign_shard_deadline_ms(reign_shard *shard, const char *resource_id, int64_t *out)
+{
+    if (shard == NULL || resource_id == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "shard_deadline_ms: NULL argument");
+    int64_t deadline_ns = 0;
+    pthread_rwlock_rdlock(&shard->index_lock);
+    shard_item *it = shard_index_find(shard, resource_id);
+    /* Revoked or not: a revoked lease is still held and renewed until
+     * acknowledged, and the work winding down is covered by it. */
+    if (it != NULL)
+        deadline_ns = atomic_load_explicit(&it->election->deadline_ns, memory_order_acquire);
+    pthread_rwlock_unlock(&shard->index_lock);
+    /* Rounded down: a watcher acting at this millisecond is never late. */
+    if (deadline_ns == 0 || reign_clock_now_ns() >= deadline_ns)
+        return reign_error_set(REIGN_ENOTMASTER, "shard: not master of %s", resource_id);
+    *out = deadline_ns / REIGN_NS_PER_MS;
+    return REIGN_OK;
 }
 
 int reign_shard_revoke_done(reign_shard *shard, const char *resource_id, uint64_t term)

@@ -2,7 +2,7 @@
 # reign's whole test suite, as CI runs it: install what is missing, build
 # under ASan+UBSan, start the servers the tests need on 127.0.0.1 with
 # throw-away data, run unit + conformance + misbehaving-server + CLI tests and
-# the short chaos runs and the handover runs, run the core and every backend's conformance under
+# the short chaos runs, the handover runs and the `reign shard -- CMD` runs, run the core and every backend's conformance under
 # TSan, fuzz each parser for 30 s, stop the servers. Exit non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,8 +92,24 @@ echo "== install and packaging test"
 tests/install/test_install.sh build/asan 2>&1 | tee "$work/install.log" || rc=1
 count_plain "$work/install.log"
 
+# run_scripted NAME PATTERN RUN...: scripts/NAME.sh once per RUN (its
+# arguments), each line of PATTERN from its log shown, one pass or fail each.
+run_scripted() {
+  local name=$1 pattern=$2 ok=0 bad=0 run st
+  shift 2
+  for run in "$@"; do
+    st=0
+    # shellcheck disable=SC2086 # the run's words are its arguments
+    "scripts/$name.sh" $run >"$work/$name.log" 2>&1 || st=$?
+    echo "$name.sh $run: exit $st"
+    grep -E "$pattern" "$work/$name.log" | tail -6 || true
+    if [ "$st" -eq 0 ]; then ok=$((ok + 1)); else bad=$((bad + 1)); rc=1; cat "$work/$name.log" >>"$work/$name-failed.log"; fi
+  done
+  echo "$ok passed, $bad failed" | tee "$work/$name-summary.log"
+  count_plain "$work/$name-summary.log"
+}
+
 echo "== chaos: no two masters at once (file, redis, redis-sentinel, postgres, etcd, s3), and a broken build is caught"
-chaos_ok=0 chaos_bad=0
 chaos_backends=(file redis postgres etcd)
 [ "${REIGN_TEST_S3:-1}" = 0 ] || chaos_backends+=(s3)
 chaos_runs=()
@@ -101,33 +117,20 @@ for b in "${chaos_backends[@]}"; do chaos_runs+=("$b --failovers 50 --seed 1 --b
 # Sentinel: a short run with forced failovers (a longer one by hand: --failovers 100)
 chaos_runs+=("redis-sentinel --failovers 20 --seed 1 --build-dir build/asan")
 chaos_runs+=("redis --broken --seed 1")
-for run in "${chaos_runs[@]}"; do
-  st=0
-  # shellcheck disable=SC2086 # the run's words are its arguments
-  scripts/chaos.sh $run >"$work/chaos.log" 2>&1 || st=$?
-  echo "chaos.sh $run: exit $st"
-  grep -E "checker:|caught|violation|FAIL" "$work/chaos.log" | tail -3 || true
-  if [ "$st" -eq 0 ]; then chaos_ok=$((chaos_ok + 1)); else chaos_bad=$((chaos_bad + 1)); rc=1; cat "$work/chaos.log" >>"$work/chaos-failed.log"; fi
-done
-echo "$chaos_ok passed, $chaos_bad failed" | tee "$work/chaos-summary.log"
-count_plain "$work/chaos-summary.log"
+run_scripted chaos "checker:|caught|violation|FAIL" "${chaos_runs[@]}"
 
 echo "== handover: never two workers at once on a voluntary move (every backend), and a broken build is caught"
-ho_ok=0 ho_bad=0
 ho_runs=("file" "redis" "postgres" "etcd")
 [ "${REIGN_TEST_S3:-1}" = 0 ] || ho_runs+=("s3 --resources 100")
 for i in "${!ho_runs[@]}"; do ho_runs[$i]="${ho_runs[$i]} --build-dir build/asan"; done
 ho_runs+=("file --broken")
-for run in "${ho_runs[@]}"; do
-  st=0
-  # shellcheck disable=SC2086 # the run's words are its arguments
-  scripts/handover.sh $run >"$work/handover.log" 2>&1 || st=$?
-  echo "handover.sh $run: exit $st"
-  grep -E "checker:|caught|FAIL|PASS" "$work/handover.log" | tail -2 || true
-  if [ "$st" -eq 0 ]; then ho_ok=$((ho_ok + 1)); else ho_bad=$((ho_bad + 1)); rc=1; cat "$work/handover.log" >>"$work/handover-failed.log"; fi
-done
-echo "$ho_ok passed, $ho_bad failed" | tee "$work/handover-summary.log"
-count_plain "$work/handover-summary.log"
+run_scripted handover "checker:|caught|FAIL|PASS" "${ho_runs[@]}"
+
+echo "== reign shard -- CMD: a guarded CMD per resource, no overlap on moves, pauses or SIGKILL (every backend), broken builds caught"
+sc_runs=("file" "redis" "postgres" "etcd")
+[ "${REIGN_TEST_S3:-1}" = 0 ] || sc_runs+=("s3 fleet")
+sc_runs+=("file --broken-ack" "redis --broken-guard")
+run_scripted shard_cmd "^fleet: (SIGKILL|max overlap|[0-9]+ voluntary)|^pause:|^FAIL|caught|PASS" "${sc_runs[@]}"
 
 echo "== conformance figures (ms)"
 cat "$REIGN_CONF_REPORT" 2>/dev/null || true

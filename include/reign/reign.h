@@ -192,6 +192,15 @@ REIGN_EXTERN bool reign_election_is_master(const reign_election *election);
 /* The fencing term of the current mastership; REIGN_ENOTMASTER if not master. */
 REIGN_EXTERN int reign_election_term(const reign_election *election, uint64_t *out);
 
+/* The local deadline of the current mastership on the reign_monotonic_ms
+ * clock (until then nobody else can be master: the backend's lease runs
+ * longer), and its term (term_out may be NULL), read together. It moves
+ * forward with every renewal. For a watchdog outside this process that
+ * must stop master-only work when renewals stop arriving (the CLI's guard).
+ * REIGN_ENOTMASTER if not master. Thread-safe, no I/O. */
+REIGN_EXTERN int reign_election_deadline_ms(const reign_election *election, int64_t *deadline_out,
+                                            uint64_t *term_out);
+
 /* Give up mastership (if held) and stop campaigning until the next start or
  * wait. Blocks until the release was sent (bounded by op_timeout_ms); belief
  * ends before this returns. */
@@ -533,6 +542,16 @@ REIGN_EXTERN int reign_shard_set(reign_shard *shard, const char *const *ids, siz
 REIGN_EXTERN bool reign_shard_is_master(reign_shard *shard, const char *resource_id);
 /* The fencing term while reign_shard_is_master; REIGN_ENOTMASTER else. */
 REIGN_EXTERN int reign_shard_term(reign_shard *shard, const char *resource_id, uint64_t *out);
+/* The local deadline of the mastership reign_shard_is_master reports, on
+ * the reign_monotonic_ms clock: until then nobody else can be master (the
+ * backend's lease runs longer). For a watchdog outside this process (the
+ * CLI's guard) that must stop work when renewals stop arriving. Moves
+ * forward with every renewal, also while a revocation waits for its
+ * acknowledgement (the lease is still held). REIGN_ENOTMASTER when not
+ * master.
+ * Thread-safe, no I/O. */
+REIGN_EXTERN int reign_shard_deadline_ms(reign_shard *shard, const char *resource_id,
+                                         int64_t *out);
 /* Acknowledge a revocation answered with REIGN_SHARD_LATER: the work under
  * `term` has stopped, release the lease. REIGN_ESTATE if no revocation of
  * that term is pending (already released, e.g. after revoke_timeout_ms). */

@@ -333,6 +333,10 @@ static void test_the_lease_is_released_only_after_the_acknowledgement(void **sta
     assert_true(eventually(one_worker_each, w, 1, 0, 1, 5000));
     uint64_t t0 = 0;
     assert_int_equal(reign_shard_term(w->in[0].s, "r0", &t0), REIGN_OK);
+    /* The local deadline, for a watchdog outside the process: ahead of now. */
+    int64_t d0 = 0, d1 = 0;
+    assert_int_equal(reign_shard_deadline_ms(w->in[0].s, "r0", &d0), REIGN_OK);
+    assert_true(d0 > reign_monotonic_ms());
     open_instance(w, 1, "mem://handover-ack", p, 1, NULL);
     assert_int_equal(reign_shard_start(w->in[1].s), REIGN_OK);
 
@@ -355,6 +359,11 @@ static void test_the_lease_is_released_only_after_the_acknowledgement(void **sta
     assert_string_equal(m->instance_id, "inst-0");
     reign_master_free(m);
     assert_false(reign_shard_is_master(w->in[1].s, "r0"));
+    assert_int_equal(reign_shard_deadline_ms(w->in[1].s, "r0", &d1), REIGN_ENOTMASTER);
+    /* Renewed while revoking: the deadline moved on (the CLI's guard of a
+     * stopping CMD relies on it). */
+    assert_int_equal(reign_shard_deadline_ms(w->in[0].s, "r0", &d1), REIGN_OK);
+    assert_true(d1 > d0);
     assert_int_equal(reign_shard_revoke_done(w->in[0].s, "r0", t0 + 1), REIGN_ESTATE);
 
     pthread_mutex_lock(&w->mu);
@@ -370,6 +379,7 @@ static void test_the_lease_is_released_only_after_the_acknowledgement(void **sta
     assert_true(w->r[0].term[1] > t0);
     pthread_mutex_unlock(&w->mu);
     assert_int_equal(reign_shard_revoke_done(w->in[0].s, "r0", t0), REIGN_ESTATE);
+    assert_int_equal(reign_shard_deadline_ms(w->in[0].s, "r0", &d1), REIGN_ENOTMASTER);
     for (int k = 0; k < 2; k++)
         close_instance(w, k);
     world_free(w);
