@@ -204,19 +204,33 @@ void cli_env_free(char **env);
 
 /* ---- guard.c --------------------------------------------------------------- */
 
-/* Start a guard process that starts argv (environment envp, signal mask
- * `mask`) and SIGKILLs it when deadline_ms (reign_monotonic_ms clock) passes
- * without a later deadline from cli_guard_send, or when *fd_out is closed
- * or reign dies. With own_group, CMD gets its own process group and the
- * whole group is killed; else CMD stays in reign's group (a terminal's
- * foreground) and only CMD is. The guard exits with CMD's status (128+N if
- * CMD died of signal N). Returns 0 (*pid_out: the guard, *cmd_pid_out: CMD,
- * 0 if the guard could not start it; *fd_out: the guard's pipe, close-on-exec), 1 if CMD could not be run (*exec_errno; the guard is
- * reaped) or -1 (errno). The guard dies with the calling thread
- * (PR_SET_PDEATHSIG). */
+/* A guard process between reign and one CMD (guard.c). */
+typedef struct cli_guard {
+    pid_t pid;      /* the guard; reap it with waitpid */
+    int fd;         /* to the guard: deadlines, signals (close-on-exec) */
+    int report_fd;  /* from the guard: CMD's pid, an exec failure; -1 once read */
+    pid_t cmd_pid;  /* CMD, once reported */
+    int exec_errno; /* != 0 once reported: CMD could not be run */
+} cli_guard;
+
+/* Start a guard that starts argv (environment envp, signal mask `mask`) and
+ * SIGKILLs it when deadline_ms (reign_monotonic_ms clock) passes without a
+ * later deadline from cli_guard_send, or when g->fd is closed or reign dies.
+ * With own_group, CMD gets its own process group and the whole group is
+ * killed; else CMD stays in reign's group (a terminal's foreground) and only
+ * CMD is. The guard exits with CMD's status (128+N if CMD died of signal N;
+ * 127/126 if it could not be run). Returns at once, before CMD runs: 0, or
+ * -1 (errno). The guard dies with the calling thread (PR_SET_PDEATHSIG). */
 int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask,
-                    int64_t deadline_ms, bool own_group, pid_t *pid_out, pid_t *cmd_pid_out,
-                    int *fd_out, int *exec_errno);
+                    int64_t deadline_ms, bool own_group, cli_guard *g);
+
+/* Read what the guard reported (g->cmd_pid, g->exec_errno): true once all
+ * of it is in (CMD exec'd or failed to); with `wait`, blocks until then
+ * (call it once the guard has exited). */
+bool cli_guard_report(cli_guard *g, bool wait);
+
+/* Close the guard's pipes (closing g->fd makes the guard kill CMD). */
+void cli_guard_close(cli_guard *g);
 
 /* Tell a guard: a positive message is a new deadline, -SIG sends SIG to
  * CMD's group. Never blocks for long (8 bytes on a pipe). 0 or -1. */

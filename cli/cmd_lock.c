@@ -483,15 +483,15 @@ static bool still_master(const reign_election *e, uint64_t term)
  * stopped for a loss: then no restart). */
 /* Send a signal to CMD through its guard; a guard that cannot be told is
  * killed, and CMD dies with it. */
-static void signal_cmd(pid_t guard, int guard_fd, int sig)
+static void signal_cmd(const cli_guard *g, int sig)
 {
-    if (cli_guard_send(guard_fd, -(int64_t)sig) != 0)
-        kill(guard, SIGKILL);
+    if (cli_guard_send(g->fd, -(int64_t)sig) != 0)
+        kill(g->pid, SIGKILL);
 }
 
-/* child: CMD's guard, told each new deadline on guard_fd. */
-static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t child,
-                     int guard_fd, int sfd, int lost_fd, int *stop_signal)
+/* g: CMD's guard, told each new deadline. */
+static int supervise(reign_election *e, const lock_args *a, uint64_t term, cli_guard *g, int sfd,
+                     int lost_fd, int *stop_signal)
 {
     int stop_code = -1;        /* set once we decided to stop CMD: our exit code */
     int64_t term_sent_at = -1; /* when SIGTERM went to CMD */
@@ -500,15 +500,20 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
 
     for (;;) {
         int status;
-        pid_t w = waitpid(child, &status, WNOHANG);
-        if (w == child && stop_code < 0 && (term_was_lost(lost_fd, term) || !still_master(e, term))) {
+        pid_t w = waitpid(g->pid, &status, WNOHANG);
+        if (w == g->pid && cli_guard_report(g, true) && g->exec_errno != 0) {
+            cli_error("cannot run %s: %s", a->cmd[0], strerror(g->exec_errno));
+            return g->exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC;
+        }
+        if (w == g->pid && stop_code < 0 &&
+            (term_was_lost(lost_fd, term) || !still_master(e, term))) {
             /* The guard killed CMD at the deadline while reign could not act
              * (stopped, stalled): a loss like any other. */
             cli_error("lost mastership of %s (term %" PRIu64 "); the command was killed at the "
                       "lease deadline", a->shown, term);
             return CLI_EXIT_LOST;
         }
-        if (w == child)
+        if (w == g->pid)
             return stop_code >= 0 ? stop_code : exit_code_of(status);
         if (w < 0 && errno != EINTR) {
             cli_error("waiting for the command: %s", strerror(errno));
@@ -527,11 +532,11 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
                 *stop_signal = sig;
             if (stop_code < 0) {
                 stop_code = CLI_EXIT_SIGNAL_BASE + sig;
-                signal_cmd(child, guard_fd, SIGTERM);
+                signal_cmd(g, SIGTERM);
                 term_sent_at = reign_monotonic_ms();
             } else if (!kill_sent) {
                 /* A second request to stop: do not wait out the grace. */
-                signal_cmd(child, guard_fd, SIGKILL);
+                signal_cmd(g, SIGKILL);
                 kill_sent = true;
             }
         }
@@ -543,11 +548,11 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
             cli_notify("STATUS=lost mastership of %s (term %" PRIu64 "); stopping the command",
                        a->shown, term);
             stop_code = CLI_EXIT_LOST;
-            signal_cmd(child, guard_fd, SIGTERM);
+            signal_cmd(g, SIGTERM);
             term_sent_at = reign_monotonic_ms();
         }
         if (stop_code >= 0 && !kill_sent && reign_monotonic_ms() - term_sent_at >= a->grace_ms) {
-            signal_cmd(child, guard_fd, SIGKILL);
+            signal_cmd(g, SIGKILL);
             kill_sent = true;
         }
         /* The lease was renewed: the guard may let CMD run that much longer.
@@ -557,7 +562,7 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, pid_t
         uint64_t now_term;
         if (stop_code != CLI_EXIT_LOST &&
             reign_election_deadline_ms(e, &deadline, &now_term) == REIGN_OK && now_term == term &&
-            deadline > sent_deadline && cli_guard_send(guard_fd, deadline) == 0)
+            deadline > sent_deadline && cli_guard_send(g->fd, deadline) == 0)
             sent_deadline = deadline;
 
         struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = lost_fd, .events = POLLIN}};
@@ -578,7 +583,6 @@ int cli_cmd_lock(int argc, char **argv)
     reign_election *election = NULL;
     char **env = NULL;
     uint64_t term = 0;
-    pid_t child = -1;
     int rc = parse_args(argc, argv, &a);
 
     if (rc < 0)
@@ -646,7 +650,6 @@ int cli_cmd_lock(int argc, char **argv)
             rc = CLI_EXIT_FAIL;
             goto out;
         }
-        int exec_errno = 0, guard_fd = -1;
         int64_t deadline;
         uint64_t deadline_term;
         /* Lost again already: a deadline of now, and supervise sees the loss. */
@@ -654,9 +657,8 @@ int cli_cmd_lock(int argc, char **argv)
             deadline_term != term)
             deadline = reign_monotonic_ms();
         bool foreground = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
-        pid_t cmd_pid;
-        int spawned = cli_guard_start(a.cmd, env, &original, deadline, !foreground, &child,
-                                      &cmd_pid, &guard_fd, &exec_errno);
+        cli_guard guard;
+        int spawned = cli_guard_start(a.cmd, env, &original, deadline, !foreground, &guard);
         int spawn_errno = errno;
         cli_env_free(env);
         env = NULL;
@@ -665,15 +667,9 @@ int cli_cmd_lock(int argc, char **argv)
             rc = CLI_EXIT_FAIL;
             goto out;
         }
-        if (spawned > 0) {
-            cli_error("cannot run %s: %s", a.cmd[0], strerror(exec_errno));
-            rc = exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC;
-            goto out;
-        }
         int stop_signal = 0;
-        rc = supervise(election, &a, term, child, guard_fd, sfd, notify.lost_pipe[0],
-                       &stop_signal);
-        close(guard_fd);
+        rc = supervise(election, &a, term, &guard, sfd, notify.lost_pipe[0], &stop_signal);
+        cli_guard_close(&guard);
         if (rc != CLI_EXIT_LOST || !a.restart_on_lost)
             break;
         if (stop_signal != 0) {

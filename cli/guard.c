@@ -53,6 +53,36 @@ static void stop_cmd(pid_t cmd, bool own_group, int sig)
     kill(own_group ? -cmd : cmd, sig);
 }
 
+/* Take every message reign has sent (in_fd is non-blocking): deadlines
+ * move *deadline forward, -SIG signals CMD; at EOF (reign closed the pipe
+ * or died) CMD is killed and *in_fd becomes -1. 0, or -1 on a read error. */
+static int read_messages(int *in_fd, int64_t *deadline, pid_t cmd, bool own_group, bool *killed)
+{
+    for (;;) {
+        int64_t m;
+        ssize_t r = read(*in_fd, &m, sizeof m);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (r < 0)
+            return -1;
+        if (r != (ssize_t)sizeof m) { /* EOF (8-byte writes are atomic) */
+            stop_cmd(cmd, own_group, SIGKILL);
+            *killed = true;
+            close(*in_fd);
+            *in_fd = -1;
+            return 0;
+        }
+        if (m > 0 && m > *deadline && *deadline != INT64_MAX)
+            *deadline = m;
+        else if (m < 0 && !*killed) {
+            stop_cmd(cmd, own_group, (int)-m);
+            *killed = -m == SIGKILL;
+        }
+    }
+}
+
 /* The guard's life; never returns. report_fd: CMD's exec report to reign. */
 static void guard_main(int in_fd, int report_fd, char *const argv[], char *const envp[],
                        const sigset_t *mask, int64_t deadline_ms, bool own_group)
@@ -70,6 +100,8 @@ static void guard_main(int in_fd, int report_fd, char *const argv[], char *const
         _exit(CLI_EXIT_FAIL);
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
+        _exit(CLI_EXIT_FAIL);
+    if (fcntl(in_fd, F_SETFL, O_NONBLOCK) != 0)
         _exit(CLI_EXIT_FAIL);
     pid_t guard = getpid();
     pid_t cmd = fork();
@@ -105,18 +137,21 @@ static void guard_main(int in_fd, int report_fd, char *const argv[], char *const
     close(report_fd);
     bool killed = false;
     for (;;) {
-        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = in_fd, .events = POLLIN}};
+        /* Every message already sent counts before the deadline is judged:
+         * a deadline that passed while reign's newer one sat in the pipe
+         * (a slow fork, a busy machine) is not a lapse. */
+        if (in_fd >= 0 && read_messages(&in_fd, &deadline_ms, cmd, own_group, &killed) != 0)
+            _exit(CLI_EXIT_FAIL);
         int64_t left = deadline_ms - boottime_ms();
         if (left <= 0 && !killed) {
             stop_cmd(cmd, own_group, SIGKILL);
             killed = true;
         }
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = in_fd, .events = POLLIN}};
         int n = poll(p, in_fd >= 0 ? 2 : 1, killed ? -1 : (int)(left > 1000 ? 1000 : left));
         if (n < 0 && errno != EINTR)
             _exit(CLI_EXIT_FAIL);
-        if (n <= 0)
-            continue;
-        if (p[0].revents & POLLIN) {
+        if (n > 0 && (p[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
             }
@@ -129,34 +164,15 @@ static void guard_main(int in_fd, int report_fd, char *const argv[], char *const
                 _exit(exit_code_of(status));
             }
         }
-        if (in_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            int64_t m;
-            ssize_t r = read(in_fd, &m, sizeof m);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r != (ssize_t)sizeof m) {
-                /* EOF: reign closed the pipe or died. */
-                stop_cmd(cmd, own_group, SIGKILL);
-                killed = true;
-                close(in_fd);
-                in_fd = -1;
-            } else if (m > 0) {
-                if (m > deadline_ms && deadline_ms != INT64_MAX)
-                    deadline_ms = m;
-            } else if (m < 0 && !killed) {
-                stop_cmd(cmd, own_group, (int)-m);
-                killed = -m == SIGKILL;
-            }
-        }
     }
 }
 
 int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask,
-                    int64_t deadline_ms, bool own_group, pid_t *pid_out, pid_t *cmd_pid_out,
-                    int *fd_out, int *exec_errno)
+                    int64_t deadline_ms, bool own_group, cli_guard *g)
 {
     int pipe_fds[2], report[2];
     pid_t reign = getpid();
+    *g = (cli_guard){.fd = -1, .report_fd = -1};
     /* The deliberately broken build of the pause test: a guard that never
      * acts on the deadline, as if there were none. */
     const char *broken = getenv("REIGN_SHARD_BROKEN_GUARD");
@@ -192,34 +208,49 @@ int cli_guard_start(char *const argv[], char *const envp[], const sigset_t *mask
     }
     close(pipe_fds[0]);
     close(report[1]);
-    /* Until EOF: CMD's pid (negative), and a positive errno if its exec
-     * failed, in either order. */
-    int32_t word = 0, err = 0;
-    pid_t cmd_pid = 0;
+    /* Not waited for here: the caller forwards deadlines from now on, while
+     * the guard forks CMD (slow for a big process) and CMD execs. */
+    (void)fcntl(report[0], F_SETFL, O_NONBLOCK);
+    g->pid = pid;
+    g->fd = pipe_fds[1];
+    g->report_fd = report[0];
+    return 0;
+}
+
+bool cli_guard_report(cli_guard *g, bool wait)
+{
+    if (g->report_fd < 0)
+        return true;
+    if (wait)
+        (void)fcntl(g->report_fd, F_SETFL, 0);
+    /* CMD's pid (negative) and a positive errno if its exec failed, in
+     * either order, then EOF. */
     for (;;) {
-        ssize_t n = read(report[0], &word, sizeof word);
+        int32_t word;
+        ssize_t n = read(g->report_fd, &word, sizeof word);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return false;
         if (n != (ssize_t)sizeof word)
-            break;
+            break; /* EOF, or an error: nothing more will come */
         if (word < 0)
-            cmd_pid = -word;
+            g->cmd_pid = -word;
         else
-            err = word;
+            g->exec_errno = word;
     }
-    close(report[0]);
-    if (err != 0) {
-        /* CMD could not be run: the guard exits with it. */
-        close(pipe_fds[1]);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        *exec_errno = err;
-        return 1;
-    }
-    *pid_out = pid;
-    *cmd_pid_out = cmd_pid;
-    *fd_out = pipe_fds[1];
-    return 0;
+    close(g->report_fd);
+    g->report_fd = -1;
+    return true;
+}
+
+void cli_guard_close(cli_guard *g)
+{
+    if (g->fd >= 0)
+        close(g->fd);
+    if (g->report_fd >= 0)
+        close(g->report_fd);
+    g->fd = g->report_fd = -1;
 }
 
 int cli_guard_send(int fd, int64_t message)

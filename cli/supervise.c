@@ -27,8 +27,8 @@
 typedef struct slot {
     char *id;
     uint64_t term;        /* of the running CMD, or of the one to start */
-    pid_t guard;          /* 0: no CMD running */
-    int fd;               /* the guard's pipe; -1 when none */
+    cli_guard g;          /* g.pid 0: no CMD running */
+    bool announced;       /* "started" printed (once CMD's exec is reported) */
     int64_t sent_deadline;
     bool stopping;        /* SIGTERM sent */
     bool killed;          /* SIGKILL sent */
@@ -133,7 +133,7 @@ static slot *new_slot(cli_supervisor *s, const char *id)
         sl->id = NULL;
     }
     free(sl->id);
-    *sl = (slot){.id = strdup(id), .fd = -1};
+    *sl = (slot){.id = strdup(id), .g = {.fd = -1, .report_fd = -1}};
     if (sl->id == NULL) {
         sl->dead = true;
         return NULL;
@@ -172,6 +172,19 @@ static void free_argv(char **argv)
     free(argv);
 }
 
+/* Print "started" once the guard reports CMD's exec (under s->mu); with
+ * `wait` (the guard has exited) read the rest of the report first. */
+static void announce(cli_supervisor *s, slot *sl, bool wait)
+{
+    if (sl->announced || !cli_guard_report(&sl->g, wait))
+        return;
+    sl->announced = true;
+    if (sl->g.exec_errno != 0)
+        cli_error("cannot run %s for %s: %s", s->cfg.cmd[0], sl->id, strerror(sl->g.exec_errno));
+    else
+        print_event(s, "started", sl->id, sl->term, NULL, "pid", sl->g.cmd_pid);
+}
+
 /* Start CMD for sl (under s->mu) if the shard still says master of its
  * term; the guard gets the current local deadline. */
 static void start_cmd(cli_supervisor *s, slot *sl)
@@ -192,27 +205,16 @@ static void start_cmd(cli_supervisor *s, slot *sl)
     bool ok = argv != NULL && env != NULL;
     for (size_t i = 0; ok && i < n; i++)
         ok = (argv[i] = substitute(s->cfg.cmd[i], sl->id)) != NULL;
-    int exec_errno = 0;
-    pid_t cmd_pid = 0;
-    int started = ok ? cli_guard_start(argv, env, &s->cfg.mask, deadline, true, &sl->guard,
-                                       &cmd_pid, &sl->fd, &exec_errno)
-                     : -1;
-    if (started != 0) {
-        if (started > 0) {
-            cli_error("cannot run %s for %s: %s", s->cfg.cmd[0], sl->id, strerror(exec_errno));
-            print_event(s, "exited", sl->id, sl->term, NULL, "status",
-                        exec_errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_CANNOT_EXEC);
-        } else {
-            cli_error("cannot start the command for %s: %s", sl->id,
-                      ok ? strerror(errno) : "out of memory");
-        }
-        sl->guard = 0;
+    if (!ok || cli_guard_start(argv, env, &s->cfg.mask, deadline, true, &sl->g) != 0) {
+        cli_error("cannot start the command for %s: %s", sl->id,
+                  ok ? strerror(errno) : "out of memory");
+        sl->g.pid = 0;
         /* Try again later, while still master. */
         sl->start_at_ms = reign_monotonic_ms() + s->cfg.restart_delay_ms;
     } else {
         sl->sent_deadline = deadline;
-        sl->stopping = sl->killed = false;
-        print_event(s, "started", sl->id, sl->term, NULL, "pid", cmd_pid);
+        sl->stopping = sl->killed = sl->announced = false;
+        announce(s, sl, false);
     }
     free_argv(argv);
     cli_env_free(env);
@@ -220,10 +222,10 @@ static void start_cmd(cli_supervisor *s, slot *sl)
 
 static void send_signal(slot *sl, int sig)
 {
-    if (sl->guard == 0 || (sl->killed && sig != SIGKILL))
+    if (sl->g.pid == 0 || (sl->killed && sig != SIGKILL))
         return;
-    if (cli_guard_send(sl->fd, -(int64_t)sig) != 0)
-        kill(sl->guard, SIGKILL); /* a guard that cannot hear: CMD dies with it */
+    if (cli_guard_send(sl->g.fd, -(int64_t)sig) != 0)
+        kill(sl->g.pid, SIGKILL); /* a guard that cannot hear: CMD dies with it */
     if (sig == SIGKILL)
         sl->killed = true;
 }
@@ -258,7 +260,7 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
         sl->revoke_term = 0;
         sl->remove_now = false;
         sl->readd_at_ms = 0;
-        if (sl->guard != 0)
+        if (sl->g.pid != 0)
             sl->start_at_ms = 1; /* the old term's CMD is still stopping: once reaped */
         else
             start_cmd(s, sl);
@@ -268,13 +270,13 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
         if (sl == NULL)
             break;
         sl->start_at_ms = 0;
-        if (sl->guard != 0 && sl->term == e->term) {
+        if (sl->g.pid != 0 && sl->term == e->term) {
             begin_stop(s, sl, SIGTERM);
             if (!s->gate) {
                 sl->revoke_term = e->term;
                 answer = REIGN_SHARD_LATER;
             }
-        } else if (sl->guard == 0 && sl->readd_at_ms == 0) {
+        } else if (sl->g.pid == 0 && sl->readd_at_ms == 0) {
             sl->dead = true;
         }
         break;
@@ -283,7 +285,7 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
         if (sl == NULL)
             break;
         sl->start_at_ms = 0;
-        if (sl->guard == 0) {
+        if (sl->g.pid == 0) {
             sl->dead = sl->readd_at_ms == 0;
         } else if (sl->term == e->term) {
             sl->revoke_term = 0;
@@ -311,10 +313,10 @@ static int64_t guard_status_code(int status)
 static uint64_t on_reaped(cli_supervisor *s, slot *sl, int status, char *ack_id, size_t ack_size)
 {
     uint64_t ack = 0;
+    announce(s, sl, true); /* "started", or why CMD could not be run */
     print_event(s, "exited", sl->id, sl->term, NULL, "status", guard_status_code(status));
-    close(sl->fd);
-    sl->fd = -1;
-    sl->guard = 0;
+    cli_guard_close(&sl->g);
+    sl->g.pid = 0;
     if (sl->revoke_term != 0) {
         ack = sl->revoke_term;
         snprintf(ack_id, ack_size, "%s", sl->id);
@@ -366,14 +368,15 @@ static void tick(cli_supervisor *s)
             queue_call(s, false, sl->id);
         } else if (sl->readd_at_ms != 0 && now >= sl->readd_at_ms) {
             sl->readd_at_ms = 0;
-            sl->dead = sl->guard == 0;
+            sl->dead = sl->g.pid == 0;
             queue_call(s, true, sl->id);
         }
-        if (sl->guard == 0) {
+        if (sl->g.pid == 0) {
             if (sl->start_at_ms > 1 && now >= sl->start_at_ms)
                 start_cmd(s, sl);
             continue;
         }
+        announce(s, sl, false);
         if (sl->stopping && !sl->killed && now >= sl->kill_at_ms)
             send_signal(sl, SIGKILL);
         /* A revocation keeps the lease held and renewed until CMD has
@@ -384,7 +387,7 @@ static void tick(cli_supervisor *s)
             continue;
         int64_t d;
         if (reign_shard_deadline_ms(s->shard, sl->id, &d) == REIGN_OK && d > sl->sent_deadline &&
-            cli_guard_send(sl->fd, d) == 0)
+            cli_guard_send(sl->g.fd, d) == 0)
             sl->sent_deadline = d;
     }
 }
@@ -419,7 +422,7 @@ static void *supervise_thread(void *arg)
             uint64_t ack = 0;
             pthread_mutex_lock(&s->mu);
             for (size_t i = 0; i < s->n_slots; i++)
-                if (!s->slots[i].dead && s->slots[i].guard == pid) {
+                if (!s->slots[i].dead && s->slots[i].g.pid == pid) {
                     ack = on_reaped(s, &s->slots[i], status, id, sizeof id);
                     break;
                 }
@@ -457,7 +460,7 @@ void cli_supervisor_reloaded(cli_supervisor *s)
         slot *sl = &s->slots[i];
         if (!sl->dead && sl->readd_at_ms != 0) {
             sl->readd_at_ms = 0;
-            sl->dead = sl->guard == 0;
+            sl->dead = sl->g.pid == 0;
         }
     }
     pthread_mutex_unlock(&s->mu);
@@ -481,7 +484,7 @@ void cli_supervisor_free(cli_supervisor *s)
     if (s->thread_started) {
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < s->n_slots; i++)
-            if (!s->slots[i].dead && s->slots[i].guard != 0) {
+            if (!s->slots[i].dead && s->slots[i].g.pid != 0) {
                 s->slots[i].revoke_term = 0;
                 s->slots[i].stopping = true;
                 send_signal(&s->slots[i], SIGKILL);
@@ -492,7 +495,7 @@ void cli_supervisor_free(cli_supervisor *s)
             bool any = false;
             pthread_mutex_lock(&s->mu);
             for (size_t i = 0; i < s->n_slots; i++)
-                any |= !s->slots[i].dead && s->slots[i].guard != 0;
+                any |= !s->slots[i].dead && s->slots[i].g.pid != 0;
             pthread_mutex_unlock(&s->mu);
             if (!any)
                 break;
@@ -506,8 +509,7 @@ void cli_supervisor_free(cli_supervisor *s)
     }
     for (size_t i = 0; i < s->n_slots; i++) {
         free(s->slots[i].id);
-        if (s->slots[i].fd >= 0)
-            close(s->slots[i].fd);
+        cli_guard_close(&s->slots[i].g);
     }
     free(s->slots);
     for (size_t i = 0; i < s->n_calls; i++)

@@ -493,8 +493,8 @@ static int open_factory(worker *w, res *r)
     o.safety_margin_ms = w->margin_ms;
     o.retry_interval_ms = w->retry_ms;
     /* A restarted worker may find the server down (a server fault in
-     * progress): keep trying for a while. */
-    int64_t give_up = chaos_now_ns() + 20 * CHAOS_NS_PER_S;
+     * progress, which on a loaded machine lasts long): keep trying. */
+    int64_t give_up = chaos_now_ns() + 60 * CHAOS_NS_PER_S;
     for (;;) {
         int rc = reign_factory_open(w->uri, &o, &r->f);
         if (rc == REIGN_OK)
@@ -717,5 +717,8 @@ int main(int argc, char **argv)
     shutdown_worker(&w);
     log_line(&w, "bye %" PRId64, chaos_now_ns());
     close(w.log_fd);
+    for (int i = 0; i < w.n_res; i++)
+        pthread_mutex_destroy(&w.res[i].mu);
+    free(w.res);
     return rc == REIGN_OK ? 0 : 2;
 }
