@@ -339,4 +339,9 @@ void test_terms_never_go_backwards_across_a_server_restart(void **state);
 void test_terms_of_a_released_resource_survive_a_server_restart(void **state);
 void test_an_unreachable_server_at_open_fails_clearly_within_ten_seconds(void **state);
 
+/* cases_observe.c */
+void test_an_observer_sees_acquire_metadata_handoff_and_release_in_order(void **state);
+void test_an_observer_sees_a_killed_holder_replaced_with_a_higher_term(void **state);
+void test_an_observer_follows_changes_across_a_server_restart(void **state);
+
 #endif /* REIGN_TESTS_CONFORMANCE_CONF_H */
