@@ -14,6 +14,7 @@ static const char acquire_lua[] =
     "local t = redis.call('INCR', KEYS[2])\n"
     "redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'term', t, 'meta', ARGV[3])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "if ARGV[4] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end\n"
     "return {1, t}\n";
 
 static const char renew_lua[] = "local v = redis.call('HMGET', KEYS[1], 'holder', 'term')\n"
@@ -34,6 +35,21 @@ static const char release_lua[] = "local v = redis.call('HMGET', KEYS[1], 'holde
 static const char read_lua[] = "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
                                "local v = redis.call('HMGET', KEYS[1], 'holder', 'term', 'meta')\n"
                                "return {v[1], v[2], v[3], redis.call('PTTL', KEYS[1])}\n";
+
+/* Not an op of the batch (backend.h, set_metadata): run alone with EVAL. */
+static const char set_metadata_lua[] =
+    "local v = redis.call('HMGET', KEYS[1], 'holder', 'term')\n"
+    "if v[1] == ARGV[1] and v[2] == ARGV[2] then\n"
+    "  redis.call('HSET', KEYS[1], 'meta', ARGV[3])\n"
+    "  redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+const char *reign_redis_set_metadata_script(void)
+{
+    return set_metadata_lua;
+}
 
 const char *reign_redis_script(reign_op_kind kind)
 {
