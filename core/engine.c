@@ -575,6 +575,7 @@ static void apply(reign_factory *f, batch *b, size_t from, size_t to, reign_mono
         case REIGN_OP_RELEASE: apply_release(f, e, op, now); break;
         default: break;
         }
+        reign_election_status_note(f, e, op, now);
         note_due(f, e);
     }
 }

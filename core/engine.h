@@ -69,6 +69,17 @@ struct reign_election {
     unsigned waiters;        /* threads inside reign_election_wait */
     reign_election *next_in_bucket;
     reign_election *prev, *next; /* factory's list */
+    /* What this election has heard of its resource's master, for
+     * reign_election_status (core/election_status.c); guarded by
+     * factory->mu. */
+    struct {
+        bool known, held;
+        char *holder;        /* malloc'd, when held */
+        uint64_t term;
+        int64_t changed_ms, heard_ms; /* reign_monotonic_ms; -1 never (0 = unset) */
+        unsigned failures;
+        int last_status;
+    } seen;
 };
 
 typedef struct engine_event {
@@ -173,6 +184,13 @@ struct reign_factory {
 /* Tests only: when set, called instead of the backend's execute. */
 extern int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
                                                 int64_t timeout_ms);
+
+/* With f->mu held, as each result of e's op is applied at `now`: what it
+ * says of the master (core/election_status.c). */
+void reign_election_status_note(reign_factory *f, reign_election *e, const reign_op *op,
+                                reign_mono_ns now);
+/* Free what the status holds (at close). */
+void reign_election_status_free(reign_election *e);
 
 /* Start/stop the engine thread of an opened factory. */
 int reign_engine_start(reign_factory *f);

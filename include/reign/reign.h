@@ -214,6 +214,36 @@ REIGN_EXTERN const char *reign_election_resource(const reign_election *election)
  * version 1), REIGN_EINVAL past REIGN_METADATA_MAX bytes. */
 REIGN_EXTERN int reign_election_set_metadata(reign_election *election, const char *metadata);
 
+/* Leader status of one election, like s3lect's LeadershipStatus: what this
+ * election last heard of its resource's master from its own backend ops
+ * (its ACQUIREs name the holder, its renewals and releases say whether it
+ * still is). An election that does not campaign hears nothing: observe the
+ * resource (reign_observer) for a view that does not depend on campaigning.
+ * Times are reign_monotonic_ms(); -1 means never. */
+typedef struct reign_leader_status {
+    bool known;              /* it heard of a master, or of none, at least once */
+    bool held;               /* someone is master, as last heard */
+    bool self;               /* ... and it is this instance */
+    char *instance_id;       /* that master when held, else NULL (malloc'd) */
+    uint64_t term;           /* its term when held, else the last term heard (0: none) */
+    int64_t last_change_ms;  /* when this instance last saw the master change */
+    int64_t last_heard_ms;   /* the last answer of the backend to this election's ops */
+    unsigned failures;       /* its backend ops in a row that failed */
+    int last_error_status;   /* of the last failure, REIGN_OK if none */
+} reign_leader_status;
+
+/* Fill *out (free it with reign_leader_status_clear). No I/O. */
+REIGN_EXTERN int reign_election_status(reign_election *election, reign_leader_status *out);
+REIGN_EXTERN void reign_leader_status_clear(reign_leader_status *status);
+
+/* Block until the election sees its master change at or after after_ms
+ * (last_change_ms >= after_ms), for up to timeout_ms (< 0: forever):
+ * s3lect's WaitForNextElection. REIGN_OK, REIGN_ETIMEDOUT, or REIGN_ECLOSED
+ * when the election closes. It campaigns only if started. Not from a reign
+ * callback. */
+REIGN_EXTERN int reign_election_wait_change(reign_election *election, int64_t after_ms,
+                                            int64_t timeout_ms);
+
 /* ---- 4. Master info and statistics --------------------------------------- */
 
 typedef struct reign_master {

@@ -297,6 +297,59 @@ static void test_observer_config_is_checked(void **state)
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
+static void test_election_status_tracks_the_master_and_wait_change_waits_for_it(void **state)
+{
+    (void)state;
+    reign_factory *fa = open_mem("obs7", "a", "");
+    reign_factory *fb = open_mem("obs7", "b", "");
+    reign_election *ea = NULL, *eb = NULL;
+    assert_int_equal(reign_election_new(fa, "r", &ea), REIGN_OK);
+    assert_int_equal(reign_election_new(fb, "r", &eb), REIGN_OK);
+    reign_leader_status st;
+    assert_int_equal(reign_election_status(eb, &st), REIGN_OK);
+    assert_false(st.known);
+    assert_int_equal(st.last_change_ms, -1);
+    assert_int_equal(st.last_heard_ms, -1);
+    reign_leader_status_clear(&st);
+    assert_int_equal(reign_election_wait_change(eb, 0, 0), REIGN_ETIMEDOUT);
+
+    assert_int_equal(reign_election_wait(ea, WAIT_MS), REIGN_OK);
+    int64_t t0 = reign_monotonic_ms();
+    assert_int_equal(reign_election_start(eb), REIGN_OK);
+    assert_int_equal(reign_election_wait_change(eb, t0, WAIT_MS), REIGN_OK);
+    assert_int_equal(reign_election_status(eb, &st), REIGN_OK);
+    assert_true(st.known && st.held && !st.self);
+    assert_string_equal(st.instance_id, "a");
+    assert_int_equal(st.term, 1);
+    assert_true(st.last_change_ms >= t0 && st.last_heard_ms >= st.last_change_ms);
+    assert_int_equal(st.failures, 0);
+    reign_leader_status_clear(&st);
+
+    /* a hands over: b sees itself master with the next term. */
+    int64_t t1 = reign_monotonic_ms() + 1;
+    assert_int_equal(reign_election_wait_change(eb, t1, 20), REIGN_ETIMEDOUT);
+    assert_int_equal(reign_election_resign(ea), REIGN_OK);
+    assert_int_equal(reign_election_wait(eb, WAIT_MS), REIGN_OK);
+    assert_int_equal(reign_election_wait_change(eb, t1, WAIT_MS), REIGN_OK);
+    assert_int_equal(reign_election_status(eb, &st), REIGN_OK);
+    assert_true(st.held && st.self);
+    assert_int_equal(st.term, 2);
+    reign_leader_status_clear(&st);
+
+    /* A stalled store: failures count up, the last answer stays put. */
+    assert_int_equal(reign_mem_set_fault("obs7", REIGN_MEM_FAULT_FAIL), REIGN_OK);
+    assert_int_equal(reign_election_resign(eb), REIGN_OK);
+    assert_int_equal(reign_election_status(eb, &st), REIGN_OK);
+    assert_true(st.failures >= 1);
+    assert_int_equal(st.last_error_status, REIGN_EBACKEND);
+    reign_leader_status_clear(&st);
+    assert_int_equal(reign_mem_set_fault("obs7", REIGN_MEM_FAULT_NONE), REIGN_OK);
+    assert_int_equal(reign_election_close(ea), REIGN_OK);
+    assert_int_equal(reign_election_close(eb), REIGN_OK);
+    assert_int_equal(reign_factory_close(fa), REIGN_OK);
+    assert_int_equal(reign_factory_close(fb), REIGN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_observer_prefix_and_wait_change_after_time),
         cmocka_unit_test(test_set_metadata_refused_when_not_master_or_unsupported),
         cmocka_unit_test(test_observer_config_is_checked),
+        cmocka_unit_test(test_election_status_tracks_the_master_and_wait_change_waits_for_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
