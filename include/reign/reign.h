@@ -747,11 +747,13 @@ REIGN_EXTERN int reign_options_init(reign_options *out, size_t size);
 REIGN_EXTERN int reign_runner_config_init(reign_runner_config *out, size_t size);
 REIGN_EXTERN int reign_membership_config_init(reign_membership_config *out, size_t size);
 REIGN_EXTERN int reign_shard_config_init(reign_shard_config *out, size_t size);
+REIGN_EXTERN int reign_observer_config_init(reign_observer_config *out, size_t size);
 
 /* sizeof the named public struct in this library ("reign_options",
  * "reign_runner_config", "reign_membership_config", "reign_shard_config",
  * "reign_master", "reign_member", "reign_event", "reign_stats",
- * "reign_health", "reign_held_info", "reign_shard_balance"); 0 for any other
+ * "reign_health", "reign_held_info", "reign_shard_balance", "reign_observer_config",
+ * "reign_change", "reign_observer_status", "reign_leader_status"); 0 for any other
  * name. A binding checks its layouts once at load. */
 REIGN_EXTERN size_t reign_struct_size(const char *name);
 

@@ -294,6 +294,12 @@ static void test_observer_config_is_checked(void **state)
     assert_int_equal(reign_observer_new(f, &c, &o), REIGN_EINVAL);
     assert_null(o);
     reign_observer_free(NULL);
+    reign_observer_config ci;
+    assert_int_equal(reign_observer_config_init(&ci, sizeof ci), REIGN_OK);
+    assert_int_equal(ci.version, REIGN_OBSERVER_CONFIG_VERSION);
+    assert_int_equal(reign_observer_config_init(&ci, sizeof ci - 1), REIGN_EINVAL);
+    assert_int_equal(reign_struct_size("reign_observer_config"), sizeof(reign_observer_config));
+    assert_int_equal(reign_struct_size("reign_leader_status"), sizeof(reign_leader_status));
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
