@@ -144,6 +144,11 @@ reign_election *conf_election(reign_factory *f, const char *resource_id);
 /* Let teardown close an election made with reign_election_new. */
 void conf_track_election(reign_election *e);
 
+/* Let teardown free an observer (before the factories); free it now and
+ * forget it. */
+void conf_track_observer(reign_observer *o);
+void conf_observer_free(reign_observer *o);
+
 /* Memory freed at teardown (asserts on failure). */
 void *conf_alloc(size_t size);
 
