@@ -44,6 +44,7 @@ int bench_scale_child(const bench_opts *o);
 int bench_shard(const bench_opts *o);
 int bench_is_master(const bench_opts *o);
 int bench_peer(const bench_opts *o);
+int bench_observe(const bench_opts *o);
 int bench_elect_child(const bench_opts *o);
 
 /* ---- time ------------------------------------------------------------------ */

@@ -19,6 +19,7 @@ static void usage(void)
           "  shard      shard handover: add/remove 1,000, drain one of 3 (move latency)\n"
           "  is-master  ns per reign_election_is_master from 4 threads\n"
           "  peer       reign on etcd beside `etcdctl elect` (etcd only)\n"
+          "  observe    observer latency: master change -> observer callback\n"
           "options:\n"
           "  --out FILE       append result rows (TSV) to FILE\n"
           "  --quick          fewer repetitions, shorter windows\n"
@@ -116,6 +117,8 @@ int main(int argc, char **argv)
         rc = bench_is_master(&o);
     else if (strcmp(cmd, "peer") == 0)
         rc = bench_peer(&o);
+    else if (strcmp(cmd, "observe") == 0)
+        rc = bench_observe(&o);
     else if (strcmp(cmd, "_failover-child") == 0)
         rc = bench_failover_child(&o);
     else if (strcmp(cmd, "_scale-child") == 0)

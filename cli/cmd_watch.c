@@ -1,17 +1,21 @@
 /* `reign watch`: print a line whenever the master of a resource changes,
  * until SIGINT or SIGTERM.
  *
- * The library has no public watch or notification API (a backend's
- * notification fd is internal to the engine), so this polls: one batched
- * read of every resource (reign_factory_read_masters, one backend round
- * trip) per --interval, compared with the previous read. A change that
- * starts and ends between two reads is not seen, except that the term then
- * jumps. */
+ * Built on the library's observer (reign.h §4c): changes are pushed by the
+ * backend's notifications where it has them (every backend but s3:// and
+ * noop://) and read every --interval where it has none. The observer's
+ * callback prints (on the observer's thread); the main thread waits for a
+ * stop signal and, every --interval, looks at the observer's status to
+ * say once that the backend cannot be read and once that it answers again.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "cli.h"
 
@@ -28,24 +32,28 @@ static const char usage_text[] =
     "or SIGTERM (then reign dies of that signal). Lines are flushed at once:\n"
     "  <ISO time> RESOURCE master=INSTANCE term=N metadata=TEXT\n"
     "  <ISO time> RESOURCE none\n"
-    "A change is a new master or a new term (the same instance may win again).\n"
+    "A change is a new master, a new term (the same instance may win again) or\n"
+    "new metadata of the same mastership.\n"
     "Fields are escaped as by `reign status` (\\xNN). With --json, one JSON\n"
     "object per line:\n"
     "  {\"time\":\"...\",\"resource\":\"r0\",\"master\":\"a\",\"term\":3,\"metadata\":\"\"}\n"
     "  {\"time\":\"...\",\"resource\":\"r1\",\"master\":null}\n"
     "\n"
-    "reign has no push notification for observers: watch reads every RESOURCE\n"
-    "in one batch (one backend round trip) each --interval and prints what\n"
-    "changed. A master that comes and goes between two reads is missed (its\n"
-    "successor's term shows the jump). If the backend cannot be read, watch\n"
-    "says so on stderr once, keeps trying, and says when it answers again.\n"
+    "Changes are pushed by the backend's notifications (redis pub/sub, PostgreSQL\n"
+    "LISTEN/NOTIFY, the etcd watch, inotify on file://, mem://): a line follows\n"
+    "a change within a round trip. s3:// and noop:// push nothing: there watch\n"
+    "reads every RESOURCE in one batch each --interval. A master that comes and\n"
+    "goes faster than a read is missed (its successor's term shows the jump).\n"
+    "If the backend cannot be read, watch says so on stderr once, keeps trying,\n"
+    "and says when it answers again.\n"
     "\n"
     "Options:\n"
     "  --uri URI        backend (default: $REIGN_URI, else %s)\n"
     "  --retry-open[=DURATION]  if the backend cannot be reached at start, keep\n"
     "                   trying for DURATION (the default: forever; 0: fail at once)\n"
-    "  --interval DURATION  read this often: 200ms, 1s, ... (bare number: ms;\n"
-    "                   %d ms..%d ms; default %d ms)\n"
+    "  --interval DURATION  where the backend pushes nothing, read this often:\n"
+    "                   200ms, 1s, ... (bare number: ms; %d ms..%d ms; default\n"
+    "                   %d ms); also how soon a failed read is tried again\n"
     "  --json           JSON Lines output\n"
     "  -h, --help       this help\n"
     "\n"
@@ -65,14 +73,6 @@ typedef struct watch_args {
     const char *const *ids;
     size_t n_ids;
 } watch_args;
-
-/* What the last read said of one resource. */
-typedef struct watch_seen {
-    bool known;         /* read at least once */
-    bool held;
-    char *instance_id;  /* when held */
-    uint64_t term;
-} watch_seen;
 
 static int parse_args(int argc, char **argv, watch_args *a)
 {
@@ -119,96 +119,72 @@ static int parse_args(int argc, char **argv, watch_args *a)
     return 0;
 }
 
-static void print_change(const watch_args *a, const char *resource, const reign_master *m)
+/* Shared by the observer's callback and the main thread. */
+typedef struct watch_ctx {
+    const watch_args *a;
+    atomic_bool write_failed;
+} watch_ctx;
+
+static void print_change(const watch_args *a, const reign_change *c)
 {
     if (a->json) {
         fputs("{\"time\":\"", stdout);
         cli_put_iso_now(stdout);
         fputs("\",\"resource\":", stdout);
-        cli_put_json(stdout, resource);
-        if (m == NULL) {
+        cli_put_json(stdout, c->resource_id);
+        if (!c->held) {
             fputs(",\"master\":null}\n", stdout);
             return;
         }
         fputs(",\"master\":", stdout);
-        cli_put_json(stdout, m->instance_id);
-        printf(",\"term\":%" PRIu64 ",\"metadata\":", m->term);
-        cli_put_json(stdout, m->metadata != NULL ? m->metadata : "");
+        cli_put_json(stdout, c->instance_id);
+        printf(",\"term\":%" PRIu64 ",\"metadata\":", c->term);
+        cli_put_json(stdout, c->metadata);
         fputs("}\n", stdout);
         return;
     }
     cli_put_iso_now(stdout);
     fputc(' ', stdout);
-    cli_put_text(stdout, resource);
-    if (m == NULL) {
+    cli_put_text(stdout, c->resource_id);
+    if (!c->held) {
         fputs(" none\n", stdout);
         return;
     }
     fputs(" master=", stdout);
-    cli_put_text(stdout, m->instance_id);
-    printf(" term=%" PRIu64 " metadata=", m->term);
-    cli_put_text(stdout, m->metadata != NULL ? m->metadata : "");
+    cli_put_text(stdout, c->instance_id);
+    printf(" term=%" PRIu64 " metadata=", c->term);
+    cli_put_text(stdout, c->metadata);
     fputc('\n', stdout);
 }
 
-/* Compare one read with what was seen, print if it changed, remember it.
- * -1 if out of memory. */
-static int apply(const watch_args *a, const char *resource, const reign_master *m,
-                 watch_seen *seen)
+/* On the observer's thread: one line per change, flushed at once. */
+static void on_change(reign_observer *o, const reign_change *c, void *payload)
 {
-    bool changed = !seen->known || seen->held != (m != NULL) ||
-                   (m != NULL && (seen->term != m->term ||
-                                  strcmp(seen->instance_id, m->instance_id) != 0));
-    if (!changed)
-        return 0;
-    char *copy = NULL;
-    if (m != NULL) {
-        copy = strdup(m->instance_id);
-        if (copy == NULL)
-            return -1;
+    (void)o;
+    watch_ctx *w = payload;
+    if (atomic_load(&w->write_failed))
+        return;
+    print_change(w->a, c);
+    if (fflush(stdout) != 0) {
+        cli_error("writing the output: %s", strerror(errno));
+        atomic_store(&w->write_failed, true);
     }
-    print_change(a, resource, m);
-    free(seen->instance_id);
-    seen->instance_id = copy;
-    seen->known = true;
-    seen->held = m != NULL;
-    seen->term = m != NULL ? m->term : 0;
-    return 0;
 }
 
-/* One batched read and its lines. CLI_EXIT_OK, or CLI_EXIT_FAIL when the
- * output cannot be written or memory ran out (a backend error is reported
- * and retried: *failing tracks it). */
-static int poll_once(reign_factory *f, const watch_args *a, reign_master **read,
-                     watch_seen *seen, bool *failing)
+/* Say once that reads fail, and once that they work again. */
+static void report_health(reign_observer *o, const watch_args *a, bool *failing)
 {
-    int rc = reign_factory_read_masters(f, a->ids, a->n_ids, read);
-    if (rc != REIGN_OK) {
-        if (!*failing)
-            cli_error("watch: cannot read the masters: %s; retrying every %" PRId64 " ms",
-                      reign_last_error()[0] != '\0' ? reign_last_error() : reign_status_str(rc),
-                      a->interval_ms);
+    reign_observer_status st;
+    if (reign_observer_status_get(o, &st) != REIGN_OK)
+        return;
+    if (st.failures > 0 && !*failing) {
+        cli_error("watch: cannot read the masters: %s; retrying every %" PRId64 " ms",
+                  reign_status_str(st.last_error_status), a->interval_ms);
         *failing = true;
-        return CLI_EXIT_OK;
-    }
-    if (*failing) {
+    } else if (st.failures == 0 && *failing) {
         cli_error("watch: the backend answers again");
         *failing = false;
     }
-    int out = CLI_EXIT_OK;
-    for (size_t i = 0; i < a->n_ids; i++) {
-        if (out == CLI_EXIT_OK && apply(a, a->ids[i], read[i], &seen[i]) != 0) {
-            cli_error("out of memory");
-            out = CLI_EXIT_FAIL;
-        }
-        reign_master_free(read[i]);
-        read[i] = NULL;
-    }
-    if (fflush(stdout) != 0) {
-        cli_error("writing the output: %s", strerror(errno));
-        out = CLI_EXIT_FAIL;
-    }
-    return out;
 }
 
 int cli_cmd_watch(int argc, char **argv)
@@ -216,8 +192,8 @@ int cli_cmd_watch(int argc, char **argv)
     watch_args a = {0};
     sigset_t stop_set;
     reign_factory *factory = NULL;
-    reign_master **read = NULL;
-    watch_seen *seen = NULL;
+    reign_observer *observer = NULL;
+    watch_ctx w = {.a = &a};
     bool failing = false;
     int rc = parse_args(argc, argv, &a);
 
@@ -225,29 +201,28 @@ int cli_cmd_watch(int argc, char **argv)
         return CLI_EXIT_OK;  /* --help */
     if (rc != 0)
         return rc;
+    atomic_init(&w.write_failed, false);
     /* Before the factory's threads exist, so that they inherit the mask. */
     if (cli_block_stop_signals(&stop_set) != 0) {
         cli_error("blocking signals: %s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
-    read = calloc(a.n_ids, sizeof *read);
-    seen = calloc(a.n_ids, sizeof *seen);
-    if (read == NULL || seen == NULL) {
-        cli_error("out of memory for %zu resources", a.n_ids);
+    if ((rc = cli_open_factory(&a.common, &factory)) != CLI_EXIT_OK)
+        goto out;
+    reign_observer_config oc = REIGN_OBSERVER_CONFIG_INIT;
+    oc.ids = a.ids;
+    oc.n_ids = a.n_ids;
+    oc.fn = on_change;
+    oc.payload = &w;
+    oc.poll_interval_ms = a.interval_ms;
+    if (reign_observer_new(factory, &oc, &observer) != REIGN_OK) {
+        cli_error("watch: %s", reign_last_error());
         rc = CLI_EXIT_FAIL;
         goto out;
     }
-    if ((rc = cli_open_factory(&a.common, &factory)) != CLI_EXIT_OK)
-        goto out;
 
     for (;;) {
-        int64_t next = reign_monotonic_ms() + a.interval_ms;
-        if ((rc = poll_once(factory, &a, read, seen, &failing)) != CLI_EXIT_OK)
-            break;
-        int64_t left = next - reign_monotonic_ms();
-        /* A read slower than the interval: the next one at once, but a
-         * pending signal is still taken first. */
-        int sig = cli_wait_stop_signal(&stop_set, left > 0 ? left : 0);
+        int sig = cli_wait_stop_signal(&stop_set, a.interval_ms);
         if (sig < 0) {
             cli_error("waiting for signals: %s", strerror(errno));
             rc = CLI_EXIT_FAIL;
@@ -255,16 +230,18 @@ int cli_cmd_watch(int argc, char **argv)
         }
         if (sig > 0)
             break;
+        if (atomic_load(&w.write_failed)) {
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+        report_health(observer, &a, &failing);
     }
 
 out:
+    reign_observer_free(observer);
     if (factory != NULL && reign_factory_close(factory) != REIGN_OK) {
         cli_error("closing the factory: %s", reign_last_error());
         rc = CLI_EXIT_FAIL;
     }
-    for (size_t i = 0; seen != NULL && i < a.n_ids; i++)
-        free(seen[i].instance_id);
-    free(seen);
-    free(read);
     return rc;
 }

@@ -289,6 +289,7 @@ int reign_election_close(reign_election *e)
         pthread_cond_wait(&f->changed, &f->mu);
     index_remove(f, e);
     pthread_mutex_unlock(&f->mu);
+    reign_election_status_free(e);
     free(e->resource);
     free(e);
     return REIGN_OK;

@@ -24,6 +24,7 @@
 
 #include "error.h"
 #include "members.h"
+#include "observe.h"
 
 typedef struct batch {
     reign_op *ops;
@@ -368,6 +369,7 @@ static reign_master *master_from_op(reign_op *op)
 static void apply_read(reign_factory *f, reign_op *op, read_request *r)
 {
     r->done = true;
+    r->remaining_ms = op->out_remaining_ms;
     if (op->result == REIGN_RES_OK) {
         r->master = master_from_op(op);
         r->status = r->master != NULL ? REIGN_OK : REIGN_ENOMEM;
@@ -573,6 +575,7 @@ static void apply(reign_factory *f, batch *b, size_t from, size_t to, reign_mono
         case REIGN_OP_RELEASE: apply_release(f, e, op, now); break;
         default: break;
         }
+        reign_election_status_note(f, e, op, now);
         note_due(f, e);
     }
 }
@@ -668,6 +671,7 @@ static void apply_released(reign_factory *f, released_list *l)
      * over a dead instance's share without waiting for the next refresh. */
     if (member_left && f->members != NULL)
         reign_members_kick(f->members);
+    reign_observe_notified(f, l->names, l->lens, l->n, l->all);
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < l->n; i++)
         free(l->names[i]);
@@ -680,6 +684,7 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     struct pollfd fds[2] = {{.fd = f->wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
     if (f->backend->notify_fd != NULL && f->backend->notify_drain != NULL)
         fds[1].fd = f->backend->notify_fd(f->state);
+    reign_observe_engine_sync(f, fds[1].fd);
     reign_mono_ns now = reign_clock_now_ns();
     int timeout_ms = 0;
     if (next > now) {
@@ -739,6 +744,41 @@ static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
     }
 }
 
+/* Run the calls queued by reign_engine_run_call; true if there were any. */
+static bool run_calls(reign_factory *f)
+{
+    pthread_mutex_lock(&f->mu);
+    engine_call *calls = f->calls;
+    f->calls = NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (calls == NULL)
+        return false;
+    while (calls != NULL) {
+        engine_call *c = calls;
+        calls = c->next;
+        c->fn(f, c);
+        pthread_mutex_lock(&f->mu);
+        c->done = true;
+        pthread_cond_broadcast(&f->changed);
+        pthread_mutex_unlock(&f->mu);
+    }
+    return true;
+}
+
+void reign_engine_run_call(reign_factory *f, engine_call *call)
+{
+    pthread_mutex_lock(&f->mu);
+    call->done = false;
+    call->next = f->calls;
+    f->calls = call;
+    pthread_mutex_unlock(&f->mu);
+    reign_engine_wake(f);
+    pthread_mutex_lock(&f->mu);
+    while (!call->done)
+        pthread_cond_wait(&f->changed, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
 static void *engine_main(void *arg)
 {
     reign_factory *f = arg;
@@ -767,6 +807,8 @@ static void *engine_main(void *arg)
             batch_clear(&b);
             deliver_events(f);
         }
+
+        did_io |= run_calls(f);
 
         pthread_mutex_lock(&f->mu);
         for (size_t i = 0; i < removals.n; i++)

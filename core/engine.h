@@ -15,6 +15,19 @@
 #include "uri.h"
 
 typedef struct read_request read_request;
+typedef struct engine_call engine_call;
+
+/* A function to run on the engine thread between batches (a backend
+ * method other than execute, e.g. set_metadata): queued by
+ * reign_engine_run_call, run without f->mu held. */
+struct engine_call {
+    void (*fn)(reign_factory *f, engine_call *call);
+    void *arg;
+    int status;      /* set by fn */
+    char *error;     /* set by fn (malloc'd), the caller frees */
+    bool done;
+    engine_call *next;
+};
 
 struct reign_election {
     reign_factory *factory;
@@ -56,6 +69,17 @@ struct reign_election {
     unsigned waiters;        /* threads inside reign_election_wait */
     reign_election *next_in_bucket;
     reign_election *prev, *next; /* factory's list */
+    /* What this election has heard of its resource's master, for
+     * reign_election_status (core/election_status.c); guarded by
+     * factory->mu. */
+    struct {
+        bool known, held;
+        char *holder;        /* malloc'd, when held */
+        uint64_t term;
+        int64_t changed_ms, heard_ms; /* reign_monotonic_ms; -1 never (0 = unset) */
+        unsigned failures;
+        int last_status;
+    } seen;
 };
 
 typedef struct engine_event {
@@ -71,6 +95,7 @@ struct read_request {
     reign_master *master;
     char *error;
     read_request *next;
+    int64_t remaining_ms;  /* READ OK: lease time left if the backend knows, else -1 */
 };
 
 /* Upper bounds (seconds) of the batch round-trip histogram buckets. */
@@ -136,6 +161,13 @@ struct reign_factory {
     reign_stats stats;
     engine_metrics metrics;
     struct members_state *members; /* non-NULL once joined (core/members.c) */
+    /* Observers (core/observe.c). The list is guarded by mu; the rest
+     * belongs to the engine thread, but observe_push, which observers read. */
+    reign_observer *observers;
+    engine_call *calls;        /* guarded by mu: to run on the engine thread */
+    int observe_told;          /* what backend->observe was last told (0/1) */
+    int observe_last_fd;       /* notify_fd seen last (-2: never asked) */
+    _Atomic int observe_push;  /* 1 while the backend pushes every change */
 };
 
 /* Longest wait before retrying an ACQUIRE that keeps erring, and how long
@@ -152,6 +184,13 @@ struct reign_factory {
 /* Tests only: when set, called instead of the backend's execute. */
 extern int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
                                                 int64_t timeout_ms);
+
+/* With f->mu held, as each result of e's op is applied at `now`: what it
+ * says of the master (core/election_status.c). */
+void reign_election_status_note(reign_factory *f, reign_election *e, const reign_op *op,
+                                reign_mono_ns now);
+/* Free what the status holds (at close). */
+void reign_election_status_free(reign_election *e);
 
 /* Start/stop the engine thread of an opened factory. */
 int reign_engine_start(reign_factory *f);
@@ -177,6 +216,10 @@ void reign_engine_walk_soon(reign_factory *f);
 
 /* True when called on f's engine thread (whose callbacks must not block on it). */
 bool reign_engine_is_engine_thread(const reign_factory *f);
+
+/* Run call->fn on the engine thread and wait until it did (not from the
+ * engine thread). */
+void reign_engine_run_call(reign_factory *f, engine_call *call);
 
 /* Queue READs and wait for all their answers (not from the engine thread). */
 void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n);

@@ -28,6 +28,7 @@ const char *reign_status_str(int status)
     case REIGN_EPROTO: return "REIGN_EPROTO: protocol or format error";
     case REIGN_EAUTH: return "REIGN_EAUTH: authentication refused";
     case REIGN_EBUSY: return "REIGN_EBUSY: busy";
+    case REIGN_ENOTSUP: return "REIGN_ENOTSUP: not supported by this backend";
     case REIGN_EBUG: return "REIGN_EBUG: internal error (a bug in reign)";
     default: return "unknown reign status";
     }

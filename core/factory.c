@@ -168,6 +168,7 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
         goto out;
     }
     f->wake_fd = -1;
+    f->observe_last_fd = -2; /* core/observe.c: notify_fd never asked yet */
     pthread_mutex_init(&f->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -243,7 +244,10 @@ int reign_factory_close(reign_factory *f)
     reign_factory_leave(f); /* its slot election must go before the check */
     pthread_mutex_lock(&f->mu);
     size_t open_elections = f->n_elections;
+    bool observed = f->observers != NULL;
     pthread_mutex_unlock(&f->mu);
+    if (observed)
+        return reign_error_set(REIGN_EBUSY, "factory_close: observers still open; free them first");
     if (open_elections > 0)
         return reign_error_set(REIGN_EBUSY, "factory_close: %zu election(s) still open; close them first",
                                open_elections);

@@ -31,6 +31,7 @@ REIGN_DEFINE_INIT(reign_options, REIGN_OPTIONS_INIT)
 REIGN_DEFINE_INIT(reign_runner_config, REIGN_RUNNER_CONFIG_INIT)
 REIGN_DEFINE_INIT(reign_membership_config, REIGN_MEMBERSHIP_CONFIG_INIT)
 REIGN_DEFINE_INIT(reign_shard_config, REIGN_SHARD_CONFIG_INIT)
+REIGN_DEFINE_INIT(reign_observer_config, REIGN_OBSERVER_CONFIG_INIT)
 
 size_t reign_struct_size(const char *name)
 {
@@ -49,6 +50,10 @@ size_t reign_struct_size(const char *name)
         {"reign_health", sizeof(reign_health)},
         {"reign_held_info", sizeof(reign_held_info)},
         {"reign_shard_balance", sizeof(reign_shard_balance)},
+        {"reign_observer_config", sizeof(reign_observer_config)},
+        {"reign_change", sizeof(reign_change)},
+        {"reign_observer_status", sizeof(reign_observer_status)},
+        {"reign_leader_status", sizeof(reign_leader_status)},
     };
     for (size_t i = 0; name != NULL && i < sizeof sizes / sizeof sizes[0]; i++)
         if (strcmp(name, sizes[i].name) == 0)

@@ -172,6 +172,7 @@ for i in "${!run_names[@]}"; do
   run "$n" "$u" handoff --method poll
   run "$n" "$u" failover
   run "$n" "$u" is-master
+  run "$n" "$u" observe
   [ "$quick" = 1 ] || run "$n" "$u" scale
   run "$n" "$u" shard
 done
@@ -289,6 +290,8 @@ END {
   row("Scale: CPU, % of one core per instance (max of 3)", "≤ 1", "bare", "scale_cpu_pct", "", "scale")
   row("Scale: RSS per instance, MiB (max of 3)", "", "bare", "scale_rss_mib", "", "scale")
   row("is_master, ns per call, 4 threads: p50 / p99 (thread × round samples)", "≤ 50", "two", "is_master_ns_p50", "is_master_ns_p99", "is-master")
+  row("Observer: acquire → callback p50 / p99, ms (reps); pushed, s3 polled every 1000 ms", "", "two", "observe_acquire_p50_ms", "observe_acquire_p99_ms", "observe")
+  row("Observer: release → callback p50 / p99, ms (reps)", "", "two", "observe_release_p50_ms", "observe_release_p99_ms", "observe")
 
   sn = "R resources, 3 instances"
   for (i = nb; i >= 1; i--) if (has(B[i], "scale_converge_s")) sn = note[B[i], "scale_converge_s"]

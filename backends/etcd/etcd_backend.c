@@ -246,4 +246,6 @@ const reign_backend reign_backend_etcd = {
     .notify_fd = etcd_notify_fd,
     .notify_drain = etcd_notify_drain,
     .close = etcd_close,
+    .observe = etcd_observe,
+    .set_metadata = etcd_set_metadata,
 };

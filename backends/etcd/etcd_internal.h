@@ -111,6 +111,7 @@ typedef struct etcd_watch {
     int64_t last_revision; /* last header revision seen, to resume after a break */
     int64_t not_before_ns; /* no restart before this (a refused watch must not spin) */
     uint64_t starts;
+    bool observing;        /* PUT events too (no NOPUT filter): etcd_observe */
 } etcd_watch;
 
 /* ---- the backend state (etcd_backend.c) ----------------------------------------- */
@@ -142,6 +143,15 @@ void etcd_watch_cleanup(etcd_watch *w);
  * requests now go to. Does not block. */
 void etcd_watch_ensure(etcd_state *s);
 void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx);
+/* Restart the stream with PUT events (on) or without (backend.h, observe),
+ * from the revision after the last one seen: nothing falls into the gap. */
+void etcd_watch_set_observing(etcd_state *s, bool on);
+
+/* ---- observers (etcd_observe.c) -------------------------------------------------- */
+
+int etcd_observe(void *state, int on);
+int etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                      const char *metadata, int64_t timeout_ms);
 
 /* ---- batches (etcd_ops.c) ------------------------------------------------------- */
 

@@ -684,6 +684,7 @@ void etcd_watch_msg_clear(etcd_watch_msg *msg)
     if (msg == NULL)
         return;
     etcd_kvs_free(msg->deleted, msg->n_deleted);
+    etcd_kvs_free(msg->put, msg->n_put);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -694,7 +695,8 @@ static int watch_events(const json_t *events, etcd_watch_msg *m, char *err, size
     if (n == 0)
         return REIGN_OK;
     m->deleted = calloc(n, sizeof *m->deleted);
-    if (m->deleted == NULL) {
+    m->put = calloc(n, sizeof *m->put);
+    if (m->deleted == NULL || m->put == NULL) {
         snprintf(err, err_size, "out of memory");
         return REIGN_ENOMEM;
     }
@@ -711,18 +713,22 @@ static int watch_events(const json_t *events, etcd_watch_msg *m, char *err, size
             return REIGN_EPROTO;
         }
         /* proto3 leaves the zero value PUT out. */
-        if (type == NULL || strcmp(json_string_value(type), "DELETE") != 0)
-            continue;
+        bool del = type != NULL && strcmp(json_string_value(type), "DELETE") == 0;
+        if (!del && type != NULL && strcmp(json_string_value(type), "PUT") != 0)
+            continue; /* a type of a later etcd */
         int rc = get_object(ev, "kv", &kv, err, err_size);
         if (rc == REIGN_OK && kv == NULL) {
-            snprintf(err, err_size, "a DELETE event has no \"kv\"");
+            snprintf(err, err_size, "a %s event has no \"kv\"", del ? "DELETE" : "PUT");
             rc = REIGN_EPROTO;
         }
         if (rc == REIGN_OK)
-            rc = parse_kv(kv, &m->deleted[m->n_deleted], err, err_size);
+            rc = parse_kv(kv, del ? &m->deleted[m->n_deleted] : &m->put[m->n_put], err, err_size);
         if (rc != REIGN_OK)
             return rc;
-        m->n_deleted++;
+        if (del)
+            m->n_deleted++;
+        else
+            m->n_put++;
     }
     return REIGN_OK;
 }

@@ -147,6 +147,8 @@ typedef struct etcd_watch_msg {
     int64_t compact_revision;  /* canceled because the start was compacted */
     etcd_kv *deleted;          /* keys of DELETE events (values NULL) */
     size_t n_deleted;
+    etcd_kv *put;              /* keys of PUT events (only without the NOPUT filter) */
+    size_t n_put;
     size_t n_events;           /* events of any type */
     char reason[256];          /* cancel_reason */
 } etcd_watch_msg;

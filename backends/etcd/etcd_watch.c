@@ -141,8 +141,13 @@ void etcd_watch_cleanup(etcd_watch *w)
 
 static char *watch_body(etcd_state *s, int64_t start_revision)
 {
-    json_t *req = json_pack("{s:{s:s, s:s, s:[s]}}", "create_request", "key", s->prefix_key,
-                            "range_end", s->prefix_end, "filters", "NOPUT");
+    /* Observed: PUT events too (acquisitions and new metadata; renewals are
+     * lease keep-alives, not puts, so they do not show). */
+    json_t *req = s->watch.observing
+                      ? json_pack("{s:{s:s, s:s}}", "create_request", "key", s->prefix_key,
+                                  "range_end", s->prefix_end)
+                      : json_pack("{s:{s:s, s:s, s:[s]}}", "create_request", "key",
+                                  s->prefix_key, "range_end", s->prefix_end, "filters", "NOPUT");
     if (req == NULL)
         return NULL;
     if (start_revision > 0) {
@@ -239,8 +244,30 @@ static bool watch_message(etcd_state *s, const char *frame, size_t len,
             released(ctx, (const char *)res, res_len);
         }
     }
+    for (size_t i = 0; i < m.n_put; i++) {
+        const unsigned char *res;
+        size_t res_len;
+        if (etcd_key_resource(s->set.prefix, m.put[i].key, m.put[i].key_len, &res, &res_len) ==
+                0 &&
+            memchr(res, '\0', res_len) == NULL)
+            released(ctx, (const char *)res, res_len);
+    }
     etcd_watch_msg_clear(&m);
     return go_on;
+}
+
+void etcd_watch_set_observing(etcd_state *s, bool on)
+{
+    etcd_watch *w = &s->watch;
+    if (w->observing == on)
+        return;
+    w->observing = on;
+    if (w->easy != NULL) {
+        watch_stop(w);
+        w->broken = true;
+        w->not_before_ns = 0;
+    }
+    etcd_watch_ensure(s);
 }
 
 void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)

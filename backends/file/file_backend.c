@@ -253,6 +253,19 @@ static void file_notify_drain(void *state, reign_released_fn released, void *ctx
     file_watch_drain(st->watch, released, ctx);
 }
 
+static int file_observe(void *state, int on)
+{
+    file_state *st = state;
+    return file_watch_observe(st->watch, on);
+}
+
+static int file_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                             const char *metadata, int64_t timeout_ms)
+{
+    int64_t deadline_ns = file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    return file_op_set_metadata(state, resource, len, term, metadata, deadline_ns);
+}
+
 static const char *const file_params[] = {"mode", NULL};
 
 const reign_backend reign_backend_file = {
@@ -264,4 +277,6 @@ const reign_backend reign_backend_file = {
     .notify_drain = file_notify_drain,
     .close = file_close,
     .params = file_params,
+    .observe = file_observe,
+    .set_metadata = file_set_metadata,
 };

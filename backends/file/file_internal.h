@@ -51,6 +51,12 @@ void file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN]);
  * bytes). Distinct IDs give distinct names; see names.c for the mapping. */
 void file_name_encode(const char *id, size_t len, const char *suffix, char out[FILE_NAME_MAX]);
 
+/* The ID of a short name made by file_name_encode with `suffix` (NUL-ended
+ * in out, *len_out bytes): 0, or -1 for a long (hashed) name or a name that
+ * is not one of ours. Short names hold at most 200 bytes of escapes, so the
+ * ID fits. */
+int file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX], size_t *len_out);
+
 /* ---- record.c ------------------------------------------------------------ */
 
 typedef enum file_lease_state {
@@ -171,6 +177,10 @@ void file_watch_retry_soon(file_watch *w, const char *holder);
 /* ACQUIRE succeeded on `lock_name`: stop waiting for it. */
 void file_watch_forget(file_watch *w, const char *lock_name);
 
+/* Report acquisitions too (IN_MODIFY of lock files), or stop: backend.h,
+ * observe. REIGN_ENOTSUP without inotify. */
+int file_watch_observe(file_watch *w, int on);
+
 /* Consume what is pending, report what may have been freed. */
 void file_watch_drain(file_watch *w, reign_released_fn released, void *ctx);
 
@@ -231,5 +241,9 @@ typedef struct file_state {
 
 /* Run one op; always sets op->result. */
 void file_op_run(file_state *st, reign_op *op, int64_t deadline_ns);
+
+/* backend.h, set_metadata: rewrite the record of a lease we hold. */
+int file_op_set_metadata(file_state *st, const char *resource, size_t len, uint64_t term,
+                         const char *metadata, int64_t deadline_ns);
 
 #endif /* REIGN_BACKENDS_FILE_FILE_INTERNAL_H */

@@ -74,3 +74,38 @@ void file_name_encode(const char *id, size_t len, const char *suffix, char out[F
     memcpy(out + n, suffix, suffix_len);
     out[n + suffix_len] = '\0';
 }
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1; /* we write upper case only */
+}
+
+int file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX], size_t *len_out)
+{
+    size_t n = strlen(name), sl = strlen(suffix);
+    if (n <= sl || memcmp(name + n - sl, suffix, sl) != 0)
+        return -1;
+    n -= sl;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (kept(c)) {
+            out[k++] = (char)c;
+        } else if (c == '%' && i + 2 < n && hex_value(name[i + 1]) >= 0 &&
+                   hex_value(name[i + 2]) >= 0) {
+            out[k++] = (char)(hex_value(name[i + 1]) * 16 + hex_value(name[i + 2]));
+            i += 2;
+        } else {
+            return -1; /* '~' (a hashed long name) or not ours */
+        }
+    }
+    if (k == 0)
+        return -1;
+    out[k] = '\0';
+    *len_out = k;
+    return 0;
+}

@@ -351,3 +351,38 @@ void file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
         break;
     }
 }
+
+int file_op_set_metadata(file_state *st, const char *resource, size_t len, uint64_t term,
+                         const char *metadata, int64_t deadline_ns)
+{
+    char name[FILE_NAME_MAX];
+    file_name_encode(resource, len, lock_suffix, name);
+    file_hold *h = file_map_get(&st->held, resource, len);
+    if (h == NULL || h->term != term) {
+        reign_backend_error("file: lock file %s/%s: set_metadata: not held by us with term %llu",
+                            st->dir, name, (unsigned long long)term);
+        return REIGN_ENOTMASTER;
+    }
+    size_t n = 0;
+    char *buf = file_record_encode(term, FILE_STATE_HELD, st->cfg->instance_id, metadata, &n);
+    if (buf == NULL) {
+        reign_backend_error("file: lock file %s/%s: set_metadata: out of memory", st->dir, name);
+        return REIGN_ENOMEM;
+    }
+    int rc = REIGN_OK;
+    if (file_lock_record(h->fd, F_WRLCK, deadline_ns) != 0) {
+        reign_backend_error("file: lock file %s/%s: set_metadata: record lock: %s", st->dir, name,
+                            strerror(errno));
+        rc = REIGN_EIO;
+    } else {
+        /* The write raises IN_MODIFY: observers elsewhere read it. */
+        if (file_write_fd(h->fd, buf, n) != 0) {
+            reign_backend_error("file: lock file %s/%s: set_metadata: write: %s", st->dir, name,
+                                strerror(errno));
+            rc = REIGN_EIO;
+        }
+        file_unlock_record(h->fd);
+    }
+    free(buf);
+    return rc;
+}

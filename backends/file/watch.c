@@ -77,6 +77,8 @@ struct file_watch {
     int timer_fd;
     int64_t timer_due_ns; /* 0 = not armed */
     file_map waits;      /* lock file name → wait_entry * */
+    char *dir;           /* for inotify_add_watch again (observe) */
+    int observing;       /* IN_MODIFY too: report acquisitions (file_watch_observe) */
     file_map holders;    /* holder instance ID → holder_entry * */
 };
 
@@ -213,6 +215,12 @@ int file_watch_open(const reign_backend_config *cfg, const char *dir, int member
     }
     w->cfg = cfg;
     w->members_fd = members_fd;
+    w->dir = strdup(dir);
+    if (w->dir == NULL) {
+        free(w);
+        reign_backend_error("file: lock directory %s: out of memory", dir);
+        return REIGN_ENOMEM;
+    }
     w->epoll_fd = w->inotify_fd = w->pipe_rd = w->pipe_wr = w->timer_fd = -1;
 
     int p[2];
@@ -275,6 +283,7 @@ void file_watch_close(file_watch *w)
     for (int i = 0; i < 5; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    free(w->dir);
     free(w);
 }
 
@@ -390,6 +399,17 @@ static void report(drain_ctx *d, const char *resource, size_t len)
         d->released(d->ctx, resource, len);
 }
 
+/* Observing: a lock file nobody here waits for changed. Its name gives the
+ * resource back when it is a short one; a long (hashed) name cannot be
+ * reversed and is left out (a prefix observer does not learn it). */
+static void report_decoded(drain_ctx *d, const char *name)
+{
+    char id[FILE_NAME_MAX];
+    size_t len = 0;
+    if (file_name_decode(name, ".lock", id, &len) == 0)
+        report(d, id, len);
+}
+
 static void drain_inotify(drain_ctx *d)
 {
     /* Aligned as inotify_event wants; one read returns whole events only. */
@@ -412,6 +432,8 @@ static void drain_inotify(drain_ctx *d)
             wait_entry *we = file_map_get(&d->w->waits, ev->name, strlen(ev->name));
             if (we != NULL)
                 report(d, we->resource, we->len);
+            else if (d->w->observing)
+                report_decoded(d, ev->name);
         }
     }
 }
@@ -454,6 +476,21 @@ static int forget_dead(const char *key, size_t key_len, void *value, void *ctx)
         return 0;
     free_holder(h);
     return 1;
+}
+
+int file_watch_observe(file_watch *w, int on)
+{
+    if (w == NULL || w->inotify_fd < 0)
+        return REIGN_ENOTSUP;
+    uint32_t mask = IN_ATTRIB | IN_ONLYDIR | (on ? IN_MODIFY : 0u);
+    /* Same directory: the watch's mask is replaced. */
+    if (inotify_add_watch(w->inotify_fd, w->dir, mask) < 0) {
+        reign_backend_log(w->cfg, REIGN_LOG_WARN, "file: lock directory %s: inotify: %s", w->dir,
+                          strerror(errno));
+        return REIGN_EIO;
+    }
+    w->observing = on;
+    return REIGN_OK;
 }
 
 void file_watch_drain(file_watch *w, reign_released_fn released, void *ctx)

@@ -111,6 +111,18 @@ static void mem_close(void *state)
     free(c);
 }
 
+static int mem_observe(void *state, int on)
+{
+    mem_store_observe(state, on != 0);
+    return REIGN_OK;
+}
+
+static int mem_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                            const char *metadata, int64_t timeout_ms)
+{
+    return mem_store_set_metadata(state, resource, len, term, metadata, timeout_ms);
+}
+
 static const char *const mem_params[] = {NULL};
 
 const reign_backend reign_backend_mem = {
@@ -123,4 +135,6 @@ const reign_backend reign_backend_mem = {
     .notify_drain = mem_notify_drain,
     .close = mem_close,
     .params = mem_params,
+    .observe = mem_observe,
+    .set_metadata = mem_set_metadata,
 };

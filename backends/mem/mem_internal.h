@@ -29,6 +29,7 @@ typedef struct mem_client {
     size_t n_pending, cap_pending;
     bool pending_all;
     bool kick;                /* event_fd is due a write at the end of the batch */
+    bool observing;           /* also told of acquisitions and metadata (observe) */
 } mem_client;
 
 /* One entry of a client's pending list. */
@@ -52,5 +53,14 @@ int mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t t
  * last drain (see notify_drain in backend.h). Calls `released` without any
  * lock held. */
 void mem_store_drain(mem_client *client, reign_released_fn released, void *ctx);
+
+/* Report acquisitions and metadata changes too, this client's included
+ * (backend.h, observe), or stop. */
+void mem_store_observe(mem_client *client, bool on);
+
+/* backend.h, set_metadata: REIGN_OK, REIGN_ENOTMASTER, or an injected
+ * failure with a message. */
+int mem_store_set_metadata(mem_client *client, const char *resource, size_t len, uint64_t term,
+                           const char *metadata, int64_t timeout_ms);
 
 #endif /* REIGN_BACKENDS_MEM_MEM_INTERNAL_H */

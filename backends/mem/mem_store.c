@@ -254,20 +254,35 @@ static bool pending_push(mem_client *c, const mem_lease *l)
 
 /* Tell every client but `except` (NULL: all) that `l` may have been freed
  * (NULL: any resource). Their fds are written once, by kick_clients. */
+static void notify_client(mem_client *c, const mem_lease *l)
+{
+    c->kick = true;
+    if (c->pending_all) {
+        return;
+    }
+    if (l == NULL || !pending_push(c, l)) {
+        /* Losing the names is fine: "any" makes the core retry all. */
+        pending_clear(c);
+        c->pending_all = true;
+    }
+}
+
 static void notify_others(mem_store *s, const mem_client *except, const mem_lease *l)
 {
     for (mem_client *c = s->clients; c != NULL; c = c->next) {
-        if (c == except) {
-            continue;
+        if (c != except) {
+            notify_client(c, l);
         }
-        c->kick = true;
-        if (c->pending_all) {
-            continue;
-        }
-        if (l == NULL || !pending_push(c, l)) {
-            /* Losing the names is fine: "any" makes the core retry all. */
-            pending_clear(c);
-            c->pending_all = true;
+    }
+}
+
+/* Tell every observing client, this one included, that `l` changed hands
+ * or metadata (backend.h, observe). */
+static void notify_observers(mem_store *s, const mem_lease *l)
+{
+    for (mem_client *c = s->clients; c != NULL; c = c->next) {
+        if (c->observing) {
+            notify_client(c, l);
         }
     }
 }
@@ -389,6 +404,7 @@ static void do_acquire(mem_store *s, const mem_client *c, reign_op *op, int64_t 
     l->expires_ns = add_ms(now, c->ttl_ms);
     op->out_term = l->last_term;
     op->result = REIGN_RES_OK;
+    notify_observers(s, l);
 }
 
 static mem_lease *lookup(mem_store *s, const reign_op *op)
@@ -513,6 +529,54 @@ int mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t t
                           "mem: store %s: stalled (injected), no answer within %lld ms", s->name,
                           (long long)timeout_ms);
         }
+    }
+    return rc;
+}
+
+void mem_store_observe(mem_client *client, bool on)
+{
+    mem_store *s = client->store;
+    pthread_mutex_lock(&s->lock);
+    client->observing = on;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int mem_store_set_metadata(mem_client *client, const char *resource, size_t len, uint64_t term,
+                           const char *metadata, int64_t timeout_ms)
+{
+    mem_store *s = client->store;
+    int rc;
+    char *copy = strdup(metadata != NULL ? metadata : "");
+    if (copy == NULL) {
+        reign_backend_error("mem: store %s: set_metadata: out of memory", s->name);
+        return REIGN_ENOMEM;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->executes++;
+    rc = await_service(s, timeout_ms);
+    if (rc == REIGN_OK) {
+        mem_lease *l = table_find(s, resource, len, hash_bytes(resource, len));
+        int64_t now = now_ns();
+        if (lease_settle(l, now)) {
+            notify_others(s, client, l);
+        }
+        if (!lease_is_ours(l, client, term)) {
+            rc = REIGN_ENOTMASTER;
+        } else {
+            free(l->metadata);
+            l->metadata = copy;
+            copy = NULL;
+            notify_observers(s, l);
+        }
+        kick_clients(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(copy);
+    if (rc == REIGN_ENOTMASTER) {
+        reign_backend_error("mem: store %s: set_metadata %s: no live lease of ours with term %llu",
+                            s->name, resource, (unsigned long long)term);
+    } else if (rc != REIGN_OK) {
+        reign_backend_error("mem: store %s: set_metadata %s: injected failure", s->name, resource);
     }
     return rc;
 }

@@ -67,6 +67,8 @@ typedef struct pg_state {
     pg_link lsn;          /* LISTEN only */
     uint64_t statements;  /* sent on cmd, for the debug log */
     uint64_t round_trips;
+    char *changed_prefix; /* "<table>:", the start of our REIGN_PG_CHANGED_CHANNEL payloads */
+    bool observing;       /* lsn also LISTENs to REIGN_PG_CHANGED_CHANNEL (observe) */
 } pg_state;
 
 /* Fail one op with the message shape every postgres error has:
@@ -517,6 +519,15 @@ static int lsn_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_
     if (rc != REIGN_OK) {
         goto out;
     }
+    if (st->observing) {
+        clear_results(&cmd, 1);
+        cmd = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
+                             .sql = "LISTEN " REIGN_PG_CHANGED_CHANNEL};
+        rc = run_setup(st, c, &cmd, 1, deadline_ms, "LISTEN", NULL, NULL, err, err_size);
+        if (rc != REIGN_OK) {
+            goto out;
+        }
+    }
     link_up(st, &st->lsn, c, "LISTEN");
     c = NULL;
 out:
@@ -560,7 +571,14 @@ static void pg_notify_drain(void *state, reign_released_fn released, void *ctx)
     PGnotify *nt;
     while ((nt = PQnotifies(st->lsn.conn)) != NULL) {
         size_t len = 0;
-        if (reign_pg_payload_decode(nt->extra, res, sizeof(res), &len)) {
+        if (strcmp(nt->relname, REIGN_PG_CHANGED_CHANNEL) == 0) {
+            /* An acquisition or new metadata, for observers: ours only. */
+            size_t pl = strlen(st->changed_prefix);
+            if (strncmp(nt->extra, st->changed_prefix, pl) == 0 &&
+                reign_pg_payload_decode(nt->extra + pl, res, sizeof(res), &len)) {
+                released(ctx, res, len);
+            }
+        } else if (reign_pg_payload_decode(nt->extra, res, sizeof(res), &len)) {
             released(ctx, res, len);
         } else {
             released(ctx, NULL, 0); /* someone else's NOTIFY: cannot tell which */
@@ -587,7 +605,7 @@ static bool valid_op(const reign_op *op)
 }
 
 /* Parameter formats: 1 = binary (bytea and arrays), 0 = text. */
-static const int fmt_acquire[] = {1, 0, 0, 0};
+static const int fmt_acquire[] = {1, 0, 0, 0, 0};
 static const int fmt_arrays[] = {1, 1, 0, 0};
 static const int fmt_read[] = {1};
 
@@ -596,8 +614,8 @@ typedef struct pg_stmt_ops {
     reign_pg_stmt stmt;
     const size_t *idx; /* into ops */
     size_t n;
-    const char *values[4];
-    int lengths[4];
+    const char *values[5];
+    int lengths[5];
 } pg_stmt_ops;
 
 /* Apply one statement's result to its ops. */
@@ -761,6 +779,7 @@ static int pg_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
                 s->values[1] = st->holder;
                 s->values[2] = st->ttl_arg;
                 s->values[3] = st->metadata;
+                s->values[4] = st->changed_prefix;
             }
         }
     }
@@ -856,6 +875,77 @@ out:
     return rc;
 }
 
+/* ---- 4b. Observers: LISTEN to the changes channel, set_metadata --------------------- */
+
+static int pg_observe(void *state, int on)
+{
+    pg_state *st = state;
+    if (st->observing == (on != 0)) {
+        return REIGN_OK;
+    }
+    st->observing = on != 0;
+    /* LISTEN again with (or without) the changes channel at the next
+     * execute; the core reads everything observed once the notification
+     * fd is back, so nothing falls into the gap. */
+    if (st->lsn.conn != NULL) {
+        link_drop(&st->lsn);
+        st->lsn.next_try_ms = reign_monotonic_ms();
+    }
+    return REIGN_OK;
+}
+
+static int pg_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                           const char *metadata, int64_t timeout_ms)
+{
+    pg_state *st = state;
+    char err[PG_ERR_SIZE];
+    char shown[200];
+    char *sql = NULL;
+    reign_pg_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    reign_printable(resource, len, shown, sizeof(shown));
+    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        reign_backend_error("postgres: set_metadata %s: %s (%s)", shown, err, st->cfg->uri_redacted);
+        return rc;
+    }
+    static const char tmpl[] =
+        "UPDATE %s SET metadata = $4\n"
+        " WHERE resource = $1 AND holder = $2 AND term = $3 AND expires_at > clock_timestamp()\n"
+        "RETURNING pg_notify('" REIGN_PG_CHANGED_CHANNEL "', $5 || encode(resource, 'hex'))";
+    size_t n = sizeof(tmpl) + strlen(st->quoted);
+    sql = malloc(n);
+    if (sql == NULL) {
+        reign_backend_error("postgres: set_metadata %s: out of memory", shown);
+        return REIGN_ENOMEM;
+    }
+    snprintf(sql, n, tmpl, st->quoted);
+    char t[24];
+    snprintf(t, sizeof(t), "%" PRIu64, term);
+    static const unsigned int types[] = {REIGN_PG_OID_BYTEA, REIGN_PG_OID_TEXT, REIGN_PG_OID_INT8,
+                                         REIGN_PG_OID_TEXT, REIGN_PG_OID_TEXT};
+    const char *values[] = {resource, st->holder, t, metadata, st->changed_prefix};
+    int lengths[] = {(int)len, 0, 0, 0, 0};
+    cmd = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS, .sql = sql, .n_params = 5, .types = types,
+                         .values = values, .lengths = lengths, .formats = fmt_acquire};
+    rc = run_setup(st, st->cmd.conn, &cmd, 1, deadline_ms, "set_metadata", NULL, NULL, err,
+                   sizeof(err));
+    if (rc != REIGN_OK) {
+        reign_backend_error("postgres: set_metadata %s: %s (%s)", shown, err, st->cfg->uri_redacted);
+        if (cmd.res == NULL) {
+            link_broken(st, &st->cmd, "command", err); /* out of step: start over */
+        }
+    } else if (PQntuples(cmd.res) != 1) {
+        reign_backend_error("postgres: set_metadata %s: the lease of term %s is not ours (%s)",
+                            shown, t, st->cfg->uri_redacted);
+        rc = REIGN_ENOTMASTER;
+    }
+    clear_results(&cmd, 1);
+    free(sql);
+    return rc;
+}
+
 /* ---- 5. Open, close, the vtable ------------------------------------------------------- */
 
 static void pg_close(void *state)
@@ -869,6 +959,7 @@ static void pg_close(void *state)
     reign_pg_conninfo_free(&st->ci);
     free(st->quoted);
     free(st->channel_quoted);
+    free(st->changed_prefix);
     free(st->create_sql);
     for (int s = 0; s < REIGN_PG_N_STMTS; s++) {
         free(st->sql[s]);
@@ -892,6 +983,14 @@ static int pg_open(const reign_backend_config *cfg, void **state_out)
         reign_backend_error("%s", err);
         goto out;
     }
+    size_t plen = strlen(st->table) + 2;
+    st->changed_prefix = malloc(plen);
+    if (st->changed_prefix == NULL) {
+        reign_backend_error("postgres: out of memory");
+        rc = REIGN_ENOMEM;
+        goto out;
+    }
+    snprintf(st->changed_prefix, plen, "%s:", st->table);
     int64_t deadline_ms =
         reign_monotonic_ms() + (cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000);
     rc = cmd_connect(st, deadline_ms, err, sizeof(err));
@@ -919,5 +1018,7 @@ const reign_backend reign_backend_postgres = {
     .execute = pg_execute,
     .notify_fd = pg_notify_fd,
     .notify_drain = pg_notify_drain,
+    .observe = pg_observe,
+    .set_metadata = pg_set_metadata,
     .close = pg_close,
 };

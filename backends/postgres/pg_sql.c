@@ -39,7 +39,10 @@ static const char create_sql[] = "CREATE TABLE IF NOT EXISTS @T (\n"
                                  "    metadata   text NOT NULL DEFAULT ''\n"
                                  ")";
 
-/* ACQUIRE($1 resource, $2 holder, $3 ttl ms, $4 metadata): one statement.
+/* ACQUIRE($1 resource, $2 holder, $3 ttl ms, $4 metadata, $5 "<table>:"):
+ * one statement. A lease taken is announced on REIGN_PG_CHANGED_CHANNEL
+ * with the payload $5 || hex(resource), for observers (a LATERAL per row of
+ * `acquired`, so nothing is sent when nothing was taken).
  * A lease the statement's snapshot shows alive is not touched at all, so
  * that asking about a held lease — most ACQUIREs of a busy candidate — is
  * a read: no row lock, no transaction ID, no WAL. Otherwise a free or dead
@@ -63,7 +66,10 @@ static const char acquire_sql[] =
     "        WHERE lease.expires_at <= clock_timestamp()\n"
     "    RETURNING lease.term\n"
     ")\n"
-    "SELECT true, NULL::text, term, NULL::text, NULL::bigint FROM acquired\n"
+    "SELECT true, NULL::text, acquired.term, NULL::text, NULL::bigint FROM acquired\n"
+    "  CROSS JOIN LATERAL (SELECT pg_notify('" REIGN_PG_CHANGED_CHANNEL "',\n"
+    "                                       $5 || encode($1, 'hex'))\n"
+    "                       WHERE acquired.term IS NOT NULL) AS n\n"
     "UNION ALL\n"
     "SELECT false, l.holder, l.term, l.metadata,\n"
     "       floor(extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::bigint\n"
@@ -111,7 +117,8 @@ static const char read_sql[] =
     "  FROM @T WHERE resource = $1 AND expires_at > clock_timestamp()";
 
 static const unsigned int acquire_types[] = {REIGN_PG_OID_BYTEA, REIGN_PG_OID_TEXT,
-                                             REIGN_PG_OID_INT8, REIGN_PG_OID_TEXT};
+                                             REIGN_PG_OID_INT8, REIGN_PG_OID_TEXT,
+                                             REIGN_PG_OID_TEXT};
 static const unsigned int renew_types[] = {REIGN_PG_OID_BYTEA_ARRAY, REIGN_PG_OID_INT8_ARRAY,
                                            REIGN_PG_OID_TEXT, REIGN_PG_OID_INT8};
 static const unsigned int release_types[] = {REIGN_PG_OID_BYTEA_ARRAY, REIGN_PG_OID_INT8_ARRAY,
@@ -124,7 +131,7 @@ static const struct {
     const unsigned int *types;
     int n_params;
 } stmts[REIGN_PG_N_STMTS] = {
-    [REIGN_PG_ACQUIRE] = {"reign_acquire", acquire_sql, acquire_types, 4},
+    [REIGN_PG_ACQUIRE] = {"reign_acquire", acquire_sql, acquire_types, 5},
     [REIGN_PG_RENEW] = {"reign_renew", renew_sql, renew_types, 4},
     [REIGN_PG_RELEASE] = {"reign_release", release_sql, release_types, 4},
     [REIGN_PG_READ] = {"reign_read", read_sql, read_types, 1},

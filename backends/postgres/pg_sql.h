@@ -22,6 +22,12 @@
 #define REIGN_PG_OID_VOID 2278
 
 /* The prepared statements, by name. */
+/* The channel ACQUIRE and set_metadata NOTIFY for observers, one per
+ * database (table names fill a channel name's 63 bytes already): the
+ * payload is "<table>:" then the resource in hex, and a LISTENer keeps only
+ * its own table's. */
+#define REIGN_PG_CHANGED_CHANNEL "reign_changed"
+
 typedef enum reign_pg_stmt {
     REIGN_PG_ACQUIRE = 0,
     REIGN_PG_RENEW = 1,

@@ -10,6 +10,8 @@
  *   4. execute: one pipeline of EVALSHA per batch, a second round with
  *      EVAL for ops that met NOSCRIPT
  *   5. open, close, the vtable of redis:// and unix://
+ *   6. observers: <prefix>changed (published by ACQUIRE and set_metadata,
+ *      subscribed to while observed), set_metadata
  *
  * The URI is read in redis_config.c; keys, scripts and reply parsing live
  * in redis_keys.c, redis_scripts.c and redis_reply.c; connection mechanics
@@ -75,6 +77,9 @@ typedef struct redis_state {
     bool sub_disabled;                   /* the server refused SUBSCRIBE: retry ticks only */
     bool saw_readonly;                   /* this batch met a replica */
     int epfd; /* behind sentinels: sub and sen as one notification fd; else -1 */
+    char *changed;      /* <prefix>changed: ACQUIRE and set_metadata publish there */
+    size_t changed_len;
+    bool observing;     /* sub also subscribes to `changed` (backend.h, observe) */
 } redis_state;
 
 /* Fail one op with the message shape every redis error has:
@@ -282,16 +287,19 @@ static int subscribe_to(redis_state *st, const reign_redis_target *t, const char
                         size_t channel_len, int64_t deadline_ms, reign_redis_conn **out,
                         char *err, size_t err_size)
 {
-    (void)st;
     reign_redis_conn *c = NULL;
     redisReply *r = NULL;
     int rc = reign_redis_conn_open(t, deadline_ms, &c, err, err_size);
     if (rc != REIGN_OK) {
         goto out;
     }
-    const char *argv[] = {"SUBSCRIBE", channel};
-    size_t lens[] = {9, channel_len};
-    if (reign_redis_conn_append(c, 2, argv, lens) != REIGN_OK) {
+    /* Observed: the changes channel too, on the same connection. Its
+     * confirmation comes after the first and is taken by the drain (it
+     * names no resource). */
+    bool both = st->observing && channel == st->conf.channel;
+    const char *argv[] = {"SUBSCRIBE", channel, st->changed};
+    size_t lens[] = {9, channel_len, st->changed_len};
+    if (reign_redis_conn_append(c, both ? 3 : 2, argv, lens) != REIGN_OK) {
         snprintf(err, err_size, "SUBSCRIBE: out of memory");
         rc = REIGN_ENOMEM;
         goto out;
@@ -521,8 +529,8 @@ static int append_op(redis_state *st, reign_redis_conn *c, const reign_op *op, b
     char *lease = NULL, *term_key = NULL;
     size_t lease_len = 0, term_key_len = 0;
     char term[24];
-    const char *argv[8];
-    size_t lens[8];
+    const char *argv[10];
+    size_t lens[10];
     int argc = 0;
 
     lease = reign_redis_key(st->conf.prefix, op->resource, op->resource_len, REIGN_REDIS_KEY_LEASE,
@@ -548,6 +556,8 @@ static int append_op(redis_state *st, reign_redis_conn *c, const reign_op *op, b
         ARG(st->holder, strlen(st->holder));
         ARG(st->conf.ttl_arg, strlen(st->conf.ttl_arg));
         ARG(st->metadata, strlen(st->metadata));
+        ARG(st->changed, st->changed_len); /* observers hear of the acquisition */
+        ARG(op->resource, op->resource_len);
         break;
     case REIGN_OP_RENEW:
         ARG(st->holder, strlen(st->holder));
@@ -799,6 +809,7 @@ void reign_redis_close(void *state)
     }
     reign_redis_tls_free(st->tls);
     reign_redis_config_free(&st->conf);
+    free(st->changed);
     free(st);
 }
 
@@ -855,6 +866,14 @@ int reign_redis_open(const reign_backend_config *cfg, void **state_out)
     }
     st->holder = cfg->instance_id;
     st->metadata = cfg->metadata != NULL ? cfg->metadata : "";
+    st->changed_len = strlen(st->conf.prefix) + strlen("changed");
+    st->changed = malloc(st->changed_len + 1);
+    if (st->changed == NULL) {
+        reign_backend_error("redis: out of memory (%s)", cfg->uri_redacted);
+        rc = REIGN_ENOMEM;
+        goto out;
+    }
+    snprintf(st->changed, st->changed_len + 1, "%schanged", st->conf.prefix);
     int64_t deadline_ms =
         reign_monotonic_ms() + (cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000);
     rc = cmd_connect(st, deadline_ms, err, sizeof(err));
@@ -886,5 +905,90 @@ const reign_backend reign_backend_redis = {
     .notify_fd = reign_redis_notify_fd,
     .notify_drain = reign_redis_notify_drain,
     .close = reign_redis_close,
+    .observe = reign_redis_observe,
+    .set_metadata = reign_redis_set_metadata,
     .params = redis_params,
 };
+
+/* ---- 6. Observers ------------------------------------------------------------ */
+
+int reign_redis_observe(void *state, int on)
+{
+    redis_state *st = state;
+    if (st->sub_disabled) {
+        return REIGN_ENOTSUP; /* the ACL refuses SUBSCRIBE */
+    }
+    if (st->observing == (on != 0)) {
+        return REIGN_OK;
+    }
+    st->observing = on != 0;
+    /* Subscribe again with (or without) the changes channel at the next
+     * execute; the core reads everything observed when the notification
+     * fd comes back, so nothing falls into the gap. */
+    if (st->sub.conn != NULL) {
+        link_drop(&st->sub);
+        st->sub.next_try_ms = reign_monotonic_ms();
+    }
+    return REIGN_OK;
+}
+
+int reign_redis_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                             const char *metadata, int64_t timeout_ms)
+{
+    redis_state *st = state;
+    char err[REDIS_ERR_SIZE];
+    char shown[200];
+    redisReply *r = NULL;
+    char *lease = NULL;
+    size_t lease_len = 0;
+    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    reign_printable(resource, len, shown, sizeof(shown));
+    int rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        reign_backend_error("redis: set_metadata %s: %s (%s)", shown, err, st->cfg->uri_redacted);
+        return rc;
+    }
+    lease = reign_redis_key(st->conf.prefix, resource, len, REIGN_REDIS_KEY_LEASE, &lease_len);
+    if (lease == NULL) {
+        reign_backend_error("redis: set_metadata %s: out of memory", shown);
+        return REIGN_ENOMEM;
+    }
+    char t[24];
+    snprintf(t, sizeof(t), "%" PRIu64, term);
+    const char *src = reign_redis_set_metadata_script();
+    const char *argv[] = {"EVAL", src, "1", lease, st->holder, t, metadata, st->changed, resource};
+    size_t lens[] = {4, strlen(src), 1, lease_len, strlen(st->holder), strlen(t), strlen(metadata),
+                     st->changed_len, len};
+    if (reign_redis_conn_append(st->cmd.conn, 9, argv, lens) != REIGN_OK) {
+        reign_backend_error("redis: set_metadata %s: out of memory", shown);
+        rc = REIGN_ENOMEM;
+        goto out;
+    }
+    rc = reign_redis_conn_reply(st->cmd.conn, deadline_ms, &r, err, sizeof(err));
+    if (rc != REIGN_OK) {
+        reign_backend_error("redis: set_metadata %s: %s (%s)", shown,
+                            rc == REIGN_ETIMEDOUT ? "no reply in time" : err, st->cfg->uri_redacted);
+        link_broken(st, &st->cmd, "command", rc == REIGN_ETIMEDOUT ? "no reply in time" : err);
+        rc = REIGN_EBACKEND;
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        rc = REIGN_OK;
+    } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        reign_backend_error("redis: set_metadata %s: the lease of term %s is not ours (%s)", shown,
+                            t, st->cfg->uri_redacted);
+        rc = REIGN_ENOTMASTER;
+    } else {
+        char cause[160];
+        reign_printable(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
+                        r->type == REDIS_REPLY_ERROR ? r->len : 16, cause, sizeof(cause));
+        reign_backend_error("redis: set_metadata %s: %s (%s)", shown, cause, st->cfg->uri_redacted);
+        rc = r->type == REDIS_REPLY_ERROR ? reign_redis_error_status(r->str, r->len) : REIGN_EPROTO;
+    }
+out:
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    free(lease);
+    return rc;
+}

@@ -17,5 +17,7 @@ const reign_backend reign_backend_redis_sentinel = {
     .notify_fd = reign_redis_notify_fd,
     .notify_drain = reign_redis_notify_drain,
     .close = reign_redis_close,
+    .observe = reign_redis_observe,
+    .set_metadata = reign_redis_set_metadata,
     .params = sentinel_params,
 };

@@ -16,4 +16,8 @@
  *   READ     KEYS lease                → {holder, term, metadata, pttl} | nil */
 const char *reign_redis_script(reign_op_kind kind);
 
+/* The set_metadata script: KEYS[1] lease; ARGV holder, term, metadata,
+ * changed channel, resource. Returns 1 (done) or 0 (not our lease). */
+const char *reign_redis_set_metadata_script(void);
+
 #endif /* REIGN_BACKENDS_REDIS_REDIS_SCRIPTS_H */

@@ -37,7 +37,9 @@
 extern "C" {
 #endif
 
-#define REIGN_BACKEND_VERSION 1
+/* 1: the first contract. 2: adds observe and set_metadata (both optional).
+ * The core serves backends of every version up to this one. */
+#define REIGN_BACKEND_VERSION 2
 
 typedef enum reign_op_kind {
     REIGN_OP_ACQUIRE = 1,
@@ -143,6 +145,29 @@ typedef struct reign_backend {
      * the server is down; NULL means open checks by marking what it uses
      * (reign_backend_param), and the core refuses the rest after open. */
     const char *const *params;
+
+    /* ---- version 2 ---- */
+
+    /* Optional (NULL, or a version-1 backend: observers poll). Called on
+     * the engine thread with on = 1 when the factory gets its first observer
+     * and on = 0 after its last one goes. While on, notify_drain also reports
+     * — through `released`, like a release — every resource whose lease was
+     * acquired or taken over or whose metadata changed, so observers read it
+     * at once (a candidate woken by such a report only tries once more).
+     * Expiries need not be reported: observers read again when a lease's
+     * out_remaining_ms runs out. Return REIGN_OK, or REIGN_ENOTSUP when this
+     * state cannot (observers then poll). Must not block past op_timeout_ms. */
+    int (*observe)(void *state, int on);
+
+    /* Optional (NULL, or a version-1 backend: reign_election_set_metadata
+     * says REIGN_ENOTSUP). Replace the metadata of this instance's live lease
+     * of resource with `term`, keeping term and expiry; while observed, the
+     * change is reported like an acquisition. Return REIGN_OK, REIGN_ENOTMASTER
+     * if that lease is not live and ours, or another status with a message
+     * (reign_backend_error). Called on the engine thread; returns within
+     * timeout_ms. */
+    int (*set_metadata)(void *state, const char *resource, size_t resource_len, uint64_t term,
+                        const char *metadata, int64_t timeout_ms);
 } reign_backend;
 
 /* ---- Helpers the core offers backends (and only backends) --------------- */

@@ -14,7 +14,7 @@
  *   2. options and factory          6. master tracker
  *   3. election (one resource)      7. shard manager
  *   4. master info, statistics      8. logging
- *   9. initialisers for other languages (ctypes, cffi, cgo)
+ *   4b. membership  4c. observers   9. initialisers for other languages
  */
 #ifndef REIGN_REIGN_H
 #define REIGN_REIGN_H
@@ -53,6 +53,7 @@ typedef enum reign_status {
     REIGN_EPROTO = -11,      /* garbage from a server or a lock file */
     REIGN_EAUTH = -12,       /* authentication or permission refused */
     REIGN_EBUSY = -13,       /* resource already in use in this factory */
+    REIGN_ENOTSUP = -14,     /* the backend does not offer this (e.g. set_metadata) */
     REIGN_EBUG = -99,        /* internal error: a bug in reign, please report */
 } reign_status;
 
@@ -212,6 +213,46 @@ REIGN_EXTERN int reign_election_close(reign_election *election);
 
 REIGN_EXTERN const char *reign_election_resource(const reign_election *election);
 
+/* Replace the metadata of the mastership held now (etcd's Proclaim): the
+ * term and the lease's expiry stay; observers see the new value as a
+ * change. It lasts for this mastership: a later one starts again with the
+ * factory's metadata (reign_options.metadata). Blocks for one backend round
+ * trip (bounded by op_timeout_ms); not from a reign callback. REIGN_ENOTMASTER
+ * if not master (or no longer, says the backend), REIGN_ENOTSUP if the
+ * backend cannot (s3://, noop:// and backends built for contract
+ * version 1), REIGN_EINVAL past REIGN_METADATA_MAX bytes. */
+REIGN_EXTERN int reign_election_set_metadata(reign_election *election, const char *metadata);
+
+/* Leader status of one election, like s3lect's LeadershipStatus: what this
+ * election last heard of its resource's master from its own backend ops
+ * (its ACQUIREs name the holder, its renewals and releases say whether it
+ * still is). An election that does not campaign hears nothing: observe the
+ * resource (reign_observer) for a view that does not depend on campaigning.
+ * Times are reign_monotonic_ms(); -1 means never. */
+typedef struct reign_leader_status {
+    bool known;              /* it heard of a master, or of none, at least once */
+    bool held;               /* someone is master, as last heard */
+    bool self;               /* ... and it is this instance */
+    char *instance_id;       /* that master when held, else NULL (malloc'd) */
+    uint64_t term;           /* its term when held, else the last term heard (0: none) */
+    int64_t last_change_ms;  /* when this instance last saw the master change */
+    int64_t last_heard_ms;   /* the last answer of the backend to this election's ops */
+    unsigned failures;       /* its backend ops in a row that failed */
+    int last_error_status;   /* of the last failure, REIGN_OK if none */
+} reign_leader_status;
+
+/* Fill *out (free it with reign_leader_status_clear). No I/O. */
+REIGN_EXTERN int reign_election_status(reign_election *election, reign_leader_status *out);
+REIGN_EXTERN void reign_leader_status_clear(reign_leader_status *status);
+
+/* Block until the election sees its master change at or after after_ms
+ * (last_change_ms >= after_ms), for up to timeout_ms (< 0: forever):
+ * s3lect's WaitForNextElection. REIGN_OK, REIGN_ETIMEDOUT, or REIGN_ECLOSED
+ * when the election closes. It campaigns only if started. Not from a reign
+ * callback. */
+REIGN_EXTERN int reign_election_wait_change(reign_election *election, int64_t after_ms,
+                                            int64_t timeout_ms);
+
 /* ---- 4. Master info and statistics --------------------------------------- */
 
 typedef struct reign_master {
@@ -314,6 +355,115 @@ REIGN_EXTERN void reign_members_free(reign_member *members, size_t n);
 typedef void (*reign_members_fn)(reign_factory *factory, void *payload);
 REIGN_EXTERN int reign_factory_on_members(reign_factory *factory, reign_members_fn fn,
                                           void *payload);
+
+/* ---- 4c. Observers --------------------------------------------------------- */
+
+/* An observer watches the master of some resources — a list, a prefix, or
+ * both — and reports every change: a new holder, a new term, new metadata,
+ * or none. Changes are pushed by the backend's notification source where it
+ * has one (redis pub/sub, PostgreSQL LISTEN/NOTIFY, the etcd watch, inotify
+ * on file://, the store itself on mem://): a notification names the
+ * resource, the observer reads it (one batched READ through the engine) and
+ * compares. Where the backend pushes nothing (s3://, noop://, or while a
+ * backend's subscriber link is down) every resource is read each
+ * poll_interval_ms. A lease that ends without anyone writing (a holder that
+ * crashed) is read again when its backend-reported remaining time runs out,
+ * so "none" follows an expiry promptly. Missed notifications are repaired by
+ * reading everything: when a backend says it lost track (a reconnect, an
+ * overflow) and when its notification source comes back. With push, a full
+ * read also runs every repair_interval_ms as a safety net.
+ *
+ * A prefix observer learns resources from notifications (a backend cannot
+ * list resources): it reports a resource under the prefix from its first
+ * change after the observer started, plus those of `ids`. Without push it
+ * sees only `ids`.
+ *
+ * Each change of one resource is reported once and in order. Changes too
+ * quick for a read (acquire and release between two reads) show as the
+ * term jumping. */
+typedef struct reign_observer reign_observer;
+
+typedef struct reign_change {
+    const char *resource_id; /* valid during the callback / until reign_change_free */
+    bool held;               /* false: nobody is master */
+    const char *instance_id; /* holder when held, else NULL */
+    const char *metadata;    /* holder's metadata when held ("" if none), else NULL */
+    uint64_t term;           /* holder's term when held, else the last term seen (0: none seen) */
+    int64_t seen_ms;         /* reign_monotonic_ms() when the read that saw it returned */
+    bool initial;            /* the first read of this resource, not a change */
+} reign_change;
+
+/* Runs on the observer's own thread, one change at a time, without reign
+ * locks held. It may call any reign function but reign_observer_free on
+ * this observer. */
+typedef void (*reign_observer_fn)(reign_observer *observer, const reign_change *change,
+                                  void *payload);
+
+#define REIGN_OBSERVER_CONFIG_VERSION 1
+typedef struct reign_observer_config {
+    unsigned version;            /* REIGN_OBSERVER_CONFIG_VERSION */
+    const char *const *ids;      /* resources to watch (copied); may be NULL with n_ids 0 */
+    size_t n_ids;
+    const char *prefix;          /* also every resource starting with this; NULL: none */
+    reign_observer_fn fn;        /* NULL: changes queue for reign_observer_take and the fd */
+    void *payload;
+    int64_t poll_interval_ms;    /* without push: read all this often; 0: 1000 (min 10) */
+    int64_t repair_interval_ms;  /* with push: read all this often anyway; 0: 30000; < 0 never */
+} reign_observer_config;
+
+#define REIGN_OBSERVER_CONFIG_INIT {REIGN_OBSERVER_CONFIG_VERSION, NULL, 0, NULL, NULL, NULL, 0, 0}
+
+/* Start observing (starts the observer's thread; its first read reports
+ * every listed resource with initial = true). Does not block on the
+ * backend. The factory must outlive the observer: reign_factory_close says
+ * REIGN_EBUSY while observers are open. */
+REIGN_EXTERN int reign_observer_new(reign_factory *factory, const reign_observer_config *config,
+                                    reign_observer **out);
+
+/* Stop the thread (waits for a read in flight, bounded by op_timeout_ms, and
+ * for a callback running) and free queued changes. NULL is a no-op. Not
+ * from this observer's callback. */
+REIGN_EXTERN void reign_observer_free(reign_observer *observer);
+
+/* Without a callback: a file descriptor that is readable while changes are
+ * queued (an eventfd: poll it, never read it), for an event loop. -1 when
+ * the observer has a callback. Owned by the observer. */
+REIGN_EXTERN int reign_observer_fd(const reign_observer *observer);
+
+/* Without a callback: take the oldest queued change, waiting up to
+ * timeout_ms (0: do not wait; < 0: forever). REIGN_ETIMEDOUT if none came,
+ * REIGN_ESTATE if the observer has a callback. Free *out with
+ * reign_change_free. At most REIGN_OBSERVER_QUEUE_MAX changes wait; beyond
+ * that the oldest are dropped (logged) and the next take reports the
+ * resource's latest state anyway. */
+#define REIGN_OBSERVER_QUEUE_MAX 65536
+REIGN_EXTERN int reign_observer_take(reign_observer *observer, int64_t timeout_ms,
+                                     reign_change **out);
+REIGN_EXTERN void reign_change_free(reign_change *change);
+
+/* Wait until the observer sees a change of resource_id (or of any of its
+ * resources when resource_id is NULL) made at or after after_ms
+ * (reign_monotonic_ms time; seen_ms >= after_ms), for up to timeout_ms (< 0:
+ * forever). REIGN_OK with *out (the latest state, free with
+ * reign_change_free; out may be NULL), REIGN_ETIMEDOUT, REIGN_EINVAL for a
+ * resource the observer does not watch. Works with or without a callback;
+ * does not consume queued changes. */
+REIGN_EXTERN int reign_observer_wait_change(reign_observer *observer, const char *resource_id,
+                                            int64_t after_ms, int64_t timeout_ms,
+                                            reign_change **out);
+
+typedef struct reign_observer_status {
+    bool pushed;                /* the backend's notifications drive it now */
+    int64_t last_change_ms;     /* monotonic ms of the last change seen; -1 none */
+    int64_t last_ok_ms;         /* of the last read the backend answered; -1 none */
+    unsigned failures;          /* reads in a row that failed */
+    int last_error_status;      /* of the last failed read, REIGN_OK if none */
+    uint64_t reads;             /* batched reads made */
+    uint64_t changes;           /* changes reported */
+    size_t resources;           /* resources watched (prefix ones included) */
+} reign_observer_status;
+
+REIGN_EXTERN int reign_observer_status_get(reign_observer *observer, reign_observer_status *out);
 
 /* ---- 5. Runner ----------------------------------------------------------- */
 
@@ -616,11 +766,13 @@ REIGN_EXTERN int reign_options_init(reign_options *out, size_t size);
 REIGN_EXTERN int reign_runner_config_init(reign_runner_config *out, size_t size);
 REIGN_EXTERN int reign_membership_config_init(reign_membership_config *out, size_t size);
 REIGN_EXTERN int reign_shard_config_init(reign_shard_config *out, size_t size);
+REIGN_EXTERN int reign_observer_config_init(reign_observer_config *out, size_t size);
 
 /* sizeof the named public struct in this library ("reign_options",
  * "reign_runner_config", "reign_membership_config", "reign_shard_config",
  * "reign_master", "reign_member", "reign_event", "reign_stats",
- * "reign_health", "reign_held_info", "reign_shard_balance"); 0 for any other
+ * "reign_health", "reign_held_info", "reign_shard_balance", "reign_observer_config",
+ * "reign_change", "reign_observer_status", "reign_leader_status"); 0 for any other
  * name. A binding checks its layouts once at load. */
 REIGN_EXTERN size_t reign_struct_size(const char *name);
 

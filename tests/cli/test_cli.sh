@@ -420,6 +420,25 @@ wait_exit "$p" 10000
 
 # ---- watch ------------------------------------------------------------------------------------
 
+# Pushed: with a read interval of an hour, only the backend's notifications
+# (inotify on file://) can bring the change within the few seconds waited.
+rm -f "$TMP"/wpush.*
+"$REIGN" watch --uri "$U" --interval 1h wpush >"$TMP/wpush.log" 2>"$TMP/wpush.err" &
+pp=$!
+started_pids+=("$pp")
+if wait_for 5000 grep -qs " wpush none" "$TMP/wpush.log"; then
+    "$REIGN" lock --uri "$U" --instance wp1 wpush -- sleep 0.2
+    if wait_for 3000 sh -c "grep -q ' wpush master=wp1 ' '$TMP/wpush.log' && tail -1 '$TMP/wpush.log' | grep -q ' wpush none'"; then
+        ok "watch is pushed: holder and release seen with --interval 1h"
+    else
+        not_ok "watch is pushed: holder and release seen with --interval 1h" "$(cat "$TMP/wpush.log" "$TMP/wpush.err")"
+    fi
+else
+    not_ok "watch is pushed: initial state" "$(cat "$TMP/wpush.log" "$TMP/wpush.err")"
+fi
+kill -TERM "$pp"
+wait_exit "$pp" 5000
+
 rm -f "$TMP"/watch.*
 "$REIGN" watch --uri "$U" --interval 20 wa wb >"$TMP/watch.log" 2>"$TMP/watch.err" &
 pw=$!

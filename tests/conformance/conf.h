@@ -144,6 +144,11 @@ reign_election *conf_election(reign_factory *f, const char *resource_id);
 /* Let teardown close an election made with reign_election_new. */
 void conf_track_election(reign_election *e);
 
+/* Let teardown free an observer (before the factories); free it now and
+ * forget it. */
+void conf_track_observer(reign_observer *o);
+void conf_observer_free(reign_observer *o);
+
 /* Memory freed at teardown (asserts on failure). */
 void *conf_alloc(size_t size);
 
@@ -338,5 +343,10 @@ void test_a_paused_server_ends_belief_by_the_deadline_and_election_resumes_on_re
 void test_terms_never_go_backwards_across_a_server_restart(void **state);
 void test_terms_of_a_released_resource_survive_a_server_restart(void **state);
 void test_an_unreachable_server_at_open_fails_clearly_within_ten_seconds(void **state);
+
+/* cases_observe.c */
+void test_an_observer_sees_acquire_metadata_handoff_and_release_in_order(void **state);
+void test_an_observer_sees_a_killed_holder_replaced_with_a_higher_term(void **state);
+void test_an_observer_follows_changes_across_a_server_restart(void **state);
 
 #endif /* REIGN_TESTS_CONFORMANCE_CONF_H */

@@ -159,7 +159,7 @@ typedef struct ptr_list {
     size_t n, cap;
 } ptr_list;
 
-static ptr_list fx_factories, fx_elections, fx_strings;
+static ptr_list fx_factories, fx_elections, fx_strings, fx_observers;
 static pid_t fx_children[16];
 static size_t fx_n_children;
 static unsigned fx_test_seq;
@@ -257,6 +257,17 @@ void conf_track_election(reign_election *e)
     list_push(&fx_elections, e);
 }
 
+void conf_track_observer(reign_observer *o)
+{
+    list_push(&fx_observers, o);
+}
+
+void conf_observer_free(reign_observer *o)
+{
+    list_remove(&fx_observers, o);
+    reign_observer_free(o);
+}
+
 void *conf_alloc(size_t size)
 {
     void *p = calloc(1, size);
@@ -315,6 +326,8 @@ int conf_teardown(void **state)
             ;
     }
     fx_n_children = 0;
+    while (fx_observers.n > 0) /* before the factories: they refuse to close under one */
+        reign_observer_free(fx_observers.items[--fx_observers.n]);
     while (fx_elections.n > 0) {
         reign_election *e = fx_elections.items[--fx_elections.n];
         int st = reign_election_close(e);

@@ -8,7 +8,8 @@
  *   REIGN_CONF_CAPS        comma list: nocontention (every instance is master: noop),
  *                          noprocess (store not shared across processes: mem),
  *                          instantdeath (a killed holder's lease ends at once: file),
- *                          stoppedholds (a stopped holder keeps its lease: file)
+ *                          stoppedholds (a stopped holder keeps its lease: file),
+ *                          nopush (observers are polled: no notifications, s3 and noop)
  *   REIGN_CONF_DEAD_URI    a URI whose server is unreachable (default: derived)
  *   REIGN_CONF_TTL_MS      lease TTL for every instance (default 1000)
  *   REIGN_CONF_RETRY_MS    campaign retry interval (default 250)
@@ -64,6 +65,9 @@ int main(void)
         CASE(test_terms_never_go_backwards_across_a_server_restart),
         CASE(test_terms_of_a_released_resource_survive_a_server_restart),
         CASE(test_an_unreachable_server_at_open_fails_clearly_within_ten_seconds),
+        CASE(test_an_observer_sees_acquire_metadata_handoff_and_release_in_order),
+        CASE(test_an_observer_sees_a_killed_holder_replaced_with_a_higher_term),
+        CASE(test_an_observer_follows_changes_across_a_server_restart),
     };
     const char *filter = getenv("REIGN_CONF_FILTER");
     if (filter != NULL && filter[0] != '\0')

@@ -49,7 +49,7 @@ case "$backend" in
     exec "$prog"
     ;;
   noop)
-    export REIGN_CONF_URI="noop://" REIGN_CONF_CAPS="nocontention"
+    export REIGN_CONF_URI="noop://" REIGN_CONF_CAPS="nocontention,nopush"
     exec "$prog"
     ;;
   redis)
@@ -120,7 +120,7 @@ case "$backend" in
     # S3 charges per request and this RGW serves a few hundred a second: the
     # 1,000-resource cases run with a 30 s TTL and candidates that look again
     # only when a lease could have expired (poll=expiry).
-    export REIGN_CONF_URI=$REIGN_TEST_S3_URI REIGN_CONF_CAPS="${REIGN_TEST_S3_CAPS:-norestart}"
+    export REIGN_CONF_URI=$REIGN_TEST_S3_URI REIGN_CONF_CAPS="${REIGN_TEST_S3_CAPS:-norestart,nopush}"
     export REIGN_CONF_MANY_URI="$REIGN_TEST_S3_URI&poll=expiry" REIGN_CONF_MANY_TTL_MS=30000
     if [ -n "${REIGN_TEST_S3_CTL:-}" ]; then
       export REIGN_CONF_SERVER_CTL=$REIGN_TEST_S3_CTL

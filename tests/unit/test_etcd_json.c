@@ -646,6 +646,30 @@ static void test_watch_cancel_and_stream_errors_are_reported(void **state)
     assert_non_null(strstr(err, "no \"kv\""));
 }
 
+static void test_watch_put_events_are_reported_for_observers(void **state)
+{
+    (void)state;
+    const char *put = "{\"result\":{\"header\":{\"revision\":\"6\"},\"events\":[{\"kv\":{\"key\":"
+                      "\"L3AvYQ==\",\"create_revision\":\"6\",\"mod_revision\":\"6\",\"value\":"
+                      "\"eA==\"}},{\"type\":\"PUT\",\"kv\":{\"key\":\"L3Avew==\"}},"
+                      "{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3AvYg==\"}}]}}";
+    etcd_watch_msg m;
+    int grpc = 0;
+    char err[256];
+    assert_int_equal(etcd_json_watch(put, strlen(put), &m, &grpc, err, sizeof err), REIGN_OK);
+    assert_int_equal(m.n_events, 3);
+    assert_int_equal(m.n_put, 2);
+    assert_int_equal(m.n_deleted, 1);
+    assert_memory_equal(m.put[0].key, "/p/a", 4);
+    assert_int_equal(m.put[0].create_revision, 6);
+    assert_memory_equal(m.put[1].key, "/p/{", 4);
+    assert_memory_equal(m.deleted[0].key, "/p/b", 4);
+    etcd_watch_msg_clear(&m);
+    const char *bad = "{\"result\":{\"events\":[{\"type\":\"PUT\"}]}}";
+    assert_int_equal(etcd_json_watch(bad, strlen(bad), &m, &grpc, err, sizeof err), REIGN_EPROTO);
+    assert_non_null(strstr(err, "PUT event has no"));
+}
+
 /* ---- fuzz ---------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -768,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_timetolive_gives_the_leases_keys_and_minus_one_when_gone),
         cmocka_unit_test(test_frame_honours_strings_escapes_and_refuses_garbage),
         cmocka_unit_test(test_watch_cancel_and_stream_errors_are_reported),
+        cmocka_unit_test(test_watch_put_events_are_reported_for_observers),
         cmocka_unit_test(test_random_damage_never_crashes_the_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

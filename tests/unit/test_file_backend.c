@@ -726,6 +726,28 @@ static void test_hostile_resource_ids_map_to_distinct_files_inside_the_directory
     inst_close(&a);
 }
 
+static void test_short_names_decode_back_to_their_ids_and_long_ones_do_not(void **state)
+{
+    (void)state;
+    const char *ids[] = {"jobs/7", "A.b~c", "x", "\x01\xff%"};
+    char name[FILE_NAME_MAX], id[FILE_NAME_MAX];
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        file_name_encode(ids[i], strlen(ids[i]), ".lock", name);
+        assert_int_equal(file_name_decode(name, ".lock", id, &len), 0);
+        assert_int_equal(len, strlen(ids[i]));
+        assert_memory_equal(id, ids[i], len);
+    }
+    char longid[400];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    file_name_encode(longid, strlen(longid), ".lock", name);
+    assert_int_equal(file_name_decode(name, ".lock", id, &len), -1);
+    assert_int_equal(file_name_decode("abc.member", ".lock", id, &len), -1);
+    assert_int_equal(file_name_decode(".lock", ".lock", id, &len), -1);
+    assert_int_equal(file_name_decode("a%4.lock", ".lock", id, &len), -1);
+}
+
 static void test_names_keep_safe_bytes_and_escape_the_rest(void **state)
 {
     (void)state;
@@ -987,6 +1009,7 @@ int main(int argc, char **argv)
         T(test_a_killed_holder_is_taken_over_within_50_ms),
         T(test_hostile_resource_ids_map_to_distinct_files_inside_the_directory),
         cmocka_unit_test(test_names_keep_safe_bytes_and_escape_the_rest),
+        cmocka_unit_test(test_short_names_decode_back_to_their_ids_and_long_ones_do_not),
         cmocka_unit_test(test_long_ids_get_a_hashed_name_that_fits),
         cmocka_unit_test(test_record_round_trips_every_byte),
         cmocka_unit_test(test_an_empty_record_means_never_held),
