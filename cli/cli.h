@@ -191,6 +191,10 @@ int cli_spawn_snapshot_fds(void);
 /* In a child after fork: mark every fd above 2 that the user did not give
  * reign close-on-exec. Async-signal-safe. */
 void cli_spawn_hide_fds(void);
+/* A shell's view of a wait status: the exit code, 128+N for death by
+ * signal N. Async-signal-safe. */
+int cli_exit_code_of(int status);
+
 /* In a child after fork whose exec failed: write err to report_fd (a
  * close-on-exec pipe whose EOF tells the parent the exec happened) and
  * _exit 127 (ENOENT) or 126. Async-signal-safe. */

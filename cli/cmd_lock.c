@@ -443,14 +443,6 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
     }
 }
 
-static int exit_code_of(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return CLI_EXIT_SIGNAL_BASE + WTERMSIG(status);
-    return CLI_EXIT_FAIL;
-}
 
 /* Read every term on the lost pipe; true if `term` is among them. */
 static bool term_was_lost(int fd, uint64_t term)
@@ -514,7 +506,7 @@ static int supervise(reign_election *e, const lock_args *a, uint64_t term, cli_g
             return CLI_EXIT_LOST;
         }
         if (w == g->pid)
-            return stop_code >= 0 ? stop_code : exit_code_of(status);
+            return stop_code >= 0 ? stop_code : cli_exit_code_of(status);
         if (w < 0 && errno != EINTR) {
             cli_error("waiting for the command: %s", strerror(errno));
             return CLI_EXIT_FAIL;

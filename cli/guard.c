@@ -38,14 +38,6 @@ static int64_t boottime_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int exit_code_of(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (WIFSIGNALED(status))
-        return CLI_EXIT_SIGNAL_BASE + WTERMSIG(status);
-    return CLI_EXIT_FAIL;
-}
 
 /* How the guard reaches CMD: its group, or CMD alone. */
 static void stop_cmd(pid_t cmd, bool own_group, int sig)
@@ -161,7 +153,7 @@ static void guard_main(int in_fd, int report_fd, char *const argv[], char *const
                 /* Anything CMD left in its group goes with it. */
                 if (own_group)
                     kill(-cmd, SIGKILL);
-                _exit(exit_code_of(status));
+                _exit(cli_exit_code_of(status));
             }
         }
     }

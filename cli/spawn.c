@@ -91,6 +91,15 @@ void cli_spawn_hide_fds(void)
     (void)syscall(SYS_close_range, lo, ~0U, CLOSE_RANGE_CLOEXEC);
 }
 
+int cli_exit_code_of(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return CLI_EXIT_SIGNAL_BASE + WTERMSIG(status);
+    return CLI_EXIT_FAIL;
+}
+
 void cli_spawn_report_and_exit(int report_fd, int err)
 {
     ssize_t n;

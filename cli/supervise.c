@@ -301,12 +301,6 @@ int cli_supervise_on_event(reign_shard *shard, const reign_shard_event *e, void 
     return answer;
 }
 
-static int64_t guard_status_code(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return CLI_EXIT_SIGNAL_BASE + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
 
 /* A guard was reaped (under s->mu). Copies the revocation to acknowledge,
  * done by the caller outside the lock. */
@@ -314,7 +308,7 @@ static uint64_t on_reaped(cli_supervisor *s, slot *sl, int status, char *ack_id,
 {
     uint64_t ack = 0;
     announce(s, sl, true); /* "started", or why CMD could not be run */
-    print_event(s, "exited", sl->id, sl->term, NULL, "status", guard_status_code(status));
+    print_event(s, "exited", sl->id, sl->term, NULL, "status", cli_exit_code_of(status));
     cli_guard_close(&sl->g);
     sl->g.pid = 0;
     if (sl->revoke_term != 0) {
