@@ -20,13 +20,14 @@ static void usage(void)
           "  is-master  ns per reign_election_is_master from 4 threads\n"
           "  peer       reign on etcd beside `etcdctl elect` (etcd only)\n"
           "  observe    observer latency: master change -> observer callback\n"
+          "  stop       graceful stop time with 1,000 / 10,000 / 100,000 held resources\n"
           "options:\n"
           "  --out FILE       append result rows (TSV) to FILE\n"
           "  --quick          fewer repetitions, shorter windows\n"
           "  --reps N         repetitions (default per command)\n"
           "  --budget S       stop repeating after S seconds\n"
           "  --ttl MS         lease TTL\n"
-          "  --resources N    scale: resource count (default 10000)\n"
+          "  --resources N    scale: resource count (default 10000); stop: the largest N\n"
           "  --window MS      scale: steady-state window\n"
           "  --method M       handoff: wait (default), poll or spin\n"
           "  --etcdctl PATH   peer: the etcdctl to run\n"
@@ -119,6 +120,8 @@ int main(int argc, char **argv)
         rc = bench_peer(&o);
     else if (strcmp(cmd, "observe") == 0)
         rc = bench_observe(&o);
+    else if (strcmp(cmd, "stop") == 0)
+        rc = bench_stop(&o);
     else if (strcmp(cmd, "_failover-child") == 0)
         rc = bench_failover_child(&o);
     else if (strcmp(cmd, "_scale-child") == 0)

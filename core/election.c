@@ -190,8 +190,8 @@ int reign_election_deadline_ms(const reign_election *e, int64_t *deadline_out,
 {
     if (e == NULL || deadline_out == NULL)
         return reign_error_set(REIGN_EINVAL, "election_deadline_ms: NULL argument");
-    int64_t deadline;
-    uint64_t term;
+    int64_t deadline = 0;
+    uint64_t term = 0;
     int rc = read_mastership(e, &deadline, &term);
     if (rc != REIGN_OK)
         return rc;

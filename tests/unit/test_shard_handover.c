@@ -219,7 +219,7 @@ static bool eventually(bool (*pred)(world *, int, int, int), world *w, int n_ins
                 reign_shard_assigned(w->in[1].s, id, &a1);
             fprintf(stderr, "%s: working %d %d master %d %d holder %s assigned %s %s\n", id, w->r[i].working[0],
                     w->r[i].working[1], reign_shard_is_master(w->in[0].s, id),
-                    n_inst > 1 && reign_shard_is_master(w->in[1].s, id), rc == 0 ? m->instance_id : "-", a0, a1);
+                    n_inst > 1 && reign_shard_is_master(w->in[1].s, id), rc == 0 ? m->instance_id : "-", a0 ? a0 : "-", a1 ? a1 : "-");
             free(a0);
             free(a1);
             reign_master_free(m);
