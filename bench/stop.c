@@ -98,7 +98,7 @@ int bench_stop(const bench_opts *o)
             if (reign_factory_open(o->uri, &opt, &f) != REIGN_OK)
                 bench_die("open %s: %s", o->uri, reign_last_error());
             reign_shard_config c = REIGN_SHARD_CONFIG_INIT;
-            c.runner.pre_election_pause_ms = 0;
+            c.runner.pre_election_pause_ms = 10;
             reign_shard *s = NULL;
             if (reign_shard_new(f, (const char *const *)ids, n, &c, &s) != REIGN_OK ||
                 reign_shard_start(s) != REIGN_OK)

@@ -247,52 +247,129 @@ static void wait_settled(reign_factory *f, reign_election *e)
         pthread_cond_wait(&f->changed, &f->mu);
 }
 
+/* With f->mu held: stop campaigning and end belief; true if a RELEASE is
+ * now owed or something changed that the engine must see. */
+static bool resign_locked(reign_factory *f, reign_election *e)
+{
+    bool changed = e->campaigning || e->master;
+    e->campaigning = false;
+    reign_engine_drop_mastership(f, e, REIGN_LOST_RESIGNED);
+    return changed;
+}
+
+int reign_election_resign_many(reign_election *const *elections, size_t n)
+{
+    if (n > 0 && elections == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_resign_many: elections is NULL");
+    for (size_t i = 0; i < n; i++)
+        if (elections[i] == NULL)
+            return reign_error_set(REIGN_EINVAL, "election_resign_many: election %zu is NULL", i);
+    if (n == 0)
+        return REIGN_OK;
+    reign_factory *f = elections[0]->factory;
+    for (size_t i = 1; i < n; i++)
+        if (elections[i]->factory != f)
+            return reign_error_set(REIGN_EINVAL,
+                                   "election_resign_many: election %zu is of another factory", i);
+    pthread_mutex_lock(&f->mu);
+    bool wake = false;
+    for (size_t i = 0; i < n; i++)
+        wake |= resign_locked(f, elections[i]);
+    if (wake)
+        reign_engine_wake(f); /* one wake: the engine sends them in batches */
+    /* Settled in the order given; each wake-up rechecks only from where
+     * the last stopped, so the wait is linear in n. */
+    for (size_t i = 0; i < n; i++)
+        wait_settled(f, elections[i]);
+    pthread_mutex_unlock(&f->mu);
+    return REIGN_OK;
+}
+
 int reign_election_resign(reign_election *e)
 {
     if (e == NULL)
         return reign_error_set(REIGN_EINVAL, "election_resign: NULL election");
-    reign_factory *f = e->factory;
-    pthread_mutex_lock(&f->mu);
-    e->campaigning = false;
-    reign_engine_drop_mastership(f, e, REIGN_LOST_RESIGNED);
-    reign_engine_wake(f);
-    wait_settled(f, e);
-    pthread_mutex_unlock(&f->mu);
-    return REIGN_OK;
+    return reign_election_resign_many(&e, 1);
 }
 
 void reign_election_resign_nowait(reign_election *e)
 {
     reign_factory *f = e->factory;
     pthread_mutex_lock(&f->mu);
-    e->campaigning = false;
-    reign_engine_drop_mastership(f, e, REIGN_LOST_RESIGNED);
-    reign_engine_wake(f);
+    if (resign_locked(f, e))
+        reign_engine_wake(f);
     pthread_mutex_unlock(&f->mu);
+}
+
+/* With f->mu held, for a closing election: true if the engine holds no
+ * reference to it (no op out, nothing owed, not queued, no event waiting
+ * for delivery), so the closer may drop it without a round trip to the
+ * engine thread. */
+static bool engine_done_with(const reign_factory *f, const reign_election *e)
+{
+    return !e->in_flight && !e->master && !e->release_pending && !e->queued &&
+           e->events_queued == 0 && f->delivering_to != e;
+}
+
+int reign_election_close_many(reign_election *const *elections, size_t n)
+{
+    if (n > 0 && elections == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_close_many: elections is NULL");
+    size_t first = 0;
+    while (first < n && elections[first] == NULL)
+        first++;
+    if (first == n)
+        return REIGN_OK; /* NULLs are no-ops, as for reign_election_close */
+    reign_factory *f = elections[first]->factory;
+    for (size_t i = first; i < n; i++)
+        if (elections[i] != NULL && elections[i]->factory != f)
+            return reign_error_set(REIGN_EINVAL,
+                                   "election_close_many: election %zu is of another factory", i);
+    if (reign_engine_is_engine_thread(f))
+        return reign_error_set(REIGN_ESTATE, "election_close: not from a reign callback");
+    pthread_mutex_lock(&f->mu);
+    bool wake = false;
+    for (size_t i = first; i < n; i++) {
+        reign_election *e = elections[i];
+        if (e == NULL)
+            continue;
+        e->campaigning = false;
+        e->closing = true;
+        e->retry_release = false; /* best effort: a closed election waits for nothing */
+        reign_engine_drop_mastership(f, e, REIGN_LOST_CLOSED);
+        if (engine_done_with(f, e)) {
+            e->removed = true;
+        } else {
+            reign_engine_enqueue(f, e);
+            wake = true;
+        }
+    }
+    pthread_cond_broadcast(&f->changed); /* waiters return ECLOSED */
+    if (wake)
+        reign_engine_wake(f);
+    for (size_t i = first; i < n; i++) {
+        reign_election *e = elections[i];
+        if (e == NULL)
+            continue;
+        while (!e->removed || e->waiters > 0)
+            pthread_cond_wait(&f->changed, &f->mu);
+        index_remove(f, e);
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = first; i < n; i++) {
+        reign_election *e = elections[i];
+        if (e == NULL)
+            continue;
+        reign_election_status_free(e);
+        free(e->resource);
+        free(e);
+    }
+    return REIGN_OK;
 }
 
 int reign_election_close(reign_election *e)
 {
-    if (e == NULL)
-        return REIGN_OK;
-    reign_factory *f = e->factory;
-    if (reign_engine_is_engine_thread(f))
-        return reign_error_set(REIGN_ESTATE, "election_close: not from a reign callback");
-    pthread_mutex_lock(&f->mu);
-    e->campaigning = false;
-    e->closing = true;
-    reign_engine_drop_mastership(f, e, REIGN_LOST_CLOSED);
-    reign_engine_enqueue(f, e);
-    pthread_cond_broadcast(&f->changed); /* waiters return ECLOSED */
-    reign_engine_wake(f);
-    while (!e->removed || e->waiters > 0)
-        pthread_cond_wait(&f->changed, &f->mu);
-    index_remove(f, e);
-    pthread_mutex_unlock(&f->mu);
-    reign_election_status_free(e);
-    free(e->resource);
-    free(e);
-    return REIGN_OK;
+    return reign_election_close_many(&e, 1);
 }
 
 int reign_election_current_master(reign_election *e, reign_master **out)

@@ -92,6 +92,7 @@ void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_k
         f->cap_events = cap;
     }
     f->events[f->n_events++] = (engine_event){e, {kind, term, reason}};
+    e->events_queued++;
 }
 
 void reign_engine_enqueue(reign_factory *f, reign_election *e)
@@ -597,6 +598,7 @@ static void deliver_events(reign_factory *f)
     for (size_t i = 0; i < n; i++) {
         reign_election *e = events[i].election;
         pthread_mutex_lock(&f->mu);
+        e->events_queued--;
         reign_election_fn fn = e->callback;
         void *payload = e->callback_payload;
         f->delivering_to = fn != NULL ? e : NULL;

@@ -67,6 +67,7 @@ struct reign_election {
     bool queued;             /* on factory->pending */
     reign_election *next_pending;
     unsigned waiters;        /* threads inside reign_election_wait */
+    unsigned events_queued;  /* its events on factory->events, not yet delivered */
     reign_election *next_in_bucket;
     reign_election *prev, *next; /* factory's list */
     /* What this election has heard of its resource's master, for

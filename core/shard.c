@@ -232,6 +232,44 @@ static int check_shard_config(const reign_shard_config *c, runner_settings *sett
     return REIGN_OK;
 }
 
+/* The items and their elections, gathered for one call on all of them. */
+typedef struct item_list {
+    shard_item **items;
+    reign_election **elections;
+    size_t n;
+} item_list;
+
+static bool list_one(shard_item *it, void *ctx)
+{
+    item_list *l = ctx;
+    l->items[l->n] = it;
+    l->elections[l->n++] = it->election;
+    return true;
+}
+
+/* Every item of the index (index lock held, or the shard no longer
+ * shared); false when out of memory. */
+static bool item_list_of(const reign_shard *s, item_list *l)
+{
+    size_t n = s->n_items ? s->n_items : 1;
+    l->items = malloc(n * sizeof *l->items);
+    l->elections = malloc(n * sizeof *l->elections);
+    l->n = 0;
+    if (l->items == NULL || l->elections == NULL) {
+        free(l->items);
+        free(l->elections);
+        return false;
+    }
+    shard_index_each(s, list_one, l);
+    return true;
+}
+
+static void item_list_free(item_list *l)
+{
+    free(l->items);
+    free(l->elections);
+}
+
 static bool destroy_one(shard_item *it, void *ctx)
 {
     (void)ctx;
@@ -241,8 +279,23 @@ static bool destroy_one(shard_item *it, void *ctx)
 
 static void items_destroy(reign_shard *s)
 {
-    /* Each item is freed after its successor was read (shard_index_each). */
-    shard_index_each(s, destroy_one, NULL);
+    item_list l;
+    if (item_list_of(s, &l)) {
+        /* No event may reach an item once it is freed; then every
+         * election is closed in one call, in time linear in their number. */
+        for (size_t i = 0; i < l.n; i++)
+            if (reign_election_set_callback(l.elections[i], NULL, NULL) != REIGN_OK)
+                reign_error_clear();
+        if (reign_election_close_many(l.elections, l.n) != REIGN_OK)
+            reign_error_clear();
+        for (size_t i = 0; i < l.n; i++) {
+            l.items[i]->election = NULL;
+            shard_item_destroy(l.items[i]);
+        }
+        item_list_free(&l);
+    } else {
+        shard_index_each(s, destroy_one, NULL); /* out of memory: one by one */
+    }
     free(s->buckets);
     s->buckets = NULL;
     s->n_buckets = s->n_items = 0;
@@ -695,6 +748,19 @@ static bool wait_released(shard_item *it, void *ctx)
     return true;
 }
 
+/* Return once every release the stop queued is sent: one wait for all. */
+static void wait_all_released(reign_shard *s)
+{
+    item_list l;
+    if (!item_list_of(s, &l)) {
+        shard_index_each(s, wait_released, NULL); /* out of memory: one by one */
+        return;
+    }
+    if (reign_election_resign_many(l.elections, l.n) != REIGN_OK)
+        reign_error_clear();
+    item_list_free(&l);
+}
+
 int reign_shard_stop(reign_shard *shard)
 {
     if (shard == NULL)
@@ -712,7 +778,7 @@ int reign_shard_stop(reign_shard *shard)
         pthread_rwlock_unlock(&shard->index_lock);
         /* The releases went out in batches; return once they are sent. */
         pthread_rwlock_rdlock(&shard->index_lock);
-        shard_index_each(shard, wait_released, NULL);
+        wait_all_released(shard);
         pthread_rwlock_unlock(&shard->index_lock);
         drain_queue_clear(shard);
     }

@@ -335,15 +335,24 @@ static int cmd_setup(pg_state *st, PGconn *c, int64_t deadline_ms, char *err, si
         return rc;
     }
 
-    /* 1: statement_timeout and the statements, in one round trip, since the
-     * table is there nearly always. PREPARE parses and plans against the
+    /* 1: session settings and the statements, in one round trip, since the
+     * table is there nearly always. Hash and merge joins are off for the
+     * session: RENEW and RELEASE join a batch of up to 4,096 resources
+     * against the table, and the planner, counting the live leases (all of
+     * them, on a busy table), picks a hash join over a scan of the whole
+     * table for every chunk; an index probe per resource is 3x faster at
+     * 100,000 leases (35 vs 112 ms a chunk) and does not grow with the
+     * table. ACQUIRE and READ look up one row by key either way.
+     * PREPARE parses and plans against the
      * table: a missing one shows as 42P01, and a table of another shape
      * fails here, at connect, not at the first lease. A role needs CREATE
      * on the schema only when the table is missing. */
     const char *v_timeout[] = {st->timeout_arg};
     bool missing[REIGN_PG_N_STMTS] = {false};
     cmds[0] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
-                             .sql = "SELECT set_config('statement_timeout', $1, false)",
+                             .sql = "SELECT set_config('statement_timeout', $1, false), "
+                                    "set_config('enable_hashjoin', 'off', false), "
+                                    "set_config('enable_mergejoin', 'off', false)",
                              .n_params = 1,
                              .values = v_timeout};
     /* PREPARE checks no privileges: ask, so that a role without them is

@@ -211,6 +211,16 @@ REIGN_EXTERN int reign_election_resign(reign_election *election);
  * resign. Must not be called from this election's callback. */
 REIGN_EXTERN int reign_election_close(reign_election *election);
 
+/* reign_election_resign and reign_election_close of n elections of one
+ * factory at once: the RELEASEs go out in the engine's batches and the
+ * call waits for all of them together, so the time grows with n as the
+ * backend's batches do (a stop of 100,000 in about a second on redis)
+ * rather than one engine round trip per election. NULL entries are no-ops
+ * for close_many; REIGN_EINVAL for NULLs in resign_many or elections of
+ * different factories (nothing is done then). */
+REIGN_EXTERN int reign_election_resign_many(reign_election *const *elections, size_t n);
+REIGN_EXTERN int reign_election_close_many(reign_election *const *elections, size_t n);
+
 REIGN_EXTERN const char *reign_election_resource(const reign_election *election);
 
 /* Replace the metadata of the mastership held now (etcd's Proclaim): the
