@@ -227,6 +227,16 @@ void reign_observe_engine_sync(reign_factory *f, int notify_fd)
     f->observe_last_fd = notify_fd;
 }
 
+/* An engine call: tell the backend now what reign_observe_engine_sync
+ * would tell it at the engine's next wait. */
+static void sync_on_engine(reign_factory *f, engine_call *call)
+{
+    const reign_backend *b = f->backend;
+    int fd = b->notify_fd != NULL && b->notify_drain != NULL ? b->notify_fd(f->state) : -1;
+    reign_observe_engine_sync(f, fd);
+    call->status = REIGN_OK;
+}
+
 /* ---- 3. the observer thread ---------------------------------------------- */
 
 static char *dup_or_empty(const char *s)
@@ -572,7 +582,12 @@ int reign_observer_new(reign_factory *f, const reign_observer_config *c, reign_o
         pthread_mutex_unlock(&f->mu);
         goto fail_msg;
     }
-    reign_engine_wake(f); /* tell the backend at once that somebody observes */
+    /* Tell the backend that somebody observes before returning: a change
+     * after this return is pushed. (A prefix observer knows no resource
+     * until a notification names one, so a change made while the backend
+     * was not yet told would never be heard.) */
+    engine_call call = {.fn = sync_on_engine};
+    reign_engine_run_call(f, &call);
     *out = o;
     return REIGN_OK;
 fail:
