@@ -28,6 +28,7 @@ enum {
     OPT_PROBE_INTERVAL,
     OPT_REFRESH_INTERVAL,
     OPT_STABILIZATION,
+    OPT_SLOTS,
     OPT_LISTEN,
     OPT_JSON,
     OPT_GRACE,
@@ -80,6 +81,8 @@ static const char usage_text[] =
     "  --refresh-interval DUR  membership: read the members this often\n"
     "                      (default min(ttl/3, 1000))\n"
     "  --stabilization DUR membership: count a new member after DUR (default 2 x ttl)\n"
+    "  --slots N           membership: the most instances at once, 1..4096 (default\n"
+    "                      1024; give every instance the same N); one more stands by\n"
     "  --listen ADDR:PORT  serve /metrics, /healthz, /status there (e.g.\n"
     "                      127.0.0.1:9100; port 0 = any free port, printed on stderr)\n"
     "  --json              one JSON object per event and line (gained, revoking,\n"
@@ -280,6 +283,7 @@ static int parse_args(int argc, char **argv, shard_args *a)
         {"probe-interval", required_argument, NULL, OPT_PROBE_INTERVAL},
         {"refresh-interval", required_argument, NULL, OPT_REFRESH_INTERVAL},
         {"stabilization", required_argument, NULL, OPT_STABILIZATION},
+        {"slots", required_argument, NULL, OPT_SLOTS},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"json", no_argument, NULL, OPT_JSON},
         {"grace", required_argument, NULL, OPT_GRACE},
@@ -376,6 +380,15 @@ static int parse_args(int argc, char **argv, shard_args *a)
             rc = cli_parse_duration("shard", "--stabilization", optarg, 1, 1, SHARD_MAX_MS,
                                     &a->shard.membership.stabilization_ms);
             break;
+        case OPT_SLOTS: {
+            int64_t slots = 0;
+            rc = cli_parse_int("shard", "--slots", optarg, 1, &slots);
+            if (rc == 0 && slots > REIGN_MEMBERSHIP_MAX_SLOTS)
+                rc = cli_usage_error("shard", "--slots: %s is above the maximum %d", optarg,
+                                     REIGN_MEMBERSHIP_MAX_SLOTS);
+            a->shard.membership.slots = (unsigned)slots;
+            break;
+        }
         case OPT_LISTEN:
             rc = cli_parse_listen("shard", "--listen", optarg, &a->listen_addr);
             a->listen = rc == 0;

@@ -1,9 +1,19 @@
 /* The membership registry: every joined instance holds one lease on a
  * member slot "_reign/member/<k>" (k < slots), renewed by the engine in the
  * same batches as its other leases, so a dead instance drops out when its
- * lease expires and a closed one at once. Everybody reads all slots in one
- * batch every refresh interval to see who is live. No backend needs
- * anything beyond ACQUIRE/RENEW/RELEASE/READ for this.
+ * lease expires and a closed one at once. No backend needs anything beyond
+ * ACQUIRE/RENEW/RELEASE/READ for this.
+ *
+ * Reads: at join, every slot (the whole fleet is seen before the first
+ * balance); then, each refresh interval, in one batch, the window of slots
+ * up to the last occupied one and as many again (a newcomer picks one of
+ * the lowest free slots it read, so the others' windows reach it within a
+ * refresh or two), and a sweep of a few slots beyond it in turn, which
+ * finds, within slots / SWEEP refreshes, a member whose slot nobody's
+ * window covers any more. Slots fill from the bottom, so a fleet of M
+ * instances reads about 2M + SWEEP slots a refresh, not every slot. An instance that
+ * finds no free slot stands by: it is no member, campaigns for nothing,
+ * says so once, and takes a slot when one frees.
  *
  * Stabilization: an instance counts another for balancing only after it has
  * seen it for stabilization_ms of its own monotonic time (no clocks are
@@ -24,8 +34,10 @@
 #include "members.h"
 
 #define MEMBER_PREFIX REIGN_MEMBER_PREFIX
-#define DEFAULT_SLOTS 64
-#define MAX_SLOTS 4096
+#define DEFAULT_SLOTS REIGN_MEMBERSHIP_DEFAULT_SLOTS
+#define MAX_SLOTS REIGN_MEMBERSHIP_MAX_SLOTS
+#define MARGIN 8   /* fewest free slots read beyond the last occupied one */
+#define SWEEP 16   /* slots beyond the window read each refresh, in turn */
 
 typedef struct member_entry {
     char *id;
@@ -58,6 +70,10 @@ struct members_state {
     reign_election *slot_election;
     unsigned slot;
     bool standby_said;         /* the "stands by" warning was logged */
+    unsigned window;           /* slots [0, window) are read; 0: all (the first read) */
+    unsigned sweep;            /* next slot of the sweep beyond the window */
+    unsigned races_lost;       /* races for a slot lost in a row (see spread) */
+    size_t last_reads;         /* slots read by the last refresh (tests, docs) */
 };
 
 /* Refresher thread: record whether this instance stands by, and say so
@@ -213,60 +229,145 @@ static bool merge_view(members_state *ms, reign_master **read, int64_t now)
     return changed;
 }
 
+/* How many of the lowest free slots a pick chooses from: MARGIN, doubled
+ * for each race for a slot lost in a row. Instances that start one after
+ * another fill the slots from the bottom; a crowd that starts at once
+ * spreads out further each round it collides (8, 16, 32 … winners a
+ * round), so 65 at once are members after about four refreshes. */
+static unsigned spread(const members_state *ms)
+{
+    unsigned s = MARGIN << ms->races_lost;
+    return s < ms->slots ? s : ms->slots;
+}
+
+/* The window of slots read next: up to the last occupied one (or ours),
+ * then as many again (at least our own spread): a crowd's picks land
+ * within the spread of the lowest free slots, which stays below the
+ * number of members, so everybody's window holds them at the next read. */
+static unsigned window_after(const members_state *ms, reign_master **read)
+{
+    unsigned end = ms->slot_election != NULL ? ms->slot + 1 : 0;
+    for (unsigned k = ms->slots; k > end; k--)
+        if (read[k - 1] != NULL) {
+            end = k;
+            break;
+        }
+    unsigned room = spread(ms) > end ? spread(ms) : end;
+    return ms->slots - end > room ? end + room : ms->slots;
+}
+
 /* Hold a slot: keep the one we campaign for while it is ours or free; if
- * someone else has it, give up and pick a free one (refresher thread). */
-static void keep_slot(members_state *ms, reign_master **read)
+ * someone else has it, give up and pick one of the lowest free slots read
+ * (refresher thread). False when none of slots [0, read_to) is free and
+ * more can be read: read again at once, further. */
+static bool keep_slot(members_state *ms, reign_master **read, unsigned read_to)
 {
     reign_factory *f = ms->factory;
     if (ms->slot_election != NULL) {
         reign_master *m = read[ms->slot];
-        if (m == NULL || strcmp(m->instance_id, f->instance_id) == 0)
-            return;
+        if (m == NULL)
+            return true; /* not taken yet: still campaigning for it */
+        if (strcmp(m->instance_id, f->instance_id) == 0) {
+            ms->races_lost = 0;
+            return true;
+        }
         /* Lost the race for this slot. */
         if (reign_election_close(ms->slot_election) != REIGN_OK)
             reign_error_clear();
         ms->slot_election = NULL;
+        if (MARGIN << (ms->races_lost + 1) <= MAX_SLOTS)
+            ms->races_lost++;
     }
-    for (unsigned k = 0; k < ms->slots; k++)
+    for (unsigned k = 0; k < read_to; k++)
         if (read[k] != NULL && strcmp(read[k]->instance_id, f->instance_id) == 0)
-            return; /* a slot of ours from an earlier election is still live */
-    unsigned start = (unsigned)(balance_hash(f->instance_id) % ms->slots);
-    for (unsigned i = 0; i < ms->slots; i++) {
-        unsigned k = (start + i) % ms->slots;
-        if (read[k] != NULL)
-            continue;
-        reign_election *e = NULL;
-        if (reign_election_new_internal(f, ms->slot_ids[k], &e) != REIGN_OK ||
-            reign_election_start(e) != REIGN_OK) {
-            reign_log(&f->logger, REIGN_LOG_WARN, "members", "cannot campaign for %s: %s",
-                      ms->slot_ids[k], reign_last_error());
-            reign_election_close(e);
-            reign_error_clear();
-            return;
-        }
-        ms->slot_election = e;
-        ms->slot = k;
-        set_standby(ms, false);
-        return;
+            return true; /* a slot of ours from an earlier election is still live */
+    unsigned *free_slots = malloc((size_t)spread(ms) * sizeof *free_slots);
+    if (free_slots == NULL)
+        return true; /* out of memory: try at the next refresh */
+    unsigned n_free = 0;
+    for (unsigned k = 0; k < read_to && n_free < spread(ms); k++)
+        if (read[k] == NULL)
+            free_slots[n_free++] = k;
+    if (n_free == 0) {
+        free(free_slots);
+        if (read_to < ms->slots)
+            return false;
+        set_standby(ms, true);
+        return true;
     }
-    set_standby(ms, true);
+    /* A choice of our own among them (another one after each lost race),
+     * so instances that start together do not all race for one slot. */
+    uint64_t h = balance_hash(f->instance_id) ^ (ms->races_lost * 0x9e3779b97f4a7c15ULL);
+    unsigned k = free_slots[h % n_free];
+    free(free_slots);
+    reign_election *e = NULL;
+    if (reign_election_new_internal(f, ms->slot_ids[k], &e) != REIGN_OK ||
+        reign_election_start(e) != REIGN_OK) {
+        reign_log(&f->logger, REIGN_LOG_WARN, "members", "cannot campaign for %s: %s",
+                  ms->slot_ids[k], reign_last_error());
+        reign_election_close(e);
+        reign_error_clear();
+        return true;
+    }
+    ms->slot_election = e;
+    ms->slot = k;
+    set_standby(ms, false);
+    return true;
 }
 
-static void refresh_once(members_state *ms)
+/* Read the window and this refresh's sweep into read[] (slots not read
+ * stay NULL); the first read, window 0, reads every slot. */
+static int read_slots(members_state *ms, reign_master **read)
+{
+    unsigned window = ms->window ? ms->window : ms->slots;
+    unsigned *which = malloc((size_t)(window + SWEEP) * sizeof *which);
+    const char **ids = malloc((size_t)(window + SWEEP) * sizeof *ids);
+    reign_master **got = calloc((size_t)(window + SWEEP), sizeof *got);
+    int rc = REIGN_ENOMEM;
+    if (which == NULL || ids == NULL || got == NULL)
+        goto out;
+    size_t n = 0;
+    for (unsigned k = 0; k < window; k++)
+        which[n++] = k;
+    for (unsigned i = 0; i < SWEEP && window + i < ms->slots; i++) {
+        if (ms->sweep < window || ms->sweep >= ms->slots)
+            ms->sweep = window;
+        which[n++] = ms->sweep++;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = ms->slot_ids[which[i]];
+    rc = reign_factory_read_masters(ms->factory, ids, n, got);
+    if (rc == REIGN_OK)
+        for (size_t i = 0; i < n; i++)
+            read[which[i]] = got[i];
+    ms->last_reads = n;
+out:
+    free(which);
+    free(ids);
+    free(got);
+    return rc;
+}
+
+/* One refresh; false when it must run again at once (the window grew). */
+static bool refresh_once(members_state *ms)
 {
     reign_factory *f = ms->factory;
     reign_master **read = calloc(ms->slots, sizeof *read);
     if (read == NULL)
-        return;
-    if (reign_factory_read_masters(f, (const char *const *)ms->slot_ids, ms->slots, read) !=
-        REIGN_OK) {
+        return true;
+    if (read_slots(ms, read) != REIGN_OK) {
         /* Backend trouble: keep the last view; leases decide liveness. */
         reign_log(&f->logger, REIGN_LOG_DEBUG, "members", "refresh failed: %s", reign_last_error());
         reign_error_clear();
         free(read);
-        return;
+        return true;
     }
-    keep_slot(ms, read);
+    unsigned read_to = ms->window ? ms->window : ms->slots;
+    bool settled = keep_slot(ms, read, read_to);
+    if (settled)
+        ms->window = window_after(ms, read);
+    else /* every slot read is taken */
+        ms->window = read_to * 2 < ms->slots ? read_to * 2 : ms->slots;
     pthread_mutex_lock(&ms->mu);
     bool changed = merge_view(ms, read, reign_monotonic_ms());
     if (changed)
@@ -279,6 +380,7 @@ static void refresh_once(members_state *ms)
     free(read);
     if (changed && cb != NULL)
         cb(f, payload);
+    return settled;
 }
 
 static void *refresher_main(void *arg)
@@ -287,7 +389,8 @@ static void *refresher_main(void *arg)
     pthread_mutex_lock(&ms->mu);
     while (!ms->stop) {
         pthread_mutex_unlock(&ms->mu);
-        refresh_once(ms);
+        while (!refresh_once(ms))
+            ; /* the window grew: read the new slots now */
         pthread_mutex_lock(&ms->mu);
         struct timespec ts = reign_clock_timespec(reign_clock_now_ns() +
                                                   ms->refresh_ms * REIGN_NS_PER_MS);
@@ -334,8 +437,8 @@ int reign_factory_join(reign_factory *f, const reign_membership_config *config)
         return reign_error_set(REIGN_EINVAL, "join: reign_membership_config version %u unsupported "
                                              "(use REIGN_MEMBERSHIP_CONFIG_INIT)", c->version);
     if (c->slots > MAX_SLOTS || c->refresh_interval_ms < 0 || c->stabilization_ms < 0)
-        return reign_error_set(REIGN_EINVAL, "join: slots must be 0..%d and intervals >= 0",
-                               MAX_SLOTS);
+        return reign_error_set(REIGN_EINVAL, "join: slots %u is over the most, %d (0: %d); "
+                               "intervals must be >= 0", c->slots, MAX_SLOTS, DEFAULT_SLOTS);
     uint32_t weight;
     int rc = reign_member_weight_parse(f->metadata, &weight);
     if (rc != REIGN_OK) {
@@ -376,8 +479,8 @@ int reign_factory_join(reign_factory *f, const reign_membership_config *config)
         }
     }
     ms->joined_ms = reign_monotonic_ms();
-    /* The first read happens before join returns, so callers see the
-     * established members at once. */
+    /* The first read, of every slot, happens before join returns, so
+     * callers see the established members at once. */
     refresh_once(ms);
     int err = pthread_create(&ms->thread, NULL, refresher_main, ms);
     if (err != 0) {
@@ -483,40 +586,71 @@ int reign_factory_members(reign_factory *f, reign_member **out, size_t *n_out)
     if (rc != REIGN_ESTATE)
         return reign_error_set(rc, "members: out of memory");
 
-    /* Not joined: read the slots once (an observer such as `reign members`). */
-    char *ids[DEFAULT_SLOTS];
-    reign_master *read[DEFAULT_SLOTS] = {0};
-    for (unsigned k = 0; k < DEFAULT_SLOTS; k++) {
-        ids[k] = reign_strdup_printf(MEMBER_PREFIX "%u", k);
-        if (ids[k] == NULL) {
-            for (unsigned j = 0; j < k; j++)
-                free(ids[j]);
-            return reign_error_set(REIGN_ENOMEM, "members: out of memory");
-        }
-    }
-    rc = reign_factory_read_masters(f, (const char *const *)ids, DEFAULT_SLOTS, read);
-    for (unsigned k = 0; k < DEFAULT_SLOTS; k++)
-        free(ids[k]);
-    if (rc != REIGN_OK)
-        return rc;
-    reign_member *m = calloc(DEFAULT_SLOTS, sizeof *m);
+    /* Not joined (an observer such as `reign members`): read the default
+     * number of slots, and on in chunks while the last chunk had a member. */
+    enum { CHUNK = 256 };
+    reign_member *m = NULL;
     size_t n = 0;
     int64_t now = reign_monotonic_ms();
-    for (unsigned k = 0; k < DEFAULT_SLOTS; k++) {
-        if (read[k] != NULL && m != NULL && rc == REIGN_OK) {
-            member_entry e = {read[k]->instance_id, read[k]->metadata, now, true};
-            rc = copy_entry(&m[n++], &e, f, now, 0);
+    bool more = true;
+    rc = REIGN_OK;
+    for (unsigned from = 0; more && from < MAX_SLOTS && rc != REIGN_ENOMEM; from += CHUNK) {
+        char *ids[CHUNK];
+        reign_master *read[CHUNK] = {0};
+        for (unsigned k = 0; k < CHUNK; k++) {
+            ids[k] = reign_strdup_printf(MEMBER_PREFIX "%u", from + k);
+            if (ids[k] == NULL) {
+                for (unsigned j = 0; j < k; j++)
+                    free(ids[j]);
+                reign_members_free(m, n);
+                return reign_error_set(REIGN_ENOMEM, "members: out of memory");
+            }
         }
-        reign_master_free(read[k]);
+        rc = reign_factory_read_masters(f, (const char *const *)ids, CHUNK, read);
+        for (unsigned k = 0; k < CHUNK; k++)
+            free(ids[k]);
+        if (rc != REIGN_OK) {
+            reign_members_free(m, n);
+            return rc;
+        }
+        size_t found = 0;
+        for (unsigned k = 0; k < CHUNK; k++)
+            found += read[k] != NULL;
+        if (found > 0) {
+            reign_member *grown = realloc(m, (n + found) * sizeof *m);
+            if (grown == NULL)
+                rc = REIGN_ENOMEM;
+            else
+                m = grown;
+        }
+        for (unsigned k = 0; k < CHUNK; k++) {
+            if (read[k] != NULL && rc == REIGN_OK) {
+                member_entry e = {read[k]->instance_id, read[k]->metadata, now, true};
+                memset(&m[n], 0, sizeof m[n]);
+                rc = copy_entry(&m[n++], &e, f, now, 0);
+            }
+            reign_master_free(read[k]);
+        }
+        more = from + CHUNK < DEFAULT_SLOTS || found > 0;
     }
-    if (m == NULL || rc != REIGN_OK) {
+    if (rc != REIGN_OK) {
         reign_members_free(m, n);
         return reign_error_set(REIGN_ENOMEM, "members: out of memory");
     }
+    if (m == NULL && (m = calloc(1, sizeof *m)) == NULL)
+        return reign_error_set(REIGN_ENOMEM, "members: out of memory");
     qsort(m, n, sizeof *m, cmp_member);
     *out = m;
     *n_out = n;
     return REIGN_OK;
+}
+
+size_t reign_members_last_reads(reign_factory *f)
+{
+    pthread_mutex_lock(&f->mu);
+    members_state *ms = f->members;
+    pthread_mutex_unlock(&f->mu);
+    return ms != NULL ? ms->last_reads : 0; /* a word the refresher writes: tests only */
 }
 
 void reign_members_free(reign_member *members, size_t n)

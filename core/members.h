@@ -22,6 +22,9 @@ int reign_member_weight_parse(const char *metadata, uint32_t *out);
 /* The joined factory's current view, sorted by instance ID, and its
  * generation (bumped on every change). REIGN_ESTATE if not joined;
  * sets no error message. */
+/* Slots the last refresh read (tests). */
+size_t reign_members_last_reads(reign_factory *f);
+
 int reign_members_view(reign_factory *f, reign_member **out, size_t *n_out, uint64_t *generation);
 
 /* True while this joined instance found no free member slot. The view

@@ -326,14 +326,18 @@ REIGN_EXTERN int reign_metrics_write(reign_factory *factory, FILE *out);
 /* ---- 4b. Membership ------------------------------------------------------ */
 
 /* A joined factory holds a lease on one member slot, renewed with its other
- * leases, and reads all slots every refresh interval: every live instance
- * sees the others. A member's weight comes from a "weight=N" token in its
- * metadata (default 1). Slots are resources named "_reign/member/<k>": IDs
- * starting with "_reign/" are reserved. */
+ * leases, and reads the occupied slots (and a few more) every refresh
+ * interval: every live instance sees the others. A member's weight comes
+ * from a "weight=N" token in its metadata (default 1). Slots are resources
+ * named "_reign/member/<k>": IDs starting with "_reign/" are reserved. An
+ * instance that finds every slot taken stands by (campaigns for nothing)
+ * until one frees. Every instance of a fleet should use the same slots. */
 #define REIGN_MEMBERSHIP_CONFIG_VERSION 1
+#define REIGN_MEMBERSHIP_DEFAULT_SLOTS 1024
+#define REIGN_MEMBERSHIP_MAX_SLOTS 4096
 typedef struct reign_membership_config {
     unsigned version;            /* REIGN_MEMBERSHIP_CONFIG_VERSION */
-    unsigned slots;              /* most members at once; 0: 64 */
+    unsigned slots;              /* most members at once, up to 4096; 0: 1024 */
     int64_t refresh_interval_ms; /* 0: min(ttl/3, 1000) */
     int64_t stabilization_ms;    /* seen this long before counted; 0: 2 × ttl */
 } reign_membership_config;

@@ -378,6 +378,33 @@ else
     not_ok "shard --no-balance dies of SIGTERM (143)" "exit $rc"
 fi
 
+check_rc "shard --slots 0 exits 2" 2 "$REIGN" shard --slots 0 --count 2
+check_rc "shard --slots above 4096 exits 2" 2 "$REIGN" shard --slots 4097 --count 2
+# One slot, two instances: the second stands by (says so once), holds
+# nothing, and takes the slot and the work when the first stops.
+"$REIGN" shard --uri "file://$TMP/slots1" --instance sa --slots 1 --count 2 >"$TMP/sa.log" 2>&1 &
+pa=$!
+started_pids+=("$pa")
+wait_for 5000 grep -qs "held=2" "$TMP/sa.log"
+"$REIGN" shard --uri "file://$TMP/slots1" --instance sb --slots 1 --count 2 >"$TMP/sb.log" 2>&1 &
+pb=$!
+started_pids+=("$pb")
+if wait_for 5000 grep -qs "member slots are taken: this instance stands by" "$TMP/sb.log" &&
+   sleep 1 && ! grep -q " gained " "$TMP/sb.log" &&
+   [ "$(grep -c "stands by" "$TMP/sb.log")" -eq 1 ]; then
+    ok "shard --slots 1: a second instance stands by, says so once, gains nothing"
+else
+    not_ok "shard --slots 1: a second instance stands by, says so once, gains nothing" "$(tail -5 "$TMP/sb.log")"
+fi
+kill -TERM "$pa"
+wait_exit "$pa" 10000
+if wait_for 15000 grep -qs "held=2" "$TMP/sb.log"; then
+    ok "shard --slots 1: the standby takes the freed slot and every resource"
+else
+    not_ok "shard --slots 1: the standby takes the freed slot and every resource" "$(tail -5 "$TMP/sb.log")"
+fi
+kill -TERM "$pb"
+wait_exit "$pb" 10000
 
 # ---- members and watch: usage, empty backend ------------------------------------------------
 
