@@ -46,6 +46,7 @@ int bench_is_master(const bench_opts *o);
 int bench_peer(const bench_opts *o);
 int bench_observe(const bench_opts *o);
 int bench_stop(const bench_opts *o);
+int bench_fleet(const bench_opts *o);
 int bench_elect_child(const bench_opts *o);
 
 /* ---- time ------------------------------------------------------------------ */

@@ -21,6 +21,7 @@ static void usage(void)
           "  peer       reign on etcd beside `etcdctl elect` (etcd only)\n"
           "  observe    observer latency: master change -> observer callback\n"
           "  stop       graceful stop time with 1,000 / 10,000 / 100,000 held resources\n"
+          "  fleet [N]  N instances (default 65) start at once: time until even, moves\n"
           "options:\n"
           "  --out FILE       append result rows (TSV) to FILE\n"
           "  --quick          fewer repetitions, shorter windows\n"
@@ -122,6 +123,8 @@ int main(int argc, char **argv)
         rc = bench_observe(&o);
     else if (strcmp(cmd, "stop") == 0)
         rc = bench_stop(&o);
+    else if (strcmp(cmd, "fleet") == 0)
+        rc = bench_fleet(&o);
     else if (strcmp(cmd, "_failover-child") == 0)
         rc = bench_failover_child(&o);
     else if (strcmp(cmd, "_scale-child") == 0)

@@ -18,7 +18,9 @@
  * Stabilization: an instance counts another for balancing only after it has
  * seen it for stabilization_ms of its own monotonic time (no clocks are
  * compared across machines), so a flapping member moves nothing. Members
- * already present at the first read are taken as established.
+ * seen in the first refreshes, and any more that appear while the view is
+ * still growing in them (a crowd getting its slots), are taken as
+ * established.
  *
  * Threads: one refresher thread per joined factory owns the slot election;
  * the view is guarded by members_state.mu.
@@ -59,6 +61,7 @@ struct members_state {
     bool stop;
     bool kicked;               /* refresh now: a slot was freed */
     int64_t joined_ms;
+    int64_t young_until_ms;    /* members first seen until then count at once */
     member_entry *view;
     size_t n_view;
     uint64_t generation;       /* bumped when the view changes */
@@ -201,8 +204,12 @@ static bool merge_view(members_state *ms, reign_master **read, int64_t now)
         ms->view = v;
         /* Members seen in our first refreshes were there before us or
          * started with us: count them at once, so instances started
-         * together split the work from the start. */
-        bool established = now - ms->joined_ms <= 2 * ms->refresh_ms;
+         * together split the work from the start. While the view keeps
+         * growing it stays young (a crowd that starts at once takes a few
+         * refreshes to get its slots). */
+        bool established = now <= ms->young_until_ms;
+        if (established)
+            ms->young_until_ms = now + 2 * ms->refresh_ms;
         member_entry e = {strdup(seen_ids[s]), strdup(seen_meta[s]),
                           established ? now - ms->stabilization_ms : now, true};
         if (e.id == NULL || e.metadata == NULL) {
@@ -320,28 +327,28 @@ static bool keep_slot(members_state *ms, reign_master **read, unsigned read_to)
 static int read_slots(members_state *ms, reign_master **read)
 {
     unsigned window = ms->window ? ms->window : ms->slots;
-    unsigned *which = malloc((size_t)(window + SWEEP) * sizeof *which);
-    const char **ids = malloc((size_t)(window + SWEEP) * sizeof *ids);
-    reign_master **got = calloc((size_t)(window + SWEEP), sizeof *got);
+    size_t cap = (size_t)window + SWEEP;
+    unsigned *which = malloc(cap * sizeof *which);
+    const char **ids = calloc(cap, sizeof *ids);
+    reign_master **got = calloc(cap, sizeof *got);
     int rc = REIGN_ENOMEM;
-    if (which == NULL || ids == NULL || got == NULL)
-        goto out;
-    size_t n = 0;
-    for (unsigned k = 0; k < window; k++)
-        which[n++] = k;
-    for (unsigned i = 0; i < SWEEP && window + i < ms->slots; i++) {
-        if (ms->sweep < window || ms->sweep >= ms->slots)
-            ms->sweep = window;
-        which[n++] = ms->sweep++;
-    }
-    for (size_t i = 0; i < n; i++)
-        ids[i] = ms->slot_ids[which[i]];
-    rc = reign_factory_read_masters(ms->factory, ids, n, got);
-    if (rc == REIGN_OK)
+    if (which != NULL && ids != NULL && got != NULL) {
+        size_t n = 0;
+        for (unsigned k = 0; k < window; k++)
+            which[n++] = k;
+        for (unsigned i = 0; i < SWEEP && window + i < ms->slots; i++) {
+            if (ms->sweep < window || ms->sweep >= ms->slots)
+                ms->sweep = window;
+            which[n++] = ms->sweep++;
+        }
         for (size_t i = 0; i < n; i++)
-            read[which[i]] = got[i];
-    ms->last_reads = n;
-out:
+            ids[i] = ms->slot_ids[which[i]];
+        rc = reign_factory_read_masters(ms->factory, ids, n, got);
+        if (rc == REIGN_OK)
+            for (size_t i = 0; i < n; i++)
+                read[which[i]] = got[i];
+        ms->last_reads = n;
+    }
     free(which);
     free(ids);
     free(got);
@@ -479,6 +486,7 @@ int reign_factory_join(reign_factory *f, const reign_membership_config *config)
         }
     }
     ms->joined_ms = reign_monotonic_ms();
+    ms->young_until_ms = ms->joined_ms + 2 * ms->refresh_ms;
     /* The first read, of every slot, happens before join returns, so
      * callers see the established members at once. */
     refresh_once(ms);

@@ -49,6 +49,7 @@ typedef struct assignment {
     bool standby;         /* we found no member slot: take nothing, probe nothing */
     size_t target, fair_share;
     int64_t moves_from_ms; /* surplus may move from then on */
+    uint64_t grew_generation; /* the generation in which the stable members last grew */
 } assignment;
 
 typedef struct timed_id {
@@ -330,7 +331,10 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
         a->fair_share = self != BALANCE_NONE ? balance_capacity(n, bm, nb, self) : 0;
         a->generation = ++b->generation;
         a->moves_from_ms = now + b->settle_ms;
-        pthread_mutex_lock(&b->mu);
+        a->grew_generation = prev == NULL || a->n_members > prev->n_members
+                                 ? a->generation
+                                 : prev->grew_generation;
+            pthread_mutex_lock(&b->mu);
         b->current = a;
         pthread_mutex_unlock(&b->mu);
         /* After publishing, or a kicked item could read the old answer. */
@@ -382,7 +386,7 @@ static bool walk_item(shard_item *it, void *ctx)
         return true;
     if (reign_election_is_master(it->election)) {
         /* Wake surplus now rather than at its next check. */
-        if (w->now >= w->a->moves_from_ms && w->kicks < w->b->max_moves) {
+            if (w->now >= w->a->moves_from_ms && w->kicks < w->b->max_moves) {
             w->kicks++;
             shard_kick(it);
         }
@@ -616,10 +620,12 @@ void shard_balancer_destroy(reign_shard *s)
 
 /* ---- The say (shard threads) -------------------------------------------------------- */
 
-shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, int64_t *until)
+shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, int64_t *until,
+                             uint64_t *generation)
 {
     shard_balancer *b = s->balancer;
     assignment *a = assignment_get(b);
+    *generation = a != NULL ? a->generation : 0;
     const assignment_entry *e = assignment_find(a, it->hash, it->id);
     shard_say say = SHARD_SAY_NOT_MINE;
     if (is_ours(a, e)) {
@@ -646,8 +652,16 @@ bool shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t ma
     shard_balancer *b = s->balancer;
     assignment *a = assignment_get(b);
     const assignment_entry *e = assignment_find(a, it->hash, it->id);
-    bool move = a != NULL && e != NULL && !is_ours(a, e) && now >= a->moves_from_ms &&
-                now - master_since >= s->settings.master_hold_interval_ms;
+    /* The hold keeps a flapping view from moving work back and forth. It
+     * does not apply to a mastership won by a probe (taken only because
+     * nobody held it: its owner, a stable member, campaigns for it), nor
+     * to one campaigned for before the stable members last grew (taken on
+     * a smaller view, as in a fleet starting at once): handing those to
+     * their owners is a correction, not a flap; members count only once
+     * stable, so a flapping one never makes the view grow. */
+    bool held_enough = now - master_since >= s->settings.master_hold_interval_ms ||
+                       it->probed || (a != NULL && it->granted_generation < a->grew_generation);
+    bool move = a != NULL && e != NULL && !is_ours(a, e) && now >= a->moves_from_ms && held_enough;
     if (move) {
         int tokens = atomic_load(&b->move_tokens);
         do {

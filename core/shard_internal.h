@@ -38,6 +38,8 @@ typedef struct shard_item {
     reign_shard_reason revoke_reason; /* RESIGNING: why */
     int64_t revoke_deadline_ms;   /* RESIGNING: release anyway at this time */
     int64_t probe_until_ms;       /* end of the current probe, 0 if none */
+    bool probed;                  /* shard thread: its last campaign was a probe's, not a target's */
+    uint64_t granted_generation;  /* shard thread: the assignment that granted it */
 
     /* Guarded by owner->mu. */
     size_t heap_pos;      /* SHARD_NOT_IN_HEAP while being stepped or idle */
@@ -157,7 +159,9 @@ void shard_balancer_wait_seen(reign_shard *s);
 void shard_balancer_destroy(reign_shard *s);
 /* The set changed: recompute soon. */
 void shard_balancer_set_changed(reign_shard *s);
-shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, int64_t *until);
+/* *generation: the assignment's, for it->granted_generation. */
+shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, int64_t *until,
+                             uint64_t *generation);
 /* Should a held item move away now? Takes one of the check's move tokens. */
 bool shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t master_since,
                                 int64_t now);

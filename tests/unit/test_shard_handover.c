@@ -531,6 +531,34 @@ static void test_instances_whose_sets_differ_for_a_while(void **state)
 /* One member slot, two instances: the one without a slot stands by (takes
  * and probes nothing, so it never campaigns on a view nobody shares), and
  * takes over once the slot frees. */
+/* The hold (10 s here) keeps a flapping view from moving work back and
+ * forth; a mastership campaigned for before the stable members grew was
+ * taken on a smaller view and moves to its owner at once. */
+static void test_work_taken_on_a_smaller_view_moves_without_the_hold(void **state)
+{
+    (void)state;
+    world *w = world_new();
+    char ids[N_MAX][8];
+    const char *p[N_MAX];
+    ids_make(ids, p, 0, 10);
+    open_instance(w, 0, "mem://handover-grow", p, 10, NULL);
+    assert_int_equal(reign_shard_start(w->in[0].s), REIGN_OK);
+    assert_true(eventually(one_worker_each, w, 1, 0, 10, 5000));
+    int64_t t0 = reign_monotonic_ms();
+    open_instance(w, 1, "mem://handover-grow", p, 10, NULL);
+    assert_int_equal(reign_shard_start(w->in[1].s), REIGN_OK);
+    assert_true(eventually(split_evenly, w, 2, 0, 10, 5000));
+    int64_t ms = reign_monotonic_ms() - t0;
+    print_message("split after %lld ms (hold 10000 ms)\n", (long long)ms);
+    assert_true(ms < 5000);
+    pthread_mutex_lock(&w->mu);
+    assert_int_equal(w->overlaps, 0);
+    pthread_mutex_unlock(&w->mu);
+    close_instance(w, 1);
+    close_instance(w, 0);
+    world_free(w);
+}
+
 static void test_an_instance_without_a_member_slot_stands_by(void **state)
 {
     (void)state;
@@ -580,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_drain_hands_everything_over_one_by_one),
         cmocka_unit_test(test_instances_whose_sets_differ_for_a_while),
         cmocka_unit_test(test_an_instance_without_a_member_slot_stands_by),
+        cmocka_unit_test(test_work_taken_on_a_smaller_view_moves_without_the_hold),
         cmocka_unit_test(test_a_bad_weight_is_refused_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
