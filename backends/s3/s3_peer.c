@@ -29,6 +29,11 @@ bool reign_s3_peer_url_ok(const char *url, char *why, size_t why_size)
             return false;
         }
     }
+    const char *sep = strstr(url, "://");
+    if (sep == NULL || sep[3] == '/' || sep[3] == '\0') {
+        snprintf(why, why_size, "is not scheme://host[:port][/path]");
+        return false;
+    }
     u = curl_url();
     if (u == NULL) {
         snprintf(why, why_size, "out of memory");
