@@ -20,6 +20,7 @@ static void usage(void)
           "  is-master  ns per reign_election_is_master from 4 threads\n"
           "  peer       reign on etcd beside `etcdctl elect` (etcd only)\n"
           "  observe    observer latency: master change -> observer callback\n"
+          "  s3-peer    S3 requests/min of a standby with and without peer mode (s3 only)\n"
           "options:\n"
           "  --out FILE       append result rows (TSV) to FILE\n"
           "  --quick          fewer repetitions, shorter windows\n"
@@ -27,7 +28,7 @@ static void usage(void)
           "  --budget S       stop repeating after S seconds\n"
           "  --ttl MS         lease TTL\n"
           "  --resources N    scale: resource count (default 10000)\n"
-          "  --window MS      scale: steady-state window\n"
+          "  --window MS      scale: steady-state window; s3-peer: stable window\n"
           "  --method M       handoff: wait (default), poll or spin\n"
           "  --etcdctl PATH   peer: the etcdctl to run\n"
           "  --peer-crash     peer: also crash failover (etcdctl's TTL is 60 s)\n",
@@ -119,6 +120,8 @@ int main(int argc, char **argv)
         rc = bench_peer(&o);
     else if (strcmp(cmd, "observe") == 0)
         rc = bench_observe(&o);
+    else if (strcmp(cmd, "s3-peer") == 0)
+        rc = bench_s3peer(&o);
     else if (strcmp(cmd, "_failover-child") == 0)
         rc = bench_failover_child(&o);
     else if (strcmp(cmd, "_scale-child") == 0)
