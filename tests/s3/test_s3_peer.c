@@ -18,6 +18,7 @@
  * 1000); REIGN_TEST_S3_PEER_WINDOW_MS (default 60000: the stable-rate
  * window). Uses include/reign/reign.h and include/reign/s3.h only. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -648,6 +649,129 @@ static void test_an_endpoint_that_is_not_there_sends_the_standby_back_to_s3(void
     run_scenario(&sc);
 }
 
+/* ---- HTTPS with a CA of the user's ------------------------------------------------------ */
+
+/* A real HTTPS server: `openssl s_server -WWW` serving files from a
+ * directory, with a certificate for 127.0.0.1 from a throw-away CA. The
+ * holder's answer is a file there (an application's static answer). */
+static void test_an_https_endpoint_is_trusted_only_with_the_ca_of_peer_ca(void **state)
+{
+    (void)state;
+    if (system("command -v openssl >/dev/null 2>&1") != 0) {
+        print_message("[  SKIP    ] openssl is not installed (apt-get install openssl)\n");
+        skip();
+    }
+    char dir[] = "/tmp/reign-s3peer-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && mkdir -p reign/peer && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj '/CN=reign peer test CA' "
+             "-keyout ca.key -out ca.pem && "
+             "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout srv.key -out srv.csr && "
+             "printf 'subjectAltName=IP:127.0.0.1\\n' > srv.ext && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
+             "-extfile srv.ext -out srv.pem",
+             dir);
+    char quiet[2300];
+    snprintf(quiet, sizeof quiet, "( %s ) >%s/openssl.log 2>&1", cmd, dir);
+    assert_int_equal(system(quiet), 0);
+    int port = closed_port();
+    char port_s[16], accept_s[64];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    snprintf(accept_s, sizeof accept_s, "127.0.0.1:%d", port);
+    pid_t srv = -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    char logpath[128];
+    snprintf(logpath, sizeof logpath, "%s/s_server.log", dir);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, logpath, O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+    posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+    char script[256];
+    snprintf(script, sizeof script,
+             "cd %s && exec openssl s_server -quiet -WWW -accept %s -cert srv.pem -key srv.key",
+             dir, accept_s);
+    char *argv[] = {(char *)"sh", (char *)"-c", script, NULL};
+    assert_int_equal(posix_spawn(&srv, "/bin/sh", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+
+    counters ch = {0}, ca = {0}, cb = {0};
+    char *hu = uri_plus("peer_url=https://127.0.0.1:%d/reign/peer", port);
+    char *su_ca = uri_plus("peer=1&peer_check=3s&peer_ca=%s/ca.pem", dir);
+    char *su_sys = uri_plus("peer=1&peer_check=3s");
+    reign_factory *fh = open_factory(hu, "tls-holder", 1000, &ch);
+    char res[96], name[96];
+    snprintf(res, sizeof res, "peer-tls/%ld", (long)getpid());
+    snprintf(name, sizeof name, "peer-tls~2F%ld", (long)getpid());
+    reign_election *eh = NULL, *ea = NULL, *eb = NULL;
+    CHECK_OK(reign_election_new(fh, res, &eh), "new");
+    CHECK_OK(reign_election_wait(eh, 10000), "holder wait");
+    uint64_t term = 0;
+    CHECK_OK(reign_election_term(eh, &term), "term");
+    /* the application's answer, as a file the server sends */
+    char path[256];
+    snprintf(path, sizeof path, "%s/reign/peer/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"resource\":\"%s\",\"master\":true,\"term\":%" PRIu64 ",\"instance\":\"%s\"}",
+            name, term, reign_factory_instance_id(fh));
+    fclose(f);
+    /* the server is up when it accepts */
+    int64_t until = now_ms() + 10000;
+    for (;;) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int rc = connect(c, (struct sockaddr *)&a, sizeof a);
+        close(c);
+        if (rc == 0) {
+            break;
+        }
+        assert_true(now_ms() < until);
+        pause_ms(20);
+    }
+    reign_factory *fa_ = open_factory(su_ca, "tls-with-ca", RETRY_MS, &ca);
+    reign_factory *fb = open_factory(su_sys, "tls-system-ca", RETRY_MS, &cb);
+    CHECK_OK(reign_election_new(fa_, res, &ea), "new");
+    CHECK_OK(reign_election_new(fb, res, &eb), "new");
+    CHECK_OK(reign_election_start(ea), "start");
+    CHECK_OK(reign_election_start(eb), "start");
+    pause_ms(500);
+    long ga = atomic_load(&ca.gets), gb = atomic_load(&cb.gets);
+    long aa = atomic_load(&ca.peer_asks), ab = atomic_load(&cb.peer_asks);
+    const int64_t window = 4000;
+    never_master_for(ea, window);
+    ga = atomic_load(&ca.gets) - ga;
+    gb = atomic_load(&cb.gets) - gb;
+    aa = atomic_load(&ca.peer_asks) - aa;
+    ab = atomic_load(&cb.peer_asks) - ab;
+    print_message("s3 peer mode over https (%" PRId64 " ms, retry %d ms): with peer_ca %ld GETs, "
+                  "%ld asks; with the system's CAs %ld GETs, %ld asks\n",
+                  window, RETRY_MS, ga, aa, gb, ab);
+    assert_false(reign_election_is_master(eb));
+    /* trusted: reads skipped (one per peer_check at most) */
+    assert_true(ga <= window / 3000 + 1);
+    assert_true(aa >= window / RETRY_MS / 2);
+    /* not trusted (an unknown CA): back to S3 at every retry */
+    assert_true(gb >= window / RETRY_MS / 2);
+    assert_true(ab >= 1);
+    CHECK_OK(reign_election_close(ea), "close");
+    CHECK_OK(reign_election_close(eb), "close");
+    CHECK_OK(reign_election_close(eh), "close");
+    CHECK_OK(reign_factory_close(fa_), "close");
+    CHECK_OK(reign_factory_close(fb), "close");
+    CHECK_OK(reign_factory_close(fh), "close");
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(hu);
+    free(su_ca);
+    free(su_sys);
+}
+
 /* ---- URI parameters ---------------------------------------------------------------------- */
 
 static void expect_refused(const char *more, const char *needle)
@@ -713,6 +837,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(
             test_an_endpoint_claiming_mastership_after_its_holder_died_delays_but_never_blocks),
         cmocka_unit_test(test_an_endpoint_that_is_not_there_sends_the_standby_back_to_s3),
+        cmocka_unit_test(test_an_https_endpoint_is_trusted_only_with_the_ca_of_peer_ca),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
