@@ -7,9 +7,12 @@
  *             (the backend's per-request debug lines) are counted in
  *             slices of 60 s of the window (--window, default 120 s).
  *   takeover: a holder child (the failover child, with peer_listen) is
- *             SIGKILLed right after a renewal; one standby at a time
- *             (plain, then peer=1) takes over. Its S3 requests from the
- *             kill to mastership, per minute, and the time that took.
+ *             SIGKILLed right after a renewal, once the standby has waited
+ *             35 s (+ 0, 7 or 14 s: past one peer_check, at different points
+ *             of its cycle); one standby at a time (plain, then peer=1)
+ *             takes over. Its S3 requests from the kill to mastership, per
+ *             minute, the time that took, and the time past the last
+ *             renewal + TTL.
  * Defaults: TTL 10 s (--ttl), retry 1 s, peer_check 30 s. */
 #include <signal.h>
 #include <stdatomic.h>
@@ -106,7 +109,8 @@ static void stable(const bench_opts *o, const char *plain, const char *peer, int
 /* One crash takeover by a standby on standby_uri; adds its S3 requests per
  * minute from the kill to mastership and the time that took. */
 static void takeover(const bench_opts *o, const char *standby_uri, const char *label, long rep,
-                     int64_t ttl, bench_samples *rate, bench_samples *took_ms)
+                     int64_t ttl, int64_t settle_ms, bench_samples *rate, bench_samples *took_ms,
+                     bench_samples *excess_ms)
 {
     counts c = {0};
     char *hu = with_param(o->uri, "peer_listen=127.0.0.1:0");
@@ -127,14 +131,22 @@ static void takeover(const bench_opts *o, const char *standby_uri, const char *l
     reign_election *e = NULL;
     if (reign_election_new(f, res, &e) != REIGN_OK || reign_election_start(e) != REIGN_OK)
         bench_die("standby: %s", reign_last_error());
-    /* a few polls of a live holder, then kill it right after a renewal */
-    bench_sleep_ns(3 * BENCH_NS_PER_S);
+    /* steady state first: past one peer_check, so that a peer-mode standby
+     * is somewhere in its cycle of skipped reads, as it would be after
+     * minutes of waiting */
+    bench_sleep_ns((settle_ms + (rep % 3) * 7000) * BENCH_NS_PER_MS);
+    /* then kill the holder right after a renewal; lines read now are old */
+    while (bench_child_line(&ch, line, sizeof line, 0) == 1) {
+    }
+    int64_t t_renew = 0;
     for (;;) {
         int r = bench_child_line(&ch, line, sizeof line, bench_now_ns() + 3 * ttl * BENCH_NS_PER_MS);
         if (r != 1)
             bench_die("takeover %s %ld: no renewal from the child within 3 TTL", label, rep);
-        if (line[0] == 'R')
+        if (line[0] == 'R') {
+            t_renew = strtoll(line + 2, NULL, 10);
             break;
+        }
     }
     int64_t t_kill = bench_now_ns();
     kill(ch.pid, SIGKILL);
@@ -153,6 +165,7 @@ static void takeover(const bench_opts *o, const char *standby_uri, const char *l
         bench_die("takeover %s %ld: the standby is not master long after the kill", label, rep);
     double ms = (double)(t_master - t_kill) / 1e6;
     bench_samples_add(took_ms, ms);
+    bench_samples_add(excess_ms, (double)(t_master - (t_renew + ttl * BENCH_NS_PER_MS)) / 1e6);
     bench_samples_add(rate, (double)s3 * 60000.0 / ms);
     reign_election_close(e);
     reign_factory_close(f);
@@ -165,15 +178,17 @@ int bench_s3peer(const bench_opts *o)
         bench_die("s3-peer: an s3:// URI is needed, not %s", o->uri);
     int64_t ttl = o->ttl_ms > 0 ? o->ttl_ms : 10000;
     int64_t window = o->window_ms > 0 ? o->window_ms : (o->quick ? 60000 : 120000);
-    long reps = o->reps > 0 ? o->reps : (o->quick ? 2 : 5);
+    long reps = o->reps > 0 ? o->reps : (o->quick ? 2 : 3);
+    const int64_t settle_ms = 35000; /* peer_check (30 s) + 5 s */
     char *plain = with_param(o->uri, "peer=0");
     char *peer = with_param(o->uri, "peer=1");
 
-    bench_samples sp = {0}, sq = {0}, aq = {0}, tp = {0}, tq = {0}, dp = {0}, dq = {0};
+    bench_samples sp = {0}, sq = {0}, aq = {0}, tp = {0}, tq = {0}, dp = {0}, dq = {0}, xp = {0},
+                  xq = {0};
     stable(o, plain, peer, ttl, window, &sp, &sq, &aq);
     for (long i = 0; i < reps; i++) {
-        takeover(o, plain, "plain", i, ttl, &tp, &dp);
-        takeover(o, peer, "peer", i, ttl, &tq, &dq);
+        takeover(o, plain, "plain", i, ttl, settle_ms, &tp, &dp, &xp);
+        takeover(o, peer, "peer", i, ttl, settle_ms, &tq, &dq, &xq);
     }
 
     char title[512];
@@ -191,6 +206,8 @@ int bench_s3peer(const bench_opts *o)
     bench_table_row("takeover, peer mode", &tq, "/min");
     bench_table_row("takeover time, without peer mode", &dp, "ms");
     bench_table_row("takeover time, peer mode", &dq, "ms");
+    bench_table_row("takeover - (last renewal + TTL), plain", &xp, "ms");
+    bench_table_row("takeover - (last renewal + TTL), peer", &xq, "ms");
     char note[96];
     snprintf(note, sizeof note, "TTL %lld ms, retry 1 s", (long long)ttl);
     bench_result(o->backend, "s3peer_stable_plain_per_min", bench_pct(&sp, 50), "/min", sp.n, note);
@@ -201,7 +218,7 @@ int bench_s3peer(const bench_opts *o)
                  note);
     bench_result(o->backend, "s3peer_takeover_plain_p50_ms", bench_pct(&dp, 50), "ms", dp.n, note);
     bench_result(o->backend, "s3peer_takeover_peer_p50_ms", bench_pct(&dq, 50), "ms", dq.n, note);
-    bench_samples *all[] = {&sp, &sq, &aq, &tp, &tq, &dp, &dq};
+    bench_samples *all[] = {&sp, &sq, &aq, &tp, &tq, &dp, &dq, &xp, &xq};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         bench_samples_free(all[i]);
     free(plain);
