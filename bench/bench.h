@@ -46,6 +46,7 @@ int bench_is_master(const bench_opts *o);
 int bench_peer(const bench_opts *o);
 int bench_observe(const bench_opts *o);
 int bench_s3peer(const bench_opts *o);
+int bench_s3peer_child(const bench_opts *o);
 int bench_elect_child(const bench_opts *o);
 
 /* ---- time ------------------------------------------------------------------ */

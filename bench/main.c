@@ -122,6 +122,8 @@ int main(int argc, char **argv)
         rc = bench_observe(&o);
     else if (strcmp(cmd, "s3-peer") == 0)
         rc = bench_s3peer(&o);
+    else if (strcmp(cmd, "_s3peer-child") == 0)
+        rc = bench_s3peer_child(&o);
     else if (strcmp(cmd, "_failover-child") == 0)
         rc = bench_failover_child(&o);
     else if (strcmp(cmd, "_scale-child") == 0)

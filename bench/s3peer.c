@@ -6,8 +6,8 @@
  *             resource, one plain, one with peer=1. Their S3 requests
  *             (the backend's per-request debug lines) are counted in
  *             slices of 60 s of the window (--window, default 120 s).
- *   takeover: a holder child (the failover child, with peer_listen) is
- *             SIGKILLed right after a renewal, once the standby has waited
+ *   takeover: a holder child (with peer_listen) is SIGKILLed right after
+ *             the answer to one of its renewals came back, once the standby has waited
  *             35 s (+ 0, 7 or 14 s: past one peer_check, at different points
  *             of its cycle); one standby at a time (plain, then peer=1)
  *             takes over. Its S3 requests from the kill to mastership, per
@@ -66,6 +66,37 @@ static reign_factory *open_counted(const char *uri, const char *who, int64_t ttl
     return f;
 }
 
+/* The holder child: master of RESOURCE as INSTANCE_ID, then "R <ns>" each
+ * time its deadline moves (a renewal's answer came back: the write landed),
+ * until killed. */
+int bench_s3peer_child(const bench_opts *o)
+{
+    if (o->argc < 2)
+        bench_die("_s3peer-child: need RESOURCE INSTANCE_ID");
+    reign_options opt = REIGN_OPTIONS_INIT;
+    opt.ttl_ms = o->ttl_ms;
+    opt.instance_id = o->argv[1];
+    opt.logger = bench_logger;
+    reign_factory *f = NULL;
+    reign_election *e = NULL;
+    if (reign_factory_open(o->uri, &opt, &f) != REIGN_OK)
+        bench_die("child: factory_open: %s", reign_last_error());
+    if (reign_election_new(f, o->argv[0], &e) != REIGN_OK ||
+        reign_election_wait(e, 30000) != REIGN_OK)
+        bench_die("child: not master within 30 s: %s", reign_last_error());
+    bench_say("M");
+    int64_t last = 0;
+    for (;;) {
+        int64_t d = 0;
+        if (reign_election_deadline_ms(e, &d, NULL) == REIGN_OK && d != last) {
+            if (last != 0)
+                bench_say("R %lld", (long long)bench_now_ns());
+            last = d;
+        }
+        bench_sleep_ns(200 * 1000);
+    }
+}
+
 static void stable(const bench_opts *o, const char *plain, const char *peer, int64_t ttl,
                    int64_t window_ms, bench_samples *rate_plain, bench_samples *rate_peer,
                    bench_samples *asks_peer)
@@ -118,7 +149,7 @@ static void takeover(const bench_opts *o, const char *standby_uri, const char *l
     snprintf(res, sizeof res, "%s/s3peer-takeover-%s-%ld", bench_run_prefix(), label, rep);
     snprintf(id_child, sizeof id_child, "bench-s3peer-child-%ld-%ld", (long)getpid(), rep);
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)ttl);
-    char *argv[] = {(char *)bench_self(), "_failover-child", "--backend", (char *)o->backend,
+    char *argv[] = {(char *)bench_self(), "_s3peer-child", "--backend", (char *)o->backend,
                     "--uri", hu, "--ttl", ttl_s, res, id_child, NULL};
     bench_child ch;
     if (bench_child_spawn(&ch, argv) != 0)
