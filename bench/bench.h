@@ -47,6 +47,8 @@ int bench_peer(const bench_opts *o);
 int bench_observe(const bench_opts *o);
 int bench_stop(const bench_opts *o);
 int bench_fleet(const bench_opts *o);
+int bench_s3peer(const bench_opts *o);
+int bench_s3peer_child(const bench_opts *o);
 int bench_elect_child(const bench_opts *o);
 
 /* ---- time ------------------------------------------------------------------ */

@@ -22,6 +22,7 @@ static void usage(void)
           "  observe    observer latency: master change -> observer callback\n"
           "  stop       graceful stop time with 1,000 / 10,000 / 100,000 held resources\n"
           "  fleet [N]  N instances (default 65) start at once: time until even, moves\n"
+          "  s3-peer    S3 requests/min of a standby with and without peer mode (s3 only)\n"
           "options:\n"
           "  --out FILE       append result rows (TSV) to FILE\n"
           "  --quick          fewer repetitions, shorter windows\n"
@@ -29,7 +30,7 @@ static void usage(void)
           "  --budget S       stop repeating after S seconds\n"
           "  --ttl MS         lease TTL\n"
           "  --resources N    scale: resource count (default 10000); stop: the largest N\n"
-          "  --window MS      scale: steady-state window\n"
+          "  --window MS      scale: steady-state window; s3-peer: stable window\n"
           "  --method M       handoff: wait (default), poll or spin\n"
           "  --etcdctl PATH   peer: the etcdctl to run\n"
           "  --peer-crash     peer: also crash failover (etcdctl's TTL is 60 s)\n",
@@ -125,6 +126,10 @@ int main(int argc, char **argv)
         rc = bench_stop(&o);
     else if (strcmp(cmd, "fleet") == 0)
         rc = bench_fleet(&o);
+    else if (strcmp(cmd, "s3-peer") == 0)
+        rc = bench_s3peer(&o);
+    else if (strcmp(cmd, "_s3peer-child") == 0)
+        rc = bench_s3peer_child(&o);
     else if (strcmp(cmd, "_failover-child") == 0)
         rc = bench_failover_child(&o);
     else if (strcmp(cmd, "_scale-child") == 0)

@@ -11,7 +11,9 @@
  *
  * There is no notification source: S3 has none. Candidates poll; the HELD
  * answer carries the time until this observer would judge the lease dead,
- * so the core retries right then instead of sooner. */
+ * so the core retries right then instead of sooner. In peer mode
+ * (s3_peer.h) a candidate's poll may go to the holder's endpoint instead,
+ * and this file keeps the table of what we hold up to date for ours. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -101,7 +103,9 @@ static void start_queued(run *r)
         size_t i = dequeue(r);
         reign_s3_task *t = &r->tasks[i];
         char cause[300];
-        int rc = reign_s3_http_start(r->st, t, r->deadline_ms, cause, sizeof cause);
+        int rc = t->step == REIGN_S3_STEP_PEER
+                     ? reign_s3_http_start_peer(r->st, t, r->deadline_ms, cause, sizeof cause)
+                     : reign_s3_http_start(r->st, t, r->deadline_ms, cause, sizeof cause);
         if (rc != REIGN_OK) {
             reign_s3_task_fail(t, rc, cause);
             advance(r, i, reign_monotonic_ms());
@@ -128,6 +132,16 @@ static void collect(run *r)
         int64_t now = reign_monotonic_ms();
         reign_s3_http_finish(r->st, t);
         r->active--;
+        if (t->step == REIGN_S3_STEP_PEER) {
+            /* not an S3 request: "peer GET", never "GET", in the log */
+            reign_backend_log(r->st->cfg, REIGN_LOG_DEBUG,
+                              "peer GET %s/%s -> %ld (%s) in %" PRId64 " ms", t->obs->rec.peer,
+                              t->key + t->name_off, http,
+                              cc == CURLE_OK ? "ok" : curl_easy_strerror(cc), now - t->sent_ms);
+            reign_s3_task_answer(t, cc, http, now);
+            advance(r, (size_t)(t - r->tasks), now);
+            continue;
+        }
         reign_backend_log(r->st->cfg, REIGN_LOG_DEBUG, "%s %s -> %ld (%s) in %" PRId64 " ms",
                           t->step == REIGN_S3_STEP_GET       ? "GET"
                           : t->step == REIGN_S3_STEP_CREATE ? "PUT If-None-Match"
@@ -223,6 +237,30 @@ static void run_tasks(reign_s3_state *st, reign_s3_task *tasks, size_t n, int64_
 
 /* ---- 2. execute ------------------------------------------------------------------- */
 
+/* Peer mode: what this batch did to the leases we hold. "Master" is said
+ * until 3/4 TTL after the batch began (no later than the core's belief,
+ * which counts the TTL, less drift and margin, from before this call). */
+static void peer_table_update(reign_s3_state *st, reign_s3_task *tasks, size_t n, int64_t began_ms)
+{
+    int64_t until = began_ms + st->ttl_ms * 3 / 4;
+    for (size_t i = 0; i < n; i++) {
+        reign_s3_task *t = &tasks[i];
+        const reign_op *op = t->op;
+        if (t->obs == NULL) {
+            continue;
+        }
+        const char *name = t->key + t->name_off;
+        if (op->kind == REIGN_OP_ACQUIRE && op->result == REIGN_RES_OK) {
+            reign_s3_peer_server_held(st->peer_srv, name, op->out_term, until);
+        } else if (op->kind == REIGN_OP_RENEW && op->result == REIGN_RES_OK) {
+            reign_s3_peer_server_held(st->peer_srv, name, op->term, until);
+        } else if (op->kind == REIGN_OP_RENEW && op->result == REIGN_RES_LOST) {
+            reign_s3_peer_server_gone(st->peer_srv, name);
+        }
+        /* an erred RENEW keeps the old until, which runs out by itself */
+    }
+}
+
 static int s3_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
     reign_s3_state *st = state;
@@ -275,7 +313,18 @@ static int s3_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
         t->obs->batch_gen = st->batch_gen;
         t->obs->batch_last = i;
     }
+    if (st->peer_srv != NULL) {
+        /* stop saying "master" before the release is sent */
+        for (size_t i = 0; i < n_ops; i++) {
+            if (ops[i].kind == REIGN_OP_RELEASE && tasks[i].obs != NULL) {
+                reign_s3_peer_server_gone(st->peer_srv, tasks[i].key + tasks[i].name_off);
+            }
+        }
+    }
     run_tasks(st, tasks, n_ops, deadline);
+    if (st->peer_srv != NULL) {
+        peer_table_update(st, tasks, n_ops, now);
+    }
     for (size_t i = 0; i < n_ops; i++) {
         reign_s3_http_finish(st, &tasks[i]);
         reign_s3_http_reset(&tasks[i]);
@@ -298,10 +347,13 @@ static void s3_close(void *state)
     if (st == NULL) {
         return;
     }
-    if (st->requests > 0) {
-        reign_backend_log(st->cfg, REIGN_LOG_DEBUG, "closing after %" PRIu64 " requests (%s)",
-                          st->requests, st->cfg->uri_redacted);
+    if (st->requests > 0 || st->peer_requests > 0) {
+        reign_backend_log(st->cfg, REIGN_LOG_DEBUG,
+                          "closing after %" PRIu64 " requests and %" PRIu64 " peer asks (%s)",
+                          st->requests, st->peer_requests, st->cfg->uri_redacted);
     }
+    reign_s3_peer_server_close(st->peer_srv);
+    free(st->peer_url);
     reign_s3_http_pool_free(st);
     if (st->multi != NULL) {
         curl_multi_cleanup(st->multi);
@@ -332,6 +384,37 @@ static int seed(reign_s3_state *st)
     st->rng[0] = s[0] | 1; /* xorshift must not start at zero */
     st->rng[1] = s[1];
     return 0;
+}
+
+/* Peer mode, holder side: the table, the server (peer_listen=) and the
+ * base URL our records advertise. */
+static int peer_open(reign_s3_state *st, char *err, size_t err_size)
+{
+    const reign_s3_config *c = &st->conf;
+    int rc = reign_s3_peer_server_open(st->holder, c->peer_listen_host, c->peer_listen_port,
+                                       &st->peer_srv, err, err_size);
+    if (rc != REIGN_OK) {
+        return rc;
+    }
+    if (c->peer_url != NULL) {
+        st->peer_url = strdup(c->peer_url);
+    } else {
+        const char *h = c->peer_listen_host;
+        bool v6 = strchr(h, ':') != NULL;
+        size_t n = strlen(h) + sizeof REIGN_S3_PEER_PATH + 32;
+        st->peer_url = malloc(n);
+        if (st->peer_url != NULL) {
+            snprintf(st->peer_url, n, "http://%s%s%s:%d%s", v6 ? "[" : "", h, v6 ? "]" : "",
+                     reign_s3_peer_server_port(st->peer_srv), REIGN_S3_PEER_PATH);
+        }
+    }
+    if (st->peer_url == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return REIGN_ENOMEM;
+    }
+    reign_backend_log(st->cfg, REIGN_LOG_INFO, "s3: peer mode: answering at %s (%s)",
+                      st->peer_url, st->cfg->uri_redacted);
+    return REIGN_OK;
 }
 
 static int s3_open(const reign_backend_config *cfg, void **state_out)
@@ -383,6 +466,12 @@ static int s3_open(const reign_backend_config *cfg, void **state_out)
         rc = REIGN_EIO;
         goto fail;
     }
+    if (st->conf.peer_listen_host != NULL || st->conf.peer_url != NULL) {
+        if ((rc = peer_open(st, err, sizeof err)) != REIGN_OK) {
+            reign_backend_error("s3: %s: %s", cfg->uri_redacted, err);
+            goto fail;
+        }
+    }
     /* reference-counted by libcurl, and thread-safe since 7.84 */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         reign_backend_error("s3: %s: curl_global_init failed", cfg->uri_redacted);
@@ -429,7 +518,9 @@ fail:
 
 /* ---- 4. the vtable ---------------------------------------------------------------------- */
 
-static const char *const s3_params[] = {"endpoint", "region", "path_style", "poll", NULL};
+static const char *const s3_params[] = {"endpoint",  "region",      "path_style", "poll",
+                                        "peer",      "peer_listen", "peer_url",   "peer_ca",
+                                        "peer_check", NULL};
 
 const reign_backend reign_backend_s3 = {
     .version = REIGN_BACKEND_VERSION,

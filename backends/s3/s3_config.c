@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "s3_peer.h"
 #include "s3_sigv4.h"
 
 static bool empty(const char *s)
@@ -276,6 +277,131 @@ static char *dup_env(reign_s3_env_fn env, void *ctx, const char *name)
     return empty(v) ? NULL : strdup(v);
 }
 
+static bool flag_of(const char *v, bool *out)
+{
+    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0) {
+        *out = true;
+    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0) {
+        *out = false;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* "127.0.0.1:0", "[::1]:8080" → numeric host and port. */
+static bool listen_of(const char *v, char **host, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    const char *h = v, *h_end = colon;
+    if (colon == NULL || colon[1] == '\0') {
+        return false;
+    }
+    if (v[0] == '[') {
+        if (colon == v || colon[-1] != ']') {
+            return false;
+        }
+        h = v + 1;
+        h_end = colon - 1;
+    }
+    long p = 0;
+    for (const char *c = colon + 1; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9' || p > 65535) {
+            return false;
+        }
+        p = p * 10 + (*c - '0');
+    }
+    if (p > 65535 || h_end <= h) {
+        return false;
+    }
+    *host = strndup(h, (size_t)(h_end - h));
+    *port = (int)p;
+    return *host != NULL;
+}
+
+static bool any_address(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+           strcmp(host, "0:0:0:0:0:0:0:0") == 0;
+}
+
+/* peer=, peer_listen=, peer_url=, peer_ca=, peer_check= (docs/backends/s3.md,
+ * "Peer mode"). */
+static int peer_config(const reign_backend_config *cfg, reign_s3_config *c, char *err,
+                       size_t err_size)
+{
+    const char *uri = cfg->uri_redacted;
+    const char *peer = reign_backend_param(cfg, "peer");
+    const char *listen = reign_backend_param(cfg, "peer_listen");
+    const char *url = reign_backend_param(cfg, "peer_url");
+    const char *ca = reign_backend_param(cfg, "peer_ca");
+    const char *check = reign_backend_param(cfg, "peer_check");
+    char why[200];
+
+    c->peer_check_ms = REIGN_S3_PEER_CHECK_MS;
+    if (listen != NULL) {
+        if (!listen_of(listen, &c->peer_listen_host, &c->peer_listen_port)) {
+            return fail(err, err_size, REIGN_EURI,
+                        "s3: %s: peer_listen=%s is not HOST:PORT with a numeric address "
+                        "(e.g. 127.0.0.1:0, [::1]:8080; port 0 picks a free one)",
+                        uri, listen);
+        }
+        if (url == NULL && any_address(c->peer_listen_host)) {
+            return fail(err, err_size, REIGN_EURI,
+                        "s3: %s: peer_listen=%s listens on every address: add "
+                        "peer_url=http://THIS-HOST:%d" REIGN_S3_PEER_PATH
+                        " so that others know where to ask",
+                        uri, listen, c->peer_listen_port);
+        }
+    }
+    if (url != NULL) {
+        if (!reign_s3_peer_url_ok(url, why, sizeof why)) {
+            return fail(err, err_size, REIGN_EURI, "s3: %s: peer_url=%s %s", uri, url, why);
+        }
+        size_t n = strlen(url);
+        while (n > 0 && url[n - 1] == '/') {
+            n--;
+        }
+        c->peer_url = strndup(url, n);
+        if (c->peer_url == NULL) {
+            return fail(err, err_size, REIGN_ENOMEM, "s3: out of memory");
+        }
+    }
+    /* the same URI on every instance: serving implies asking */
+    c->peer_ask = listen != NULL || url != NULL;
+    if (peer != NULL && !flag_of(peer, &c->peer_ask)) {
+        return fail(err, err_size, REIGN_EURI, "s3: %s: peer=%s is not 0 or 1", uri, peer);
+    }
+    if (ca != NULL) {
+        if (!c->peer_ask) {
+            return fail(err, err_size, REIGN_EURI, "s3: %s: peer_ca= is for peer mode: add peer=1",
+                        uri);
+        }
+        FILE *f = ca[0] != '\0' ? fopen(ca, "r") : NULL;
+        if (f == NULL) {
+            return fail(err, err_size, REIGN_EURI, "s3: %s: peer_ca=%s cannot be read", uri, ca);
+        }
+        fclose(f);
+        c->peer_ca = strdup(ca);
+        if (c->peer_ca == NULL) {
+            return fail(err, err_size, REIGN_ENOMEM, "s3: out of memory");
+        }
+    }
+    if (check != NULL) {
+        if (!c->peer_ask) {
+            return fail(err, err_size, REIGN_EURI,
+                        "s3: %s: peer_check= is for peer mode: add peer=1", uri);
+        }
+        if (!parse_ms(check, &c->peer_check_ms) || c->peer_check_ms < 100 ||
+            c->peer_check_ms > 3600000) {
+            return fail(err, err_size, REIGN_EURI,
+                        "s3: %s: peer_check=%s is not a duration from 100ms to 1h (e.g. 30s)", uri,
+                        check);
+        }
+    }
+    return REIGN_OK;
+}
+
 int reign_s3_config_load(const reign_backend_config *cfg, reign_s3_env_fn env, void *env_ctx,
                          reign_s3_config *out, char *err, size_t err_size)
 {
@@ -399,6 +525,9 @@ int reign_s3_config_load(const reign_backend_config *cfg, reign_s3_env_fn env, v
             goto out;
         }
     }
+    if ((rc = peer_config(cfg, &c, err, err_size)) != REIGN_OK) {
+        goto out;
+    }
     const char *colon = ep.port != NULL ? ":" : "";
     const char *port = ep.port != NULL ? ep.port : "";
     if (c.path_style) {
@@ -467,5 +596,8 @@ void reign_s3_config_free(reign_s3_config *c)
     free_secret(&c->secret_key);
     free_secret(&c->session_token);
     free(c->ca_bundle);
+    free(c->peer_listen_host);
+    free(c->peer_url);
+    free(c->peer_ca);
     memset(c, 0, sizeof *c);
 }

@@ -1,5 +1,7 @@
 /* The s3:// backend's configuration: the URI
- *   s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=0|1&poll=D|expiry]
+ *   s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=0|1&poll=D|expiry
+ *                         &peer=0|1&peer_listen=HOST:PORT&peer_url=URL&peer_ca=FILE
+ *                         &peer_check=D]
  * and the standard AWS_* environment variables → where requests go and how
  * they are signed. The environment is read through a function so tests can
  * pass their own. */
@@ -34,7 +36,20 @@ typedef struct reign_s3_config {
      * when the lease could have expired by our judgement. Between looks the
      * answer is HELD from what was seen last; a release is noticed late. */
     int64_t poll_ms;
+    /* Peer mode (docs/backends/s3.md, "Peer mode"). peer_ask: a waiting
+     * candidate asks the holder's advertised endpoint before reading S3
+     * (peer=1; on by default when this instance serves one). */
+    bool peer_ask;
+    char *peer_listen_host; /* peer_listen=HOST:PORT: numeric host to serve on, NULL: none */
+    int peer_listen_port;   /* its port, 0 = a free one */
+    char *peer_url;         /* peer_url=: the base URL advertised, no trailing '/'; NULL:
+                               made from peer_listen's bound address */
+    char *peer_ca;          /* peer_ca=: CA file for https peers, NULL: the system's */
+    int64_t peer_check_ms;  /* peer_check=: read S3 at least this often while a peer answers */
 } reign_s3_config;
+
+/* Default of peer_check=: 2 S3 reads a minute while the holder answers. */
+#define REIGN_S3_PEER_CHECK_MS 30000
 
 #define REIGN_S3_POLL_EXPIRY (-1)
 

@@ -283,6 +283,75 @@ out:
     return rc;
 }
 
+int reign_s3_http_start_peer(reign_s3_state *st, reign_s3_task *t, int64_t deadline_ms,
+                             char *cause, size_t cause_size)
+{
+    const reign_s3_config *c = &st->conf;
+    const char *base = t->obs != NULL ? t->obs->rec.peer : NULL;
+    if (t->easy != NULL) {
+        snprintf(cause, cause_size, "a request of this op is still in flight (a bug in reign)");
+        return REIGN_EBUG;
+    }
+    if (base == NULL) {
+        snprintf(cause, cause_size, "no peer to ask (a bug in reign)");
+        return REIGN_EBUG;
+    }
+    int64_t now = reign_monotonic_ms();
+    if (now >= deadline_ms) {
+        snprintf(cause, cause_size, "no time left in this batch for the request");
+        return REIGN_ETIMEDOUT;
+    }
+    const char *name = t->key + t->name_off;
+    size_t ulen = strlen(base) + strlen(name) + 2;
+    t->url = malloc(ulen);
+    if (t->url == NULL) {
+        snprintf(cause, cause_size, "out of memory building the request");
+        return REIGN_ENOMEM;
+    }
+    snprintf(t->url, ulen, "%s/%s", base, name);
+    t->easy = easy_get(st);
+    if (t->easy == NULL) {
+        reign_s3_http_reset(t);
+        snprintf(cause, cause_size, "out of memory building the request");
+        return REIGN_ENOMEM;
+    }
+    CURL *e = t->easy;
+    long left = (long)(deadline_ms - now);
+    long timeout = left < REIGN_S3_PEER_TIMEOUT_MS ? left : REIGN_S3_PEER_TIMEOUT_MS;
+    t->errbuf[0] = '\0';
+    /* no S3 header, no signature, no credential: the peer is just another
+     * instance, and its address came from the bucket */
+    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->peer_ca != NULL) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->peer_ca);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    CURLMcode mc = curl_multi_add_handle(st->multi, e);
+    if (mc != CURLM_OK) {
+        snprintf(cause, cause_size, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+        curl_easy_cleanup(e);
+        t->easy = NULL;
+        reign_s3_http_reset(t);
+        return mc == CURLM_OUT_OF_MEMORY ? REIGN_ENOMEM : REIGN_EBUG;
+    }
+    t->sent_ms = now;
+    st->peer_requests++;
+    return REIGN_OK;
+}
+
 void reign_s3_http_finish(reign_s3_state *st, reign_s3_task *t)
 {
     if (t->easy != NULL) {

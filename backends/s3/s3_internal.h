@@ -5,9 +5,12 @@
  *   s3_backend.c  open, close, execute (the curl multi loop), the vtable
  *   s3_http.c     one signed HTTP request of a task on a pooled easy handle
  *   s3_ops.c      the lease ops as steps: what to send next, what it meant
- *   s3_config.c, s3_sigv4.c, s3_xml.c, s3_record.c, s3_observe.c: pure parts
+ *   s3_config.c, s3_sigv4.c, s3_xml.c, s3_record.c, s3_observe.c, s3_peer.c:
+ *                 pure parts
+ *   s3_peer_server.c  peer mode's holder side (the one file with a thread)
  *
- * Everything runs on the factory's engine thread: no locks. */
+ * Everything here runs on the factory's engine thread: no locks. The peer
+ * server's table has its own mutex (s3_peer_server.c). */
 #ifndef REIGN_BACKENDS_S3_S3_INTERNAL_H
 #define REIGN_BACKENDS_S3_S3_INTERNAL_H
 
@@ -20,6 +23,7 @@
 #include "reign/backend.h"
 #include "s3_config.h"
 #include "s3_observe.h"
+#include "s3_peer.h"
 #include "s3_record.h"
 
 /* Transfers in flight at once: S3 has no batch write, so a batch's
@@ -36,6 +40,7 @@ typedef enum reign_s3_step {
     REIGN_S3_STEP_GET,     /* read the record */
     REIGN_S3_STEP_CREATE,  /* PUT If-None-Match: * */
     REIGN_S3_STEP_REPLACE, /* PUT If-Match: <etag> */
+    REIGN_S3_STEP_PEER,    /* peer mode: ask the holder's endpoint (not S3) */
 } reign_s3_step;
 
 typedef struct reign_s3_state reign_s3_state;
@@ -93,7 +98,12 @@ struct reign_s3_state {
     uint64_t seq;    /* writes made by this factory */
     uint64_t batch_gen;
     int64_t last_sweep_ms;
-    uint64_t requests; /* HTTP requests sent, for the debug log */
+    uint64_t requests; /* S3 requests sent, for the debug log */
+    /* Peer mode: the table (and server) of what we hold, NULL unless we
+     * advertise an endpoint; the base URL written to our records. */
+    reign_s3_peer_server *peer_srv;
+    char *peer_url;
+    uint64_t peer_requests; /* asks sent to other instances' endpoints */
     bool curl_inited;  /* curl_global_init succeeded: cleanup owed at close */
 };
 
@@ -103,6 +113,12 @@ struct reign_s3_state {
  * multi handle, bounded by deadline_ms. REIGN_OK, or a status with a cause. */
 int reign_s3_http_start(reign_s3_state *st, reign_s3_task *t, int64_t deadline_ms, char *cause,
                         size_t cause_size);
+
+/* Start the task's peer-mode ask (t->step PEER): an unsigned GET of
+ * <t->obs->rec.peer>/<name>, with no S3 header or credential, bounded by
+ * REIGN_S3_PEER_TIMEOUT_MS and deadline_ms. REIGN_OK, or a status. */
+int reign_s3_http_start_peer(reign_s3_state *st, reign_s3_task *t, int64_t deadline_ms,
+                             char *cause, size_t cause_size);
 
 /* Detach the finished (or abandoned) transfer of t from the multi handle,
  * give its easy handle back to the pool and free the request. The response

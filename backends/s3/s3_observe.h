@@ -32,6 +32,9 @@ typedef struct reign_s3_obs {
     int64_t looked_ms;                /* our monotonic ms of the last look (any answer) */
     reign_s3_record rec;              /* the record with that ETag */
     int64_t last_used_ms;             /* for the sweep */
+    /* Peer mode: do not ask the holder's endpoint before this time (set
+     * after an ask that did not confirm: read S3 meanwhile). */
+    int64_t peer_off_until_ms;
     /* Batch bookkeeping (execute): the last op of batch batch_gen on this
      * key, so that a RELEASE and the ACQUIRE after it run in order. */
     uint64_t batch_gen;

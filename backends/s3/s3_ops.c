@@ -14,7 +14,14 @@
  * decides: a record carrying one of this op's nonces is our write, which
  * landed; anything else is judged afresh. At most REIGN_S3_MAX_PUTS writes
  * per op and batch; then a retryable error. Belief is never claimed without
- * an answer that shows our record. */
+ * an answer that shows our record.
+ *
+ * Peer mode (s3_peer.h): an ACQUIRE that would GET a record held by
+ * another instance that advertises an endpoint asks that endpoint first,
+ * while the last GET is younger than peer_check. A confirming answer ends
+ * the op HELD from the last look, as poll= does; it touches nothing of the
+ * observation (the ETag, its first-seen time), so the takeover clock only
+ * ever moves on what S3 said. Any other outcome is followed by the GET. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -143,6 +150,7 @@ static void step_write(reign_s3_task *t, const char *etag, uint64_t term, bool r
         .ttl_ms = st->ttl_ms,
         .released = released,
         .seq = ++st->seq,
+        .peer = released ? NULL : st->peer_url,
     };
     memcpy(rec.nonce, nonce, REIGN_S3_NONCE_LEN + 1);
     t->body = reign_s3_record_encode(&rec, &t->body_len);
@@ -233,6 +241,30 @@ static void decide(reign_s3_task *t, int64_t now_ms)
     failf(t, REIGN_EINVAL, "unknown op kind %d", (int)op->kind);
 }
 
+/* May this ACQUIRE ask the holder's endpoint instead of reading S3? */
+static bool peer_may_answer(const reign_s3_task *t, reign_s3_lease lease, int64_t since_look,
+                            int64_t now_ms)
+{
+    const reign_s3_config *c = &t->st->conf;
+    const reign_s3_obs *o = t->obs;
+    char why[160];
+    if (!c->peer_ask || o->seen != REIGN_S3_SEEN_RECORD || o->rec.peer == NULL ||
+        o->rec.released || mine(t, &o->rec)) {
+        return false;
+    }
+    /* LIVE by the last look, or EXPIRED only because that look is old:
+     * the holder's renewals since then are what a GET would show */
+    if (lease != REIGN_S3_LEASE_LIVE && lease != REIGN_S3_LEASE_EXPIRED) {
+        return false;
+    }
+    /* S3 is read at least this often, whatever a peer says: a peer that
+     * claims a lease it lost delays a takeover, it never blocks one */
+    if (since_look >= c->peer_check_ms || now_ms < o->peer_off_until_ms) {
+        return false;
+    }
+    return reign_s3_peer_url_ok(o->rec.peer, why, sizeof why);
+}
+
 void reign_s3_task_begin(reign_s3_task *t, int64_t now_ms)
 {
     reign_s3_obs *o = t->obs;
@@ -280,6 +312,11 @@ void reign_s3_task_begin(reign_s3_task *t, int64_t now_ms)
                 finish_holder(t, REIGN_RES_HELD, &o->rec, wait);
                 return;
             }
+        }
+        if (peer_may_answer(t, lease, since_look, now_ms)) {
+            reign_s3_http_reset(t);
+            t->step = REIGN_S3_STEP_PEER;
+            return;
         }
         break;
     case REIGN_OP_RENEW:
@@ -379,9 +416,11 @@ static void answer_put(reign_s3_task *t, reign_s3_outcome out, int status, const
                 .ttl_ms = st->ttl_ms,
                 .released = t->write_released,
                 .seq = t->write_seq,
+                .peer = st->peer_url != NULL && !t->write_released ? strdup(st->peer_url) : NULL,
             };
             memcpy(rec.nonce, t->nonces[t->puts - 1], REIGN_S3_NONCE_LEN + 1);
-            if (rec.holder != NULL && rec.metadata != NULL) {
+            bool peer_ok = rec.peer != NULL || st->peer_url == NULL || t->write_released;
+            if (rec.holder != NULL && rec.metadata != NULL && peer_ok) {
                 reign_s3_obs_note_record(o, t->etag, &rec, now_ms);
             } else {
                 reign_s3_record_clear(&rec);
@@ -414,8 +453,43 @@ static void answer_put(reign_s3_task *t, reign_s3_outcome out, int status, const
     }
 }
 
+/* The holder's endpoint answered (or did not): HELD from the last look if
+ * it confirms that record, else read S3 and leave the peer alone a while. */
+static void answer_peer(reign_s3_task *t, CURLcode cc, long http, int64_t now_ms)
+{
+    reign_s3_obs *o = t->obs;
+    reign_s3_peer_verdict v = REIGN_S3_PEER_GARBAGE;
+    char why[300];
+    if (cc != CURLE_OK) {
+        snprintf(why, sizeof why, "no answer: %s",
+                 t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(cc));
+    } else if (http != 200) {
+        snprintf(why, sizeof why, "HTTP %ld", http);
+    } else if (o->seen != REIGN_S3_SEEN_RECORD || o->rec.holder == NULL) {
+        snprintf(why, sizeof why, "the record was forgotten meanwhile");
+    } else {
+        v = reign_s3_peer_judge(t->resp, t->resp_len, t->key + t->name_off, o->rec.holder,
+                                o->rec.term, why, sizeof why);
+    }
+    if (v == REIGN_S3_PEER_CONFIRMED) {
+        int64_t left = 0;
+        reign_s3_lease lease = reign_s3_obs_judge(o, now_ms, &left);
+        finish_holder(t, REIGN_RES_HELD, &o->rec, lease == REIGN_S3_LEASE_LIVE ? left : -1);
+        return;
+    }
+    int64_t off = t->st->ttl_ms > 1000 ? t->st->ttl_ms : 1000;
+    o->peer_off_until_ms = now_ms + off;
+    reign_backend_log(t->st->cfg, REIGN_LOG_DEBUG, "s3: ACQUIRE %s: peer %s: %s; reading S3",
+                      t->key, o->rec.peer != NULL ? o->rec.peer : "(none)", why);
+    step_get(t);
+}
+
 void reign_s3_task_answer(reign_s3_task *t, CURLcode cc, long http, int64_t now_ms)
 {
+    if (t->step == REIGN_S3_STEP_PEER) {
+        answer_peer(t, cc, http, now_ms);
+        return;
+    }
     const bool put = t->step != REIGN_S3_STEP_GET;
     char cause[400];
     int status = REIGN_EBACKEND;

@@ -42,6 +42,10 @@ char *reign_s3_record_encode(const reign_s3_record *rec, size_t *len_out)
         json_object_set_new(o, "nonce", nonce) != 0) {
         goto out;
     }
+    if (rec->peer != NULL && rec->peer[0] != '\0' &&
+        json_object_set_new(o, "peer", json_string(rec->peer)) != 0) {
+        goto out;
+    }
     text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (text != NULL && len_out != NULL) {
         *len_out = strlen(text);
@@ -58,6 +62,7 @@ void reign_s3_record_clear(reign_s3_record *rec)
     }
     free(rec->holder);
     free(rec->metadata);
+    free(rec->peer);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -66,9 +71,12 @@ int reign_s3_record_copy(const reign_s3_record *rec, reign_s3_record *out)
     reign_s3_record r = *rec;
     r.holder = rec->holder != NULL ? strdup(rec->holder) : NULL;
     r.metadata = strdup(rec->metadata != NULL ? rec->metadata : "");
-    if ((rec->holder != NULL && r.holder == NULL) || r.metadata == NULL) {
+    r.peer = rec->peer != NULL ? strdup(rec->peer) : NULL;
+    if ((rec->holder != NULL && r.holder == NULL) || r.metadata == NULL ||
+        (rec->peer != NULL && r.peer == NULL)) {
         free(r.holder);
         free(r.metadata);
+        free(r.peer);
         memset(out, 0, sizeof *out);
         return REIGN_ENOMEM;
     }
@@ -123,7 +131,7 @@ int reign_s3_record_parse(const char *body, size_t len, reign_s3_record *out, ch
     memset(out, 0, sizeof *out);
     int rc = REIGN_EPROTO;
     json_int_t v = 0, term = 0, ttl = 0, seq = 0;
-    const char *holder = NULL, *meta = NULL, *nonce = NULL;
+    const char *holder = NULL, *meta = NULL, *nonce = NULL, *peer = NULL;
 
     json_t *o = json_loadb(body != NULL ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
@@ -146,6 +154,7 @@ int reign_s3_record_parse(const char *body, size_t len, reign_s3_record *out, ch
     if ((rc = string_field(o, "holder", true, &holder, cause, cause_size)) != REIGN_OK ||
         (rc = string_field(o, "meta", false, &meta, cause, cause_size)) != REIGN_OK ||
         (rc = string_field(o, "nonce", true, &nonce, cause, cause_size)) != REIGN_OK ||
+        (rc = string_field(o, "peer", false, &peer, cause, cause_size)) != REIGN_OK ||
         (rc = int_field(o, "term", 1, &term, cause, cause_size)) != REIGN_OK ||
         (rc = int_field(o, "ttl_ms", 1, &ttl, cause, cause_size)) != REIGN_OK) {
         goto out;
@@ -170,7 +179,9 @@ int reign_s3_record_parse(const char *body, size_t len, reign_s3_record *out, ch
     }
     r.holder = strdup(holder);
     r.metadata = strdup(meta);
-    if (r.holder == NULL || r.metadata == NULL) {
+    /* an empty peer is no peer; its URL is checked where it is used */
+    r.peer = peer != NULL && peer[0] != '\0' ? strdup(peer) : NULL;
+    if (r.holder == NULL || r.metadata == NULL || (peer != NULL && peer[0] != '\0' && r.peer == NULL)) {
         reign_s3_record_clear(&r);
         snprintf(cause, cause_size, "out of memory");
         rc = REIGN_ENOMEM;

@@ -27,10 +27,16 @@ typedef struct reign_s3_record {
      * bytes and thus the ETag, and a writer finds its own write after an
      * answer it did not get. */
     char nonce[REIGN_S3_NONCE_LEN + 1];
+    /* Peer mode: the URL where the holder answers "master of R, term T"
+     * (GET <peer>/<name>), or NULL. Advisory only: it never decides a
+     * takeover. Written only by holders opened with peer_listen= or
+     * peer_url=; older readers ignore the field. (malloc'd) */
+    char *peer;
 } reign_s3_record;
 
 /* JSON of a record, malloc'd and NUL-terminated, length in *len_out:
  * {"v":1,"holder":…,"term":…,"meta":…,"ttl_ms":…,"released":…,"seq":…,"nonce":…}
+ * and "peer":… when rec->peer is set and not empty
  * NULL if holder or metadata is not valid UTF-8 (jansson refuses those),
  * on a term above INT64_MAX, or out of memory. */
 char *reign_s3_record_encode(const reign_s3_record *rec, size_t *len_out);
