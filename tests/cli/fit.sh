@@ -109,7 +109,16 @@ check_rc "--wait -1 waits forever (takes a free resource)" 0 "$REIGN" lock --uri
 check_rc "--ttl 5s is taken" 0 "$REIGN" lock --uri "$U" --ttl 5s dur true
 check_rc "--ttl 1500ms is taken" 0 "$REIGN" lock --uri "$U" --ttl 1500ms dur true
 check_rc "--ttl 2m is taken" 0 "$REIGN" lock --uri "$U" --ttl 2m dur true
-check_rc "--ttl 20 (bare: ms, the minimum) is taken" 0 "$REIGN" lock --uri "$U" --ttl 20 dur true
+# A 20 ms lease may legitimately run out on a loaded machine (the guard then
+# kills CMD: 137), so this checks that the value is accepted, not the run.
+"$REIGN" lock --uri "$U" --ttl 20 dur true >"$TMP/out" 2>&1
+rc=$?
+if [ "$rc" -ne 2 ] && ! grep -q -- "--ttl" "$TMP/out"; then
+    ok "--ttl 20 (bare: ms, the minimum) is taken"
+else
+    not_ok "--ttl 20 (bare: ms, the minimum) is taken" "exit $rc; $(head -c 300 "$TMP/out")"
+fi
+check_rc "--ttl 19 (below the minimum) exits 2" 2 "$REIGN" lock --uri "$U" --ttl 19 dur true
 check_rc "--wait 300ms and --grace 1s are taken" 0 "$REIGN" lock --uri "$U" --wait 300ms --grace 1s dur true
 check_rc "watch --interval 1s is taken (help exits 0 first)" 0 "$REIGN" watch --interval 1s --help
 rm -f "$TMP/tgrace"
