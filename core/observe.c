@@ -213,7 +213,10 @@ void reign_observe_engine_sync(reign_factory *f, int notify_fd)
         /* Changes before the backend began to report them were not heard. */
         if (want && rc == REIGN_OK)
             mark_all_due(f);
-        /* The fd may have changed with it: ask again at the next wait. */
+        /* A backend may have dropped its notification link to resubscribe
+         * (redis): read everything again once the fd is seen next, even
+         * if the new link got the old one's number. */
+        f->observe_last_fd = -1;
         return;
     }
     if (!want) {

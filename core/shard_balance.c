@@ -653,14 +653,14 @@ bool shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t ma
     assignment *a = assignment_get(b);
     const assignment_entry *e = assignment_find(a, it->hash, it->id);
     /* The hold keeps a flapping view from moving work back and forth. It
-     * does not apply to a mastership won by a probe (taken only because
-     * nobody held it: its owner, a stable member, campaigns for it), nor
-     * to one campaigned for before the stable members last grew (taken on
-     * a smaller view, as in a fleet starting at once): handing those to
-     * their owners is a correction, not a flap; members count only once
-     * stable, so a flapping one never makes the view grow. */
+     * does not apply to a mastership campaigned for before the stable
+     * members last grew (taken on a smaller view, as in a fleet starting at
+     * once): handing it to its owner is a correction, not a flap; members
+     * count only once stable, so a flapping one never makes the view grow.
+     * A mastership won by a probe keeps the hold: views may disagree for a
+     * while, and the probe's holder keeps the work going meanwhile. */
     bool held_enough = now - master_since >= s->settings.master_hold_interval_ms ||
-                       it->probed || (a != NULL && it->granted_generation < a->grew_generation);
+                       (a != NULL && it->granted_generation < a->grew_generation);
     bool move = a != NULL && e != NULL && !is_ours(a, e) && now >= a->moves_from_ms && held_enough;
     if (move) {
         int tokens = atomic_load(&b->move_tokens);

@@ -38,7 +38,6 @@ typedef struct shard_item {
     reign_shard_reason revoke_reason; /* RESIGNING: why */
     int64_t revoke_deadline_ms;   /* RESIGNING: release anyway at this time */
     int64_t probe_until_ms;       /* end of the current probe, 0 if none */
-    bool probed;                  /* shard thread: its last campaign was a probe's, not a target's */
     uint64_t granted_generation;  /* shard thread: the assignment that granted it */
 
     /* Guarded by owner->mu. */

@@ -249,12 +249,10 @@ static runner_say hook_may_campaign(void *ctx, int64_t now, int64_t *hold_until)
     uint64_t generation = 0;
     switch (shard_balancer_say(s, it, now, hold_until, &generation)) {
     case SHARD_SAY_MINE:
-        it->probed = false;
         it->granted_generation = generation;
         return RUNNER_SAY_CAMPAIGN;
     case SHARD_SAY_PROBE:
         it->probe_until_ms = now + s->settings.master_check_interval_ms;
-        it->probed = true;
         it->granted_generation = generation;
         return RUNNER_SAY_CAMPAIGN;
     case SHARD_SAY_LATER:

@@ -596,9 +596,9 @@ REIGN_EXTERN void reign_held_info_free(reign_held_info *info, size_t n);
  * weight w (a "weight=N" token in the metadata, N ≥ 0; 0 takes nothing), a
  * resource's preferred live instances first. An instance campaigns only
  * for its own targets; it gives up a resource that is no longer its target
- * once it has held it for master_hold_interval (at once if it won it by a
- * probe, or campaigned for it before the stable members grew: taken on a
- * smaller view, as when a fleet starts together) and the assignment has
+ * once it has held it for master_hold_interval (at once if it campaigned
+ * for it before the stable members grew: taken on a smaller view, as when
+ * a fleet starts together) and the assignment has
  * been stable for two membership refreshes, at most max_moves_per_check per
  * check; a resource nobody masters is picked up by a probe every probe
  * interval, so nothing stays masterless if another instance fails to take
