@@ -431,9 +431,11 @@ static int wait_for_mastership(reign_election *e, reign_factory *f, const lock_a
             return CLI_EXIT_FAIL;
         default:
             if (extended) {
+                char cause[320];
+                bool failing = reign_election_last_failure(e, cause, sizeof cause) != REIGN_OK;
                 if (!a->quiet)
-                    cli_error("not master of %s after --wait %" PRId64 " ms", a->shown,
-                              wait_ms);
+                    cli_error("not master of %s after --wait %" PRId64 " ms%s%s", a->shown,
+                              wait_ms, failing ? "; last " : "", failing ? cause : "");
                 return CLI_EXIT_BUSY;
             }
             /* Once, by a lease TTL: an attempt in flight ends well within it. */

@@ -1,6 +1,7 @@
 /* Elections: the public face of one resource's lease in the engine. User
  * threads only change wishes (campaign, resign, close) and wait; the engine
  * thread does all backend I/O. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,8 +226,10 @@ int reign_election_wait(reign_election *e, int64_t timeout_ms)
             continue;
         }
         if (reign_clock_now_ns() >= until) {
-            rc = reign_error_set(REIGN_ETIMEDOUT, "election %s: not master after %lld ms",
-                                 e->resource, (long long)timeout_ms);
+            char why[320];
+            reign_election_status_why(f, e, why, sizeof why);
+            rc = reign_error_set(REIGN_ETIMEDOUT, "election %s: not master after %lld ms%s",
+                                 e->resource, (long long)timeout_ms, why);
             break;
         }
         struct timespec ts = reign_clock_timespec(until);
@@ -249,9 +252,13 @@ static void wait_settled(reign_factory *f, reign_election *e)
 
 /* With f->mu held: stop campaigning and end belief; true if a RELEASE is
  * now owed or something changed that the engine must see. */
-static bool resign_locked(reign_factory *f, reign_election *e)
+static bool resign_locked(reign_factory *f, reign_election *e, bool report)
 {
     bool changed = e->campaigning || e->master;
+    if (e->master) {
+        e->release_failed = false; /* the RELEASE owed now tells */
+        e->resign_reports = report;
+    }
     e->campaigning = false;
     reign_engine_drop_mastership(f, e, REIGN_LOST_RESIGNED);
     return changed;
@@ -274,15 +281,39 @@ int reign_election_resign_many(reign_election *const *elections, size_t n)
     pthread_mutex_lock(&f->mu);
     bool wake = false;
     for (size_t i = 0; i < n; i++)
-        wake |= resign_locked(f, elections[i]);
+        wake |= resign_locked(f, elections[i], !reign_engine_is_engine_thread(f));
     if (wake)
         reign_engine_wake(f); /* one wake: the engine sends them in batches */
     /* Settled in the order given; each wake-up rechecks only from where
      * the last stopped, so the wait is linear in n. */
-    for (size_t i = 0; i < n; i++)
-        wait_settled(f, elections[i]);
+    size_t failed = 0;
+    reign_election *first_failed = NULL;
+    char why[320] = "";
+    for (size_t i = 0; i < n; i++) {
+        reign_election *e = elections[i];
+        wait_settled(f, e);
+        bool report = e->resign_reports && !reign_engine_is_engine_thread(f);
+        if (report)
+            e->resign_reports = false;
+        if (report && e->release_failed) {
+            if (failed++ == 0) {
+                first_failed = e;
+                snprintf(why, sizeof why, "%s", e->seen.last_error != NULL ? e->seen.last_error
+                                                                           : "RELEASE failed");
+            }
+        }
+    }
     pthread_mutex_unlock(&f->mu);
-    return REIGN_OK;
+    if (failed == 0)
+        return REIGN_OK;
+    /* Belief has ended all the same; the lease runs out on the backend. */
+    char more[48] = "";
+    if (failed > 1)
+        snprintf(more, sizeof more, " and %zu more", failed - 1);
+    return reign_error_set(REIGN_EBACKEND,
+                           "resign %s%s: %s; not master any more, but the next master waits "
+                           "until the lease expires (up to the TTL)",
+                           first_failed->resource, more, why);
 }
 
 int reign_election_resign(reign_election *e)
@@ -296,7 +327,7 @@ void reign_election_resign_nowait(reign_election *e)
 {
     reign_factory *f = e->factory;
     pthread_mutex_lock(&f->mu);
-    if (resign_locked(f, e))
+    if (resign_locked(f, e, false))
         reign_engine_wake(f);
     pthread_mutex_unlock(&f->mu);
 }

@@ -2,6 +2,7 @@
  * the results of the election's own ops say of its resource's master,
  * noted by the engine as it applies them (under factory->mu). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,20 +56,60 @@ void reign_election_status_note(reign_factory *f, reign_election *e, const reign
     case REIGN_RES_NONE:
         heard(e, NULL, 0, now_ms);
         break;
-    default:
+    default: {
         e->seen.failures++;
         e->seen.last_status = op->out_status != REIGN_OK ? op->out_status : REIGN_EBACKEND;
+        /* The backend's own words when it gave some, else the status. */
+        char *msg = reign_strdup_printf("%s: %s", reign_op_kind_name(op->kind),
+                                        op->out_error != NULL
+                                            ? op->out_error
+                                            : reign_status_str(e->seen.last_status));
+        if (msg != NULL) {
+            free(e->seen.last_error);
+            e->seen.last_error = msg;
+        }
         return;
+    }
     }
     e->seen.heard_ms = now_ms;
     e->seen.failures = 0;
     e->seen.last_status = REIGN_OK;
+    free(e->seen.last_error);
+    e->seen.last_error = NULL;
 }
 
 void reign_election_status_free(reign_election *e)
 {
     free(e->seen.holder);
     e->seen.holder = NULL;
+    free(e->seen.last_error);
+    e->seen.last_error = NULL;
+}
+
+void reign_election_status_why(const reign_factory *f, const reign_election *e, char *buf,
+                               size_t size)
+{
+    buf[0] = '\0';
+    if (e->seen.last_status != REIGN_OK && e->seen.last_error != NULL)
+        snprintf(buf, size, "; last %s", e->seen.last_error);
+    else if (e->seen.held && e->seen.holder != NULL && strcmp(e->seen.holder, f->instance_id) != 0)
+        snprintf(buf, size, "; held by %s (term %llu)", e->seen.holder,
+                 (unsigned long long)e->seen.term);
+}
+
+int reign_election_last_failure(reign_election *e, char *buf, size_t size)
+{
+    if (e == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_last_failure: NULL election");
+    reign_factory *f = e->factory;
+    pthread_mutex_lock(&f->mu);
+    int status = e->seen.last_status;
+    if (buf != NULL && size > 0)
+        snprintf(buf, size, "%s", status != REIGN_OK && e->seen.last_error != NULL
+                                      ? e->seen.last_error
+                                      : "");
+    pthread_mutex_unlock(&f->mu);
+    return status;
 }
 
 int reign_election_status(reign_election *e, reign_leader_status *out)

@@ -547,8 +547,10 @@ static void apply_release(reign_factory *f, reign_election *e, reign_op *op, rei
             e->retry_release = false;
         e->retry_release_at = now + f->renew_ns / 6;
     }
-    if (e->release_pending && e->release_term == op->term)
+    if (e->release_pending && e->release_term == op->term) {
         e->release_pending = false;
+        e->release_failed = failed;
+    }
     /* After LOST (someone else's lease, e.g. two instances configured with
      * one ID) wait a retry interval instead of spinning on ACQUIRE/RELEASE. */
     e->retry_at = op->result == REIGN_RES_OK ? now : now + f->retry_ms * REIGN_NS_PER_MS;
@@ -709,6 +711,26 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     }
 }
 
+/* With f->mu held, after a chunk: the first failed batch of an outage is
+ * a warning (with the backend's words), the rest debug until one succeeds. */
+static void note_outage(reign_factory *f, int rc, const reign_op *ops, size_t n)
+{
+    engine_metrics *m = &f->metrics;
+    if (rc == REIGN_OK) {
+        if (m->outage_warned)
+            reign_log(&f->logger, REIGN_LOG_INFO, "engine", "the backend answers again");
+        m->outage_warned = false;
+        return;
+    }
+    const char *cause = NULL;
+    for (size_t i = 0; i < n && cause == NULL; i++)
+        cause = ops[i].out_error;
+    reign_log(&f->logger, m->outage_warned ? REIGN_LOG_DEBUG : REIGN_LOG_WARN, "engine",
+              "a batch of %zu ops failed: %s%s", n, cause != NULL ? cause : reign_status_str(rc),
+              m->outage_warned ? "" : " (further failures at debug level until one succeeds)");
+    m->outage_warned = true;
+}
+
 /* Zero (no hook) as every static; clang refuses NULL as an _Atomic initializer. */
 int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
                                          int64_t timeout_ms);
@@ -740,6 +762,7 @@ static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
         }
         pthread_mutex_lock(&f->mu);
         reign_mono_ns done = reign_clock_now_ns();
+        note_outage(f, rc, ops, n);
         record_batch(f, rc, t_io, done);
         apply(f, b, from, from + n, t_sent, done, rc == REIGN_OK);
         pthread_mutex_unlock(&f->mu);

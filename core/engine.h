@@ -80,7 +80,10 @@ struct reign_election {
         int64_t changed_ms, heard_ms; /* reign_monotonic_ms; -1 never (0 = unset) */
         unsigned failures;
         int last_status;
+        char *last_error;    /* malloc'd "<OP>: <cause>" while failing, else NULL */
     } seen;
+    bool release_failed;     /* the last RELEASE sent for it failed (resign says so) */
+    bool resign_reports;     /* a resign dropped its mastership and reports the RELEASE */
 };
 
 typedef struct engine_event {
@@ -120,6 +123,7 @@ typedef struct engine_metrics {
     reign_mono_ns last_acquire_error;
     int last_acquire_status;
     bool acquire_warned;
+    bool outage_warned;               /* a failed batch was logged at WARN */
 } engine_metrics;
 
 struct reign_factory {
@@ -192,6 +196,12 @@ void reign_election_status_note(reign_factory *f, reign_election *e, const reign
                                 reign_mono_ns now);
 /* Free what the status holds (at close). */
 void reign_election_status_free(reign_election *e);
+
+/* With f->mu held: "; last ACQUIRE: <cause>" while e's ops fail, or
+ * "; held by <instance> (term <t>)" when another holds it, into buf ("" if
+ * neither): why a wait for mastership ran out. */
+void reign_election_status_why(const reign_factory *f, const reign_election *e, char *buf,
+                               size_t size);
 
 /* Start/stop the engine thread of an opened factory. */
 int reign_engine_start(reign_factory *f);

@@ -10,6 +10,7 @@
 #define ERROR_MESSAGE_MAX 1024
 
 static _Thread_local char last_error[ERROR_MESSAGE_MAX];
+static _Thread_local int last_status;
 
 const char *reign_status_str(int status)
 {
@@ -39,9 +40,15 @@ const char *reign_last_error(void)
     return last_error;
 }
 
+int reign_last_status(void)
+{
+    return last_status;
+}
+
 int reign_error_setv(int status, const char *fmt, va_list ap)
 {
     vsnprintf(last_error, sizeof last_error, fmt, ap);
+    last_status = status;
     return status;
 }
 
@@ -57,6 +64,7 @@ int reign_error_set(int status, const char *fmt, ...)
 void reign_error_clear(void)
 {
     last_error[0] = '\0';
+    last_status = REIGN_OK;
 }
 
 char *reign_strdup_printf(const char *fmt, ...)

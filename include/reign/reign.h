@@ -64,6 +64,10 @@ REIGN_EXTERN const char *reign_status_str(int status);
  * the next reign call on this thread. Never NULL. */
 REIGN_EXTERN const char *reign_last_error(void);
 
+/* The status that went with that message, REIGN_OK if none (for a caller
+ * that got only a NULL back). */
+REIGN_EXTERN int reign_last_status(void);
+
 /* ---- 2. Options and factory --------------------------------------------- */
 
 /* Log levels, lowest = most severe. */
@@ -183,7 +187,9 @@ REIGN_EXTERN int reign_election_start(reign_election *election);
 
 /* Campaign if not campaigning, then block until master (REIGN_OK), the
  * timeout passes (REIGN_ETIMEDOUT) or the election closes (REIGN_ECLOSED).
- * timeout_ms < 0 waits forever. */
+ * timeout_ms < 0 waits forever. A timeout's message says why: "not master
+ * after 5000 ms; last ACQUIRE: redis: …" while the backend fails, or
+ * "; held by <instance> (term T)". */
 REIGN_EXTERN int reign_election_wait(reign_election *election, int64_t timeout_ms);
 
 /* True while this instance is master: no I/O, no lock, a few ns. Becomes
@@ -204,8 +210,18 @@ REIGN_EXTERN int reign_election_deadline_ms(const reign_election *election, int6
 
 /* Give up mastership (if held) and stop campaigning until the next start or
  * wait. Blocks until the release was sent (bounded by op_timeout_ms); belief
- * ends before this returns. */
+ * ends before this returns, whatever the backend said. REIGN_OK, or
+ * REIGN_EBACKEND when the RELEASE failed (the message names the backend's
+ * cause): this instance is no master either way, but the next master waits
+ * until the lease expires, up to the TTL. (It is retried in the background
+ * for a TTL.) From a callback it does not wait and returns REIGN_OK. */
 REIGN_EXTERN int reign_election_resign(reign_election *election);
+
+/* The status of this election's last backend op if it failed (REIGN_OK if
+ * the last one succeeded), and the backend's message ("ACQUIRE: redis: …")
+ * into buf when given. reign_election_wait's timeout message names it too,
+ * or who holds the resource. No I/O. */
+REIGN_EXTERN int reign_election_last_failure(reign_election *election, char *buf, size_t size);
 
 /* Resign if master, stop campaigning, free. NULL is a no-op. Blocks like
  * resign. Must not be called from this election's callback. */

@@ -427,7 +427,9 @@ static void test_a_failed_release_is_retried_so_the_handoff_stays_prompt(void **
 
     assert_int_equal(reign_mem_set_fault("release-retry", REIGN_MEM_FAULT_FAIL), REIGN_OK);
     int64_t resigned = reign_monotonic_ms();
-    assert_int_equal(reign_election_resign(ea), REIGN_OK); /* returns after the failed try */
+    /* returns after the failed try, and says so (belief has ended anyway) */
+    assert_int_equal(reign_election_resign(ea), REIGN_EBACKEND);
+    assert_non_null(strstr(reign_last_error(), "RELEASE"));
     assert_false(reign_election_is_master(ea));
     struct timespec blip = {0, 200 * 1000000};
     nanosleep(&blip, NULL);
