@@ -425,7 +425,11 @@ static void test_killing_the_candidates_member_during_a_takeover_keeps_one_maste
     pid_t victim = member_pid(0);
     int64_t t0 = now_ns();
     assert_int_equal(kill(victim, SIGKILL), 0);
-    CHECK_OK(reign_election_resign(h), "holder: resign");
+    /* The RELEASE may meet the dying member and fail (resign says so):
+     * then the candidate takes over when the lease runs out. */
+    int resigned = reign_election_resign(h);
+    if (resigned != REIGN_OK && resigned != REIGN_EBACKEND)
+        fail_msg("holder: resign: %s", reign_last_error());
     double took = wait_until(is_master_pred, c, 20000, 1);
     if (took < 0) {
         sampler_stop_and_check(&s);
