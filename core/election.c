@@ -278,10 +278,11 @@ int reign_election_resign_many(reign_election *const *elections, size_t n)
         if (elections[i]->factory != f)
             return reign_error_set(REIGN_EINVAL,
                                    "election_resign_many: election %zu is of another factory", i);
+    bool from_callback = reign_engine_is_engine_thread(f);
     pthread_mutex_lock(&f->mu);
     bool wake = false;
     for (size_t i = 0; i < n; i++)
-        wake |= resign_locked(f, elections[i], !reign_engine_is_engine_thread(f));
+        wake |= resign_locked(f, elections[i], !from_callback);
     if (wake)
         reign_engine_wake(f); /* one wake: the engine sends them in batches */
     /* Settled in the order given; each wake-up rechecks only from where
@@ -292,15 +293,13 @@ int reign_election_resign_many(reign_election *const *elections, size_t n)
     for (size_t i = 0; i < n; i++) {
         reign_election *e = elections[i];
         wait_settled(f, e);
-        bool report = e->resign_reports && !reign_engine_is_engine_thread(f);
-        if (report)
-            e->resign_reports = false;
-        if (report && e->release_failed) {
-            if (failed++ == 0) {
-                first_failed = e;
-                snprintf(why, sizeof why, "%s", e->seen.last_error != NULL ? e->seen.last_error
-                                                                           : "RELEASE failed");
-            }
+        if (!e->resign_reports) /* not ours to report (or from a callback: not sent yet) */
+            continue;
+        e->resign_reports = false;
+        if (e->release_failed && failed++ == 0) {
+            first_failed = e;
+            snprintf(why, sizeof why, "%s",
+                     e->seen.last_error != NULL ? e->seen.last_error : "RELEASE failed");
         }
     }
     pthread_mutex_unlock(&f->mu);

@@ -62,7 +62,6 @@ struct members_state {
     pthread_cond_t cond;
     bool stop;
     bool kicked;               /* refresh now: a slot was freed */
-    int64_t joined_ms;
     int64_t young_until_ms;    /* members first seen until then count at once */
     member_entry *view;
     size_t n_view;
@@ -524,8 +523,7 @@ int reign_factory_join(reign_factory *f, const reign_membership_config *config)
             return reign_error_set(REIGN_ENOMEM, "join: out of memory");
         }
     }
-    ms->joined_ms = reign_monotonic_ms();
-    ms->young_until_ms = ms->joined_ms + 2 * ms->refresh_ms;
+    ms->young_until_ms = reign_monotonic_ms() + 2 * ms->refresh_ms;
     /* The first read, of every slot, happens before join returns, so
      * callers see the established members at once. */
     refresh_once(ms);

@@ -334,7 +334,7 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
         a->grew_generation = prev == NULL || a->n_members > prev->n_members
                                  ? a->generation
                                  : prev->grew_generation;
-            pthread_mutex_lock(&b->mu);
+        pthread_mutex_lock(&b->mu);
         b->current = a;
         pthread_mutex_unlock(&b->mu);
         /* After publishing, or a kicked item could read the old answer. */
@@ -386,7 +386,7 @@ static bool walk_item(shard_item *it, void *ctx)
         return true;
     if (reign_election_is_master(it->election)) {
         /* Wake surplus now rather than at its next check. */
-            if (w->now >= w->a->moves_from_ms && w->kicks < w->b->max_moves) {
+        if (w->now >= w->a->moves_from_ms && w->kicks < w->b->max_moves) {
             w->kicks++;
             shard_kick(it);
         }
@@ -657,8 +657,8 @@ bool shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t ma
      * members last grew (taken on a smaller view, as in a fleet starting at
      * once): handing it to its owner is a correction, not a flap; members
      * count only once stable, so a flapping one never makes the view grow.
-     * A mastership won by a probe keeps the hold: views may disagree for a
-     * while, and the probe's holder keeps the work going meanwhile. */
+     * One won by a probe on the current view keeps the hold: views may
+     * disagree for a while, and the probe's holder keeps the work going. */
     bool held_enough = now - master_since >= s->settings.master_hold_interval_ms ||
                        (a != NULL && it->granted_generation < a->grew_generation);
     bool move = a != NULL && e != NULL && !is_ours(a, e) && now >= a->moves_from_ms && held_enough;

@@ -40,6 +40,8 @@
 
 #include <cmocka.h>
 
+#include "s3_test.h"
+
 #include "reign/reign.h"
 #include "reign/s3.h"
 
@@ -51,38 +53,6 @@ static int64_t g_ttl_ms = 1000;
 static int64_t g_window_ms = 60000;
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    return reign_monotonic_ms();
-}
-
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int64_t env_num(const char *name, int64_t dflt)
-{
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0') {
-        return dflt;
-    }
-    char *end = NULL;
-    long long n = strtoll(v, &end, 10);
-    return end != v && *end == '\0' && n > 0 ? n : dflt;
-}
-
-#define CHECK_OK(call, what)                                                                     \
-    do {                                                                                         \
-        int rc_ = (call);                                                                        \
-        if (rc_ != REIGN_OK) {                                                                   \
-            print_error("%s: %s (%s)\n", what, reign_status_str(rc_), reign_last_error());       \
-            fail();                                                                              \
-        }                                                                                        \
-    } while (0)
 
 /* g_uri with more parameters appended (malloc'd). */
 static char *uri_plus(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -813,14 +783,9 @@ int main(int argc, char **argv)
     g_uri = getenv("REIGN_TEST_S3_URI");
     g_ttl_ms = env_num("REIGN_TEST_S3_TTL_MS", 1000);
     g_window_ms = env_num("REIGN_TEST_S3_PEER_WINDOW_MS", 60000);
-    if (argc == 2 && strcmp(argv[1], "--not-built") == 0) {
-        printf("SKIPPED s3 peer tests: reign was built without REIGN_WITH_S3\n");
-        return 77;
-    }
-    if (g_uri == NULL || g_uri[0] == '\0') {
-        printf("SKIPPED s3 peer tests: REIGN_TEST_S3_URI is not set; run e.g.\n"
-               "  eval \"$(scripts/servers/s3.sh start /tmp/s3)\" && ctest -R s3.peer\n");
-        return 77;
+    int skip = s3_test_skip(argc, argv, "peer", "s3.peer");
+    if (skip != 0) {
+        return skip;
     }
     if (argc == 4 && strcmp(argv[1], "hold") == 0) {
         return holder_main(argv[2], argv[3]);

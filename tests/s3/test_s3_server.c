@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "s3_test.h"
+
 #include "reign/reign.h"
 
 #define N_CANDIDATES 20
@@ -39,38 +41,6 @@ static int64_t g_ttl_ms = 1000;
 static int g_rounds = 20;
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    return reign_monotonic_ms();
-}
-
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int64_t env_num(const char *name, int64_t dflt)
-{
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0') {
-        return dflt;
-    }
-    char *end = NULL;
-    long long n = strtoll(v, &end, 10);
-    return end != v && *end == '\0' && n > 0 ? n : dflt;
-}
-
-#define CHECK_OK(call, what)                                                                     \
-    do {                                                                                         \
-        int rc_ = (call);                                                                        \
-        if (rc_ != REIGN_OK) {                                                                   \
-            print_error("%s: %s (%s)\n", what, reign_status_str(rc_), reign_last_error());       \
-            fail();                                                                              \
-        }                                                                                        \
-    } while (0)
 
 /* Counts of the backend's per-request debug lines ("GET key -> 404 (ok) in
  * 2 ms", "PUT If-Match key -> 500 ..."), per factory. */
@@ -589,14 +559,9 @@ int main(int argc, char **argv)
     g_uri = getenv("REIGN_TEST_S3_URI");
     g_ttl_ms = env_num("REIGN_TEST_S3_TTL_MS", 1000);
     g_rounds = (int)env_num("REIGN_TEST_S3_ROUNDS", 20);
-    if (argc == 2 && strcmp(argv[1], "--not-built") == 0) {
-        printf("SKIPPED s3 server tests: reign was built without REIGN_WITH_S3\n");
-        return 77;
-    }
-    if (g_uri == NULL || g_uri[0] == '\0') {
-        printf("SKIPPED s3 server tests: REIGN_TEST_S3_URI is not set; run e.g.\n"
-               "  eval \"$(scripts/servers/s3.sh start /tmp/s3)\" && ctest -R s3.server\n");
-        return 77;
+    int skip = s3_test_skip(argc, argv, "server", "s3.server");
+    if (skip != 0) {
+        return skip;
     }
     if (argc == 3 && strcmp(argv[1], "hold") == 0) {
         return holder_main(argv[2]);
