@@ -708,6 +708,10 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
         released_list l = {0};
         f->backend->notify_drain(f->state, on_released, &l);
         apply_released(f, &l);
+        /* The drain may have dropped a broken link: note it now, so the
+         * reconnect at the next execute is seen as one even when the new
+         * socket gets the old number. */
+        reign_observe_engine_sync(f, f->backend->notify_fd(f->state));
     }
 }
 

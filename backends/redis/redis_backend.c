@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -76,7 +77,8 @@ typedef struct redis_state {
     redis_link sen;                      /* a sentinel: SUBSCRIBE +switch-master */
     bool sub_disabled;                   /* the server refused SUBSCRIBE: retry ticks only */
     bool saw_readonly;                   /* this batch met a replica */
-    int epfd; /* behind sentinels: sub and sen as one notification fd; else -1 */
+    int epfd; /* behind sentinels: sub, sen and pokefd as one notification fd; else -1 */
+    int pokefd; /* with epfd: an eventfd, readable once the lease subscriber is (re)subscribed */
     char *changed;      /* <prefix>changed: ACQUIRE and set_metadata publish there */
     size_t changed_len;
     bool observing;     /* sub also subscribes to `changed` (backend.h, observe) */
@@ -349,6 +351,14 @@ static void sub_maintain(redis_state *st, int64_t deadline_ms)
                           &c, err, sizeof(err));
     if (rc == REIGN_OK) {
         link_up(st, &st->sub, c, "subscriber");
+        /* Whatever was published while it was away went unheard. Behind
+         * sentinels the notification fd stays the same epoll fd, so the
+         * core cannot see the reconnect: the drain tells it (below). */
+        if (st->pokefd >= 0) {
+            uint64_t one = 1;
+            ssize_t w = write(st->pokefd, &one, sizeof(one));
+            (void)w; /* a full counter is still readable */
+        }
     } else if (rc == REIGN_EAUTH) {
         /* The ACL lets us run the scripts but not subscribe: work on, with
          * the engine's retry ticks instead of release notifications. */
@@ -414,12 +424,10 @@ int reign_redis_notify_fd(void *state)
     if (st->epfd < 0) {
         return st->sub.conn != NULL ? reign_redis_conn_fd(st->sub.conn) : -1;
     }
-    int a = redis_epoll_add(st, &st->sub);
-    int b = redis_epoll_add(st, &st->sen);
-    if (a < 0 || b < 0) {
+    if (redis_epoll_add(st, &st->sub) < 0 || redis_epoll_add(st, &st->sen) < 0) {
         return -1; /* no notifications this round: the retry ticks still run */
     }
-    return a + b > 0 ? st->epfd : -1;
+    return st->epfd; /* pokefd is always in it */
 }
 
 /* A pub/sub message ["message", channel, payload]: the payload, or NULL. */
@@ -511,6 +519,10 @@ static void on_switch_message(redis_state *st, const redisReply *r, reign_releas
 void reign_redis_notify_drain(void *state, reign_released_fn released, void *ctx)
 {
     redis_state *st = state;
+    uint64_t pokes = 0;
+    if (st->pokefd >= 0 && read(st->pokefd, &pokes, sizeof(pokes)) == sizeof(pokes) && pokes > 0) {
+        released(ctx, NULL, 0); /* the subscriber came back: look at everything again */
+    }
     /* Releases may go unheard until the next execute reconnects (and
      * notify_fd says -1 meanwhile): have every candidate try now. */
     if (!drain_link(st, &st->sub, "subscriber", on_released_message, released, ctx)) {
@@ -807,6 +819,9 @@ void reign_redis_close(void *state)
     if (st->epfd >= 0) {
         close(st->epfd);
     }
+    if (st->pokefd >= 0) {
+        close(st->pokefd);
+    }
     reign_redis_tls_free(st->tls);
     reign_redis_config_free(&st->conf);
     free(st->changed);
@@ -824,7 +839,7 @@ int reign_redis_open(const reign_backend_config *cfg, void **state_out)
         return REIGN_ENOMEM;
     }
     st->cfg = cfg;
-    st->epfd = -1;
+    st->epfd = st->pokefd = -1;
     rc = reign_redis_config_parse(cfg, &st->conf);
     if (rc != REIGN_OK) {
         goto out;
@@ -857,8 +872,12 @@ int reign_redis_open(const reign_backend_config *cfg, void **state_out)
             .tls = st->tls,
         };
         st->epfd = epoll_create1(EPOLL_CLOEXEC);
-        if (st->epfd < 0) {
-            reign_backend_error("redis: epoll_create1: %s (%s)", strerror(errno),
+        st->pokefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN};
+        ev.data.fd = st->pokefd;
+        if (st->epfd < 0 || st->pokefd < 0 ||
+            epoll_ctl(st->epfd, EPOLL_CTL_ADD, st->pokefd, &ev) != 0) {
+            reign_backend_error("redis: epoll/eventfd: %s (%s)", strerror(errno),
                                 cfg->uri_redacted);
             rc = REIGN_EBACKEND;
             goto out;

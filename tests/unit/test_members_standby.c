@@ -183,10 +183,36 @@ static bool wait_standby(reign_factory *f, bool want)
     return true;
 }
 
+/* Wait until an instance that has not joined reads n members in the slots
+ * of mem://standby. */
+static bool wait_members_read(size_t n)
+{
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.instance_id = "reader";
+    reign_factory *r = NULL;
+    assert_int_equal(reign_factory_open("mem://standby", &o, &r), REIGN_OK);
+    int64_t t0 = reign_monotonic_ms();
+    bool ok;
+    while (!(ok = members_seen(r) == n) && reign_monotonic_ms() - t0 < 5000) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(reign_factory_close(r), REIGN_OK);
+    return ok;
+}
+
 static void test_an_instance_without_a_slot_stands_by_and_takes_one_when_freed(void **state)
 {
     (void)state;
-    reign_factory *a = joined("a"), *b = joined("b"), *c = joined("c");
+    /* Join returns once the instance campaigns for a slot, not once it has
+     * won it: two that pick the same slot sort it out at their next
+     * refresh, and a third joining meanwhile may take the slot the loser
+     * retries for. So c joins only once a and b are members. */
+    reign_factory *a = joined("a");
+    assert_true(wait_members_read(1));
+    reign_factory *b = joined("b");
+    assert_true(wait_members_read(2));
+    reign_factory *c = joined("c");
     assert_false(reign_members_standing_by(a));
     assert_false(reign_members_standing_by(b));
     assert_true(wait_standby(c, true));
