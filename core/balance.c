@@ -19,7 +19,7 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-uint64_t balance_hash(const char *s)
+uint64_t reign_balance_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
@@ -77,8 +77,8 @@ static void capacities(size_t n_resources, const balance_member *members, size_t
     }
 }
 
-size_t balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
-                        size_t m)
+size_t reign_balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
+                              size_t m)
 {
     if (n_members == 0 || m >= n_members)
         return 0;
@@ -112,9 +112,9 @@ static size_t find_member(const balance_member *members, size_t n, const char *i
     return BALANCE_NONE;
 }
 
-int balance_assign(const uint64_t *resource_hash, size_t n_resources,
-                   const balance_preference *prefs, const balance_member *members,
-                   size_t n_members, size_t *owner)
+int reign_balance_assign(const uint64_t *resource_hash, size_t n_resources,
+                         const balance_preference *prefs, const balance_member *members,
+                         size_t n_members, size_t *owner)
 {
     for (size_t i = 0; i < n_resources; i++)
         owner[i] = BALANCE_NONE;
@@ -131,7 +131,7 @@ int balance_assign(const uint64_t *resource_hash, size_t n_resources,
     }
     capacities(n_resources, members, n_members, room);
     for (size_t m = 0; m < n_members; m++)
-        member_hash[m] = balance_hash(members[m].id);
+        member_hash[m] = reign_balance_hash(members[m].id);
     for (size_t i = 0; i < n_resources; i++)
         order[i] = (order_entry){resource_hash[i], i};
     qsort(order, n_resources, sizeof *order, cmp_order);

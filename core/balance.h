@@ -22,12 +22,12 @@ typedef struct balance_preference {
 
 /* 64-bit hash used for ranking (FNV-1a + a finaliser): stable across
  * processes and machines, unlike pointer or seed-based hashes. */
-uint64_t balance_hash(const char *s);
+uint64_t reign_balance_hash(const char *s);
 
 /* Capacity of member m: ⌊R·w_m/W⌋, plus one for the members with the
  * largest remainders (ties by ID) so that the capacities add up to R. */
-size_t balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
-                        size_t m);
+size_t reign_balance_capacity(size_t n_resources, const balance_member *members, size_t n_members,
+                              size_t m);
 
 /* For each resource i (by its hash resource_hash[i]) choose owner[i], an
  * index into members: its preferred members first (in their order, when
@@ -36,8 +36,8 @@ size_t balance_capacity(size_t n_resources, const balance_member *members, size_
  * result depends only on the sets, not on the order given. prefs may be
  * NULL. With no members every owner is BALANCE_NONE. Returns 0, or -1 if
  * out of memory. */
-int balance_assign(const uint64_t *resource_hash, size_t n_resources,
-                   const balance_preference *prefs, const balance_member *members,
-                   size_t n_members, size_t *owner);
+int reign_balance_assign(const uint64_t *resource_hash, size_t n_resources,
+                         const balance_preference *prefs, const balance_member *members,
+                         size_t n_members, size_t *owner);
 
 #endif

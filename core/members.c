@@ -305,7 +305,7 @@ static bool keep_slot(members_state *ms, reign_master **read, unsigned read_to)
     }
     /* A choice of our own among them (another one after each lost race),
      * so instances that start together do not all race for one slot. */
-    uint64_t h = balance_hash(f->instance_id) ^ (ms->races_lost * 0x9e3779b97f4a7c15ULL);
+    uint64_t h = reign_balance_hash(f->instance_id) ^ (ms->races_lost * 0x9e3779b97f4a7c15ULL);
     unsigned k = free_slots[h % n_free];
     free(free_slots);
     reign_election *e = NULL;

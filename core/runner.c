@@ -65,7 +65,7 @@ static uint64_t draw(reign_runner *r)
 {
     if (r->random != NULL)
         return r->random(r->clock_random_payload);
-    return runner_splitmix64(&r->rng);
+    return reign_runner_splitmix64(&r->rng);
 }
 
 static int64_t runner_now(const reign_runner *r)
@@ -106,7 +106,7 @@ int reign_runner_new(reign_election *election, reign_tracker *tracker,
         return reign_error_set(REIGN_EINVAL, "runner: %s is NULL", election == NULL ? "election" : "out");
     if (config == NULL)
         config = &defaults;
-    rc = runner_settings_from_config(config, &settings);
+    rc = reign_runner_settings_from_config(config, &settings);
     if (rc != REIGN_OK)
         return rc;
 
@@ -117,7 +117,7 @@ int reign_runner_new(reign_election *election, reign_tracker *tracker,
     }
     r->election = election;
     r->tracker = tracker;
-    runner_state_init(&r->st, &settings);
+    reign_runner_state_init(&r->st, &settings);
     r->clock = config->clock != NULL ? config->clock : default_clock;
     r->random = config->random;
     r->clock_random_payload = config->clock_random_payload;
@@ -257,8 +257,8 @@ int reign_runner_step(reign_runner *runner, int64_t now_ms, int64_t *next_wake_m
     pthread_mutex_unlock(&runner->mu);
 
     runner->step_rc = REIGN_OK;
-    int rc = runner_advance(&runner->st, runner->election, &in, &runner_hooks_of_runner, runner,
-                            next_wake_ms);
+    int rc = reign_runner_advance(&runner->st, runner->election, &in, &runner_hooks_of_runner,
+                                  runner, next_wake_ms);
     if (runner->st.phase != RUNNER_RESIGNING) {
         /* The executed resignation has been consumed by the machine. */
         pthread_mutex_lock(&runner->mu);
@@ -279,7 +279,7 @@ static void wind_down(reign_runner *r)
     if (r->st.phase != RUNNER_INIT && reign_election_resign(r->election) != REIGN_OK)
         reign_error_clear();
     if (r->st.phase != RUNNER_RESIGNING)
-        runner_state_init(&r->st, &r->st.cfg);
+        reign_runner_state_init(&r->st, &r->st.cfg);
 }
 
 int reign_runner_run(reign_runner *runner)

@@ -3,8 +3,8 @@
 
 #include "error.h"
 
-int runner_advance(runner_state *st, reign_election *election, const runner_input *in0,
-                   const runner_hooks *h, void *ctx, int64_t *next_wake_ms)
+int reign_runner_advance(runner_state *st, reign_election *election, const runner_input *in0,
+                         const runner_hooks *h, void *ctx, int64_t *next_wake_ms)
 {
     runner_input in = *in0;
     int64_t hold_until = 0;
@@ -14,7 +14,7 @@ int runner_advance(runner_state *st, reign_election *election, const runner_inpu
         runner_output o;
         in.is_master = reign_election_is_master(election);
         in.draw = h->draw(ctx);
-        runner_step(st, &in, &o);
+        reign_runner_state_step(st, &in, &o);
 
         if (o.actions & RUNNER_ACT_TRACK_FALSE)
             h->track(ctx, false, (o.actions & RUNNER_ACT_OFFER_RESIGNATION) != 0);
@@ -24,14 +24,14 @@ int runner_advance(runner_state *st, reign_election *election, const runner_inpu
         if ((o.actions & RUNNER_ACT_CAMPAIGN) && h->may_campaign != NULL &&
             h->may_campaign(ctx, in.now_ms, &hold_until) == RUNNER_SAY_HOLD_OFF) {
             /* Back to PAUSE, not campaigning, so TRACK_TRUE cannot stand. */
-            runner_step_campaign_failed(st, in.now_ms);
+            reign_runner_step_campaign_failed(st, in.now_ms);
             st->campaign_at_ms = hold_until;
             break;
         }
         if (o.actions & RUNNER_ACT_CAMPAIGN) {
             rc = reign_election_start(election);
             if (rc != REIGN_OK) {
-                runner_step_campaign_failed(st, in.now_ms);
+                reign_runner_step_campaign_failed(st, in.now_ms);
                 break;
             }
         }

@@ -4,7 +4,7 @@
  *
  * core/runner.c (one runner, Trillian's semantics) and core/shard.c
  * (thousands of runners on a few threads, with a balancer) both drive their
- * elections through runner_advance, so the TRACK_FALSE / OFFER_RESIGNATION /
+ * elections through reign_runner_advance, so the TRACK_FALSE / OFFER_RESIGNATION /
  * CAMPAIGN / TRACK_TRUE sequence and its error policy exist once. */
 #ifndef REIGN_CORE_RUNNER_PERFORM_H
 #define REIGN_CORE_RUNNER_PERFORM_H
@@ -42,7 +42,7 @@ typedef struct runner_hooks {
  * Returns REIGN_OK or the status of a failed campaign start (the machine
  * then retries one check interval later); *next_wake_ms is when to step
  * again (or earlier on election events). */
-int runner_advance(runner_state *st, reign_election *election, const runner_input *in,
-                   const runner_hooks *hooks, void *ctx, int64_t *next_wake_ms);
+int reign_runner_advance(runner_state *st, reign_election *election, const runner_input *in,
+                         const runner_hooks *hooks, void *ctx, int64_t *next_wake_ms);
 
 #endif

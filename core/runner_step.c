@@ -22,7 +22,7 @@ static int check_minimum(const char *field, int64_t value, int64_t minimum)
     return REIGN_OK;
 }
 
-int runner_settings_from_config(const reign_runner_config *config, runner_settings *out)
+int reign_runner_settings_from_config(const reign_runner_config *config, runner_settings *out)
 {
     int rc = REIGN_OK;
     if (config == NULL)
@@ -58,10 +58,10 @@ int runner_settings_from_config(const reign_runner_config *config, runner_settin
 int reign_runner_config_check(const reign_runner_config *config)
 {
     runner_settings unused;
-    return runner_settings_from_config(config, &unused);
+    return reign_runner_settings_from_config(config, &unused);
 }
 
-void runner_state_init(runner_state *st, const runner_settings *cfg)
+void reign_runner_state_init(runner_state *st, const runner_settings *cfg)
 {
     *st = (runner_state){.cfg = *cfg, .phase = RUNNER_INIT};
 }
@@ -147,7 +147,7 @@ static void step_resigning(runner_state *st, const runner_input *in, runner_outp
     step_pause(st, in, out);
 }
 
-void runner_step(runner_state *st, const runner_input *in, runner_output *out)
+void reign_runner_state_step(runner_state *st, const runner_input *in, runner_output *out)
 {
     out->actions = 0;
     switch (st->phase) {
@@ -171,13 +171,13 @@ void runner_step(runner_state *st, const runner_input *in, runner_output *out)
     out->next_wake_ms = st->phase == RUNNER_PAUSE ? st->campaign_at_ms : st->next_check_ms;
 }
 
-void runner_step_campaign_failed(runner_state *st, int64_t now_ms)
+void reign_runner_step_campaign_failed(runner_state *st, int64_t now_ms)
 {
     st->phase = RUNNER_PAUSE;
     st->campaign_at_ms = add_saturating(now_ms, st->cfg.master_check_interval_ms);
 }
 
-uint64_t runner_splitmix64(uint64_t *state)
+uint64_t reign_runner_splitmix64(uint64_t *state)
 {
     uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);

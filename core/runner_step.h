@@ -78,20 +78,20 @@ typedef struct runner_output {
 
 /* Check a public config: REIGN_OK, or REIGN_EINVAL with reign_last_error
  * naming the struct or field. Never clamps. */
-int runner_settings_from_config(const reign_runner_config *config, runner_settings *out);
+int reign_runner_settings_from_config(const reign_runner_config *config, runner_settings *out);
 
 /* A fresh state in RUNNER_INIT. */
-void runner_state_init(runner_state *st, const runner_settings *cfg);
+void reign_runner_state_init(runner_state *st, const runner_settings *cfg);
 
 /* One step. Pure: reads only `st` and `in`, writes only `st` and `out`. */
-void runner_step(runner_state *st, const runner_input *in, runner_output *out);
+void reign_runner_state_step(runner_state *st, const runner_input *in, runner_output *out);
 
 /* The campaign action failed (e.g. the backend refused start): go back to
  * PAUSE and try again one check interval from now. */
-void runner_step_campaign_failed(runner_state *st, int64_t now_ms);
+void reign_runner_step_campaign_failed(runner_state *st, int64_t now_ms);
 
 /* Default generator for runners and shard threads: splitmix64, so any seed
  * (even 0) gives a good sequence. */
-uint64_t runner_splitmix64(uint64_t *state);
+uint64_t reign_runner_splitmix64(uint64_t *state);
 
 #endif

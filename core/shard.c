@@ -37,7 +37,7 @@ static int64_t default_clock(void *payload)
     return reign_monotonic_ms();
 }
 
-int64_t shard_now(const reign_shard *s)
+int64_t reign_shard_now(const reign_shard *s)
 {
     return s->clock(s->clock_random_payload);
 }
@@ -51,7 +51,7 @@ static void shard_on_event(reign_election *election, const reign_event *event, v
     (void)election;
     if (event->kind == REIGN_EVENT_LOST)
         atomic_store(&it->lost_reason, (int)event->reason);
-    shard_kick(it);
+    reign_shard_kick(it);
 }
 
 static void prefs_clear(balance_preference *p)
@@ -62,7 +62,7 @@ static void prefs_clear(balance_preference *p)
     *p = (balance_preference){NULL, 0};
 }
 
-void shard_item_destroy(shard_item *it)
+void reign_shard_item_destroy(shard_item *it)
 {
     if (it == NULL)
         return;
@@ -87,16 +87,16 @@ static int item_new(reign_shard *s, const char *id, shard_item **out)
         return rc;
     }
     it->id = reign_election_resource(it->election);
-    it->hash = balance_hash(it->id);
+    it->hash = reign_balance_hash(it->id);
     it->heap_pos = SHARD_NOT_IN_HEAP;
-    runner_state_init(&it->st, &s->settings);
+    reign_runner_state_init(&it->st, &s->settings);
     atomic_init(&it->removing, false);
     atomic_init(&it->revoked, false);
     atomic_init(&it->lost_reason, REIGN_LOST_NONE);
     atomic_init(&it->drain_queued, false);
     rc = reign_election_set_callback(it->election, shard_on_event, it);
     if (rc != REIGN_OK) {
-        shard_item_destroy(it);
+        reign_shard_item_destroy(it);
         return rc;
     }
     *out = it;
@@ -108,16 +108,16 @@ static int item_insert(reign_shard *s, shard_item *it)
 {
     shard_thread *t = &s->threads[s->next_thread % s->n_threads];
     pthread_mutex_lock(&t->mu);
-    int rc = shard_heap_reserve(t, t->n_items + 1);
+    int rc = reign_shard_heap_reserve(t, t->n_items + 1);
     if (rc == REIGN_OK)
-        rc = shard_index_insert(s, it);
+        rc = reign_shard_index_insert(s, it);
     if (rc == REIGN_OK) {
         s->next_thread++;
         it->owner = t;
         t->n_items++;
         if (s->running) {
             it->wake_ms = INT64_MIN; /* the first step draws the pre-election pause */
-            shard_heap_push(t, it);
+            reign_shard_heap_push(t, it);
             pthread_cond_signal(&t->cond);
         }
     }
@@ -128,14 +128,14 @@ static int item_insert(reign_shard *s, shard_item *it)
 static bool kick_one(shard_item *it, void *ctx)
 {
     (void)ctx;
-    shard_kick(it);
+    reign_shard_kick(it);
     return true;
 }
 
-void shard_kick_all(reign_shard *s)
+void reign_shard_kick_all(reign_shard *s)
 {
     pthread_rwlock_rdlock(&s->index_lock);
-    shard_index_each(s, kick_one, NULL);
+    reign_shard_index_each(s, kick_one, NULL);
     pthread_rwlock_unlock(&s->index_lock);
 }
 
@@ -218,7 +218,7 @@ static int check_shard_config(const reign_shard_config *c, runner_settings *sett
                                "shard: reign_shard_config version %u is not supported "
                                "(use REIGN_SHARD_CONFIG_INIT; this build knows 1..%d)",
                                c->version, REIGN_SHARD_CONFIG_VERSION);
-    int rc = runner_settings_from_config(&c->runner, settings);
+    int rc = reign_runner_settings_from_config(&c->runner, settings);
     if (rc != REIGN_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", reign_last_error());
@@ -260,7 +260,7 @@ static bool item_list_of(const reign_shard *s, item_list *l)
         free(l->elections);
         return false;
     }
-    shard_index_each(s, list_one, l);
+    reign_shard_index_each(s, list_one, l);
     return true;
 }
 
@@ -273,7 +273,7 @@ static void item_list_free(item_list *l)
 static bool destroy_one(shard_item *it, void *ctx)
 {
     (void)ctx;
-    shard_item_destroy(it);
+    reign_shard_item_destroy(it);
     return true;
 }
 
@@ -290,11 +290,11 @@ static void items_destroy(reign_shard *s)
             reign_error_clear();
         for (size_t i = 0; i < l.n; i++) {
             l.items[i]->election = NULL;
-            shard_item_destroy(l.items[i]);
+            reign_shard_item_destroy(l.items[i]);
         }
         item_list_free(&l);
     } else {
-        shard_index_each(s, destroy_one, NULL); /* out of memory: one by one */
+        reign_shard_index_each(s, destroy_one, NULL); /* out of memory: one by one */
     }
     free(s->buckets);
     s->buckets = NULL;
@@ -312,7 +312,7 @@ static void drain_queue_clear(reign_shard *s)
 
 static void shard_destroy(reign_shard *s)
 {
-    shard_balancer_destroy(s);
+    reign_shard_balancer_destroy(s);
     items_destroy(s);
     threads_destroy(s);
     reign_tracker_free(s->tracker);
@@ -377,7 +377,7 @@ int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids
     if (rc == REIGN_OK)
         rc = threads_create(s, config->threads != 0 ? config->threads : SHARD_DEFAULT_THREADS);
     if (rc == REIGN_OK && config->balance)
-        rc = shard_balancer_init(s, config);
+        rc = reign_shard_balancer_init(s, config);
     for (size_t i = 0; rc == REIGN_OK && i < n_ids; i++) {
         shard_item *it = NULL;
         rc = item_new(s, ids[i], &it);
@@ -391,7 +391,7 @@ int reign_shard_new(reign_factory *factory, const char *const *ids, size_t n_ids
         rc = item_insert(s, it);
         pthread_rwlock_unlock(&s->index_lock);
         if (rc != REIGN_OK)
-            shard_item_destroy(it);
+            reign_shard_item_destroy(it);
     }
     if (rc != REIGN_OK) {
         shard_destroy(s);
@@ -424,7 +424,7 @@ int reign_shard_add(reign_shard *shard, const char *resource_id)
                                shard == NULL ? "shard" : "resource_id");
     /* Known already (perhaps being removed: keep it)? */
     pthread_rwlock_rdlock(&shard->index_lock);
-    shard_item *known = shard_index_find(shard, resource_id);
+    shard_item *known = reign_shard_index_find(shard, resource_id);
     if (known != NULL)
         atomic_store(&known->removing, false);
     pthread_rwlock_unlock(&shard->index_lock);
@@ -436,7 +436,7 @@ int reign_shard_add(reign_shard *shard, const char *resource_id)
     if (rc != REIGN_OK) {
         /* A concurrent add of the same ID won the election slot. */
         pthread_rwlock_rdlock(&shard->index_lock);
-        known = rc == REIGN_EBUSY ? shard_index_find(shard, resource_id) : NULL;
+        known = rc == REIGN_EBUSY ? reign_shard_index_find(shard, resource_id) : NULL;
         if (known != NULL)
             atomic_store(&known->removing, false);
         pthread_rwlock_unlock(&shard->index_lock);
@@ -450,12 +450,12 @@ int reign_shard_add(reign_shard *shard, const char *resource_id)
     rc = item_insert(shard, it);
     pthread_rwlock_unlock(&shard->index_lock);
     if (rc != REIGN_OK) {
-        shard_item_destroy(it);
+        reign_shard_item_destroy(it);
         return rc;
     }
     if (reign_tracker_set(shard->tracker, resource_id, false) != REIGN_OK)
         reign_error_clear(); /* tracked at its first transition instead */
-    shard_balancer_set_changed(shard);
+    reign_shard_balancer_set_changed(shard);
     return REIGN_OK;
 }
 
@@ -465,12 +465,12 @@ int reign_shard_remove(reign_shard *shard, const char *resource_id)
         return reign_error_set(REIGN_EINVAL, "shard_remove: %s is NULL",
                                shard == NULL ? "shard" : "resource_id");
     pthread_rwlock_rdlock(&shard->index_lock);
-    shard_item *it = shard_index_find(shard, resource_id);
+    shard_item *it = reign_shard_index_find(shard, resource_id);
     bool running = shard->running;
     if (it != NULL) {
         atomic_store(&it->removing, true);
         if (running)
-            shard_kick(it); /* its thread revokes, releases and forgets it */
+            reign_shard_kick(it); /* its thread revokes, releases and forgets it */
     }
     pthread_rwlock_unlock(&shard->index_lock);
     if (it == NULL)
@@ -479,9 +479,9 @@ int reign_shard_remove(reign_shard *shard, const char *resource_id)
     if (!running) {
         /* No thread steps it: nothing is held, forget it now. */
         pthread_rwlock_wrlock(&shard->index_lock);
-        it = shard_index_find(shard, resource_id);
+        it = reign_shard_index_find(shard, resource_id);
         if (it != NULL && atomic_load(&it->removing) && !shard->running) {
-            shard_index_remove(shard, it);
+            reign_shard_index_remove(shard, it);
             pthread_mutex_lock(&it->owner->mu);
             it->owner->n_items--;
             pthread_mutex_unlock(&it->owner->mu);
@@ -492,10 +492,10 @@ int reign_shard_remove(reign_shard *shard, const char *resource_id)
         if (it != NULL) {
             if (reign_tracker_forget(shard->tracker, resource_id) != REIGN_OK)
                 reign_error_clear();
-            shard_item_destroy(it);
+            reign_shard_item_destroy(it);
         }
     }
-    shard_balancer_set_changed(shard);
+    reign_shard_balancer_set_changed(shard);
     return REIGN_OK;
 }
 
@@ -541,7 +541,7 @@ int reign_shard_set(reign_shard *shard, const char *const *ids, size_t n)
     pthread_rwlock_rdlock(&shard->index_lock);
     c.doomed = malloc((shard->n_items ? shard->n_items : 1) * sizeof *c.doomed);
     if (c.doomed != NULL)
-        shard_index_each(shard, collect_unwanted, &c);
+        reign_shard_index_each(shard, collect_unwanted, &c);
     pthread_rwlock_unlock(&shard->index_lock);
     int rc = c.doomed == NULL ? reign_error_set(REIGN_ENOMEM, "shard_set: out of memory")
                               : REIGN_OK;
@@ -580,7 +580,7 @@ int reign_shard_prefer(reign_shard *shard, const char *resource_id,
             }
     }
     pthread_rwlock_wrlock(&shard->index_lock);
-    shard_item *it = shard_index_find(shard, resource_id);
+    shard_item *it = reign_shard_index_find(shard, resource_id);
     if (it != NULL) {
         balance_preference old = it->pref;
         it->pref = p;
@@ -592,7 +592,7 @@ int reign_shard_prefer(reign_shard *shard, const char *resource_id,
     if (it == NULL)
         return reign_error_set(REIGN_EINVAL, "shard_prefer: %s is not a resource of this shard",
                                resource_id);
-    shard_balancer_set_changed(shard);
+    reign_shard_balancer_set_changed(shard);
     return REIGN_OK;
 }
 
@@ -605,7 +605,7 @@ int reign_shard_term(reign_shard *shard, const char *resource_id, uint64_t *out)
     int rc = REIGN_ENOTMASTER;
     uint64_t term = 0;
     pthread_rwlock_rdlock(&shard->index_lock);
-    shard_item *it = shard_index_find(shard, resource_id);
+    shard_item *it = reign_shard_index_find(shard, resource_id);
     if (it != NULL && !atomic_load(&it->revoked) &&
         reign_election_term(it->election, &term) == REIGN_OK)
         rc = REIGN_OK;
@@ -622,7 +622,7 @@ bool reign_shard_is_master(reign_shard *shard, const char *resource_id)
     if (shard == NULL || resource_id == NULL)
         return false;
     pthread_rwlock_rdlock(&shard->index_lock);
-    shard_item *it = shard_index_find(shard, resource_id);
+    shard_item *it = reign_shard_index_find(shard, resource_id);
     bool master = it != NULL && !atomic_load(&it->revoked) &&
                   reign_election_is_master(it->election);
     pthread_rwlock_unlock(&shard->index_lock);
@@ -635,7 +635,7 @@ int reign_shard_deadline_ms(reign_shard *shard, const char *resource_id, int64_t
         return reign_error_set(REIGN_EINVAL, "shard_deadline_ms: NULL argument");
     int64_t deadline_ns = 0;
     pthread_rwlock_rdlock(&shard->index_lock);
-    shard_item *it = shard_index_find(shard, resource_id);
+    shard_item *it = reign_shard_index_find(shard, resource_id);
     /* Revoked or not: a revoked lease is still held and renewed until
      * acknowledged, and the work winding down is covered by it. */
     if (it != NULL)
@@ -654,7 +654,7 @@ int reign_shard_revoke_done(reign_shard *shard, const char *resource_id, uint64_
         return reign_error_set(REIGN_EINVAL, "shard_revoke_done: NULL argument");
     bool pending = false;
     pthread_rwlock_rdlock(&shard->index_lock);
-    shard_item *it = shard_index_find(shard, resource_id);
+    shard_item *it = reign_shard_index_find(shard, resource_id);
     if (it != NULL) {
         pthread_mutex_lock(&it->owner->mu);
         pending = it->revoke_term != 0 && it->revoke_term == term;
@@ -662,7 +662,7 @@ int reign_shard_revoke_done(reign_shard *shard, const char *resource_id, uint64_
             it->acked = true;
         pthread_mutex_unlock(&it->owner->mu);
         if (pending)
-            shard_kick(it);
+            reign_shard_kick(it);
     }
     pthread_rwlock_unlock(&shard->index_lock);
     if (!pending)
@@ -684,9 +684,9 @@ static bool push_one(shard_item *it, void *ctx)
     it->wake_ms = INT64_MIN; /* the first step draws the pre-election pause */
     it->probe_until_ms = 0;
     it->parked = false;
-    runner_state_init(&it->st, &t->shard->settings);
+    reign_runner_state_init(&it->st, &t->shard->settings);
     if (it->heap_pos == SHARD_NOT_IN_HEAP)
-        shard_heap_push(t, it);
+        reign_shard_heap_push(t, it);
     pthread_mutex_unlock(&t->mu);
     return true;
 }
@@ -710,15 +710,15 @@ int reign_shard_start(reign_shard *shard)
                  (uint64_t)(uintptr_t)t;
     }
     /* Targets first, so the first steps already know what is ours. */
-    if (shard->balancer != NULL && (rc = shard_balancer_start(shard)) != REIGN_OK)
+    if (shard->balancer != NULL && (rc = reign_shard_balancer_start(shard)) != REIGN_OK)
         goto out;
     pthread_rwlock_wrlock(&shard->index_lock);
-    shard_index_each(shard, push_one, NULL);
+    reign_shard_index_each(shard, push_one, NULL);
     shard->running = true;
     pthread_rwlock_unlock(&shard->index_lock);
     for (unsigned i = 0; i < shard->n_threads; i++) {
         shard_thread *t = &shard->threads[i];
-        int err = pthread_create(&t->thread, NULL, shard_thread_main, t);
+        int err = pthread_create(&t->thread, NULL, reign_shard_thread_main, t);
         if (err != 0) {
             rc = reign_error_set(REIGN_ENOMEM, "shard: pthread_create failed (errno %d)", err);
             break;
@@ -727,9 +727,9 @@ int reign_shard_start(reign_shard *shard)
     }
     if (rc != REIGN_OK) {
         atomic_store(&shard->stopping, true);
-        shard_kick_all(shard);
+        reign_shard_kick_all(shard);
         threads_stop(shard);
-        shard_balancer_stop(shard);
+        reign_shard_balancer_stop(shard);
         pthread_rwlock_wrlock(&shard->index_lock);
         shard->running = false;
         pthread_rwlock_unlock(&shard->index_lock);
@@ -753,7 +753,7 @@ static void wait_all_released(reign_shard *s)
 {
     item_list l;
     if (!item_list_of(s, &l)) {
-        shard_index_each(s, wait_released, NULL); /* out of memory: one by one */
+        reign_shard_index_each(s, wait_released, NULL); /* out of memory: one by one */
         return;
     }
     if (reign_election_resign_many(l.elections, l.n) != REIGN_OK)
@@ -769,9 +769,9 @@ int reign_shard_stop(reign_shard *shard)
     if (shard->running) {
         /* Leave first: the others target our resources and take each one
          * the moment we release it. */
-        shard_balancer_stop(shard);
+        reign_shard_balancer_stop(shard);
         atomic_store(&shard->stopping, true);
-        shard_kick_all(shard);
+        reign_shard_kick_all(shard);
         threads_stop(shard);
         pthread_rwlock_wrlock(&shard->index_lock);
         shard->running = false;
@@ -797,12 +797,12 @@ int reign_shard_drain(reign_shard *shard, int64_t timeout_ms)
          * others time to see it before the first release, so they want
          * what we hand over. */
         bool balancing = shard->balancer != NULL;
-        shard_balancer_stop(shard);
+        reign_shard_balancer_stop(shard);
         if (balancing)
-            shard_balancer_wait_seen(shard);
+            reign_shard_balancer_wait_seen(shard);
         atomic_store(&shard->drain_slots, shard->drain_parallel);
         atomic_store(&shard->draining, true);
-        shard_kick_all(shard);
+        reign_shard_kick_all(shard);
     }
     pthread_mutex_unlock(&shard->ctl_mu);
     if (!running)

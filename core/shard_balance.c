@@ -1,8 +1,8 @@
 /* The shard's fair-share balancer: one thread per balancing shard that
  * turns the membership view and the shard's current ID set into an
- * assignment (balance_assign) and publishes it, immutable and
+ * assignment (reign_balance_assign) and publishes it, immutable and
  * generation-stamped; shard threads read it at step time through
- * shard_balancer_say and _should_move. The balancer writes nothing into
+ * reign_shard_balancer_say and _should_move. The balancer writes nothing into
  * items: it only kicks those whose answer changed.
  *
  * Calm by construction:
@@ -302,8 +302,8 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
         ok = a->e != NULL;
     }
     if (ok) {
-        shard_index_each(s, gather_item, &g);
-        ok = balance_assign(g.hashes, n, g.prefs, bm, nb, owner) == 0;
+        reign_shard_index_each(s, gather_item, &g);
+        ok = reign_balance_assign(g.hashes, n, g.prefs, bm, nb, owner) == 0;
     }
     for (size_t i = 0; ok && i < n; i++) {
         shard_item *it = g.items[i];
@@ -328,7 +328,7 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
     }
     if (ok) {
         qsort(a->e, a->n, sizeof *a->e, cmp_entry);
-        a->fair_share = self != BALANCE_NONE ? balance_capacity(n, bm, nb, self) : 0;
+        a->fair_share = self != BALANCE_NONE ? reign_balance_capacity(n, bm, nb, self) : 0;
         a->generation = ++b->generation;
         a->moves_from_ms = now + b->settle_ms;
         a->grew_generation = prev == NULL || a->n_members > prev->n_members
@@ -340,7 +340,7 @@ static bool reassign(shard_balancer *b, const reign_member *m, size_t n_m, bool 
         /* After publishing, or a kicked item could read the old answer. */
         for (size_t i = 0; i < n; i++)
             if (g.items[i] != NULL)
-                shard_kick(g.items[i]);
+                reign_shard_kick(g.items[i]);
     }
     pthread_rwlock_unlock(&s->index_lock);
     if (ok)
@@ -388,7 +388,7 @@ static bool walk_item(shard_item *it, void *ctx)
         /* Wake surplus now rather than at its next check. */
         if (w->now >= w->a->moves_from_ms && w->kicks < w->b->max_moves) {
             w->kicks++;
-            shard_kick(it);
+            reign_shard_kick(it);
         }
         return true;
     }
@@ -416,9 +416,9 @@ static void grant_probe(shard_balancer *b, const char *id, int64_t now)
     set_put(&b->grants, id, now + 2 * b->check_ms);
     pthread_mutex_unlock(&b->mu);
     pthread_rwlock_rdlock(&s->index_lock);
-    shard_item *it = shard_index_find(s, id);
+    shard_item *it = reign_shard_index_find(s, id);
     if (it != NULL)
-        shard_kick(it);
+        reign_shard_kick(it);
     pthread_rwlock_unlock(&s->index_lock);
 }
 
@@ -428,7 +428,7 @@ static void probe_and_move(shard_balancer *b, const assignment *a, int64_t now)
     walk_ctx w = {.b = b, .a = a, .now = now};
     bool probing = now >= b->started_ms + b->probe_interval_ms && !a->standby;
     pthread_rwlock_rdlock(&s->index_lock);
-    shard_index_each(s, walk_item, &w);
+    reign_shard_index_each(s, walk_item, &w);
     pthread_rwlock_unlock(&s->index_lock);
     if (probing)
         b->last_probe_ms = now;
@@ -464,7 +464,7 @@ static void balance_once(shard_balancer *b)
     size_t n = 0;
     if (reign_members_view(s->factory, &m, &n, NULL) != REIGN_OK)
         return; /* not joined (yet) or out of memory: keep the last assignment */
-    int64_t now = shard_now(s);
+    int64_t now = reign_shard_now(s);
     pthread_rwlock_rdlock(&s->index_lock);
     uint64_t set_generation = s->set_generation;
     pthread_rwlock_unlock(&s->index_lock);
@@ -501,7 +501,7 @@ static void on_members(reign_factory *f, void *payload)
     pthread_mutex_unlock(&b->mu);
 }
 
-void shard_balancer_set_changed(reign_shard *s)
+void reign_shard_balancer_set_changed(reign_shard *s)
 {
     if (s->balancer != NULL)
         on_members(s->factory, s->balancer);
@@ -525,7 +525,7 @@ static void *balancer_main(void *arg)
     return NULL;
 }
 
-int shard_balancer_init(reign_shard *s, const reign_shard_config *config)
+int reign_shard_balancer_init(reign_shard *s, const reign_shard_config *config)
 {
     shard_balancer *b = calloc(1, sizeof *b);
     if (b == NULL)
@@ -552,7 +552,7 @@ int shard_balancer_init(reign_shard *s, const reign_shard_config *config)
     return REIGN_OK;
 }
 
-int shard_balancer_start(reign_shard *s)
+int reign_shard_balancer_start(reign_shard *s)
 {
     shard_balancer *b = s->balancer;
     b->stop = false;
@@ -565,7 +565,7 @@ int shard_balancer_start(reign_shard *s)
     free(b->view_key);
     b->view_key = NULL;
     set_clear(&b->free_since);
-    b->started_ms = b->last_probe_ms = shard_now(s);
+    b->started_ms = b->last_probe_ms = reign_shard_now(s);
     balance_once(b); /* an assignment before the first campaign */
     int err = pthread_create(&b->thread, NULL, balancer_main, b);
     if (err != 0)
@@ -574,7 +574,7 @@ int shard_balancer_start(reign_shard *s)
     return REIGN_OK;
 }
 
-void shard_balancer_stop(reign_shard *s)
+void reign_shard_balancer_stop(reign_shard *s)
 {
     shard_balancer *b = s->balancer;
     if (b == NULL || !b->started)
@@ -591,7 +591,7 @@ void shard_balancer_stop(reign_shard *s)
         reign_error_clear();
 }
 
-void shard_balancer_wait_seen(reign_shard *s)
+void reign_shard_balancer_wait_seen(reign_shard *s)
 {
     shard_balancer *b = s->balancer;
     if (b == NULL)
@@ -602,12 +602,12 @@ void shard_balancer_wait_seen(reign_shard *s)
         ;
 }
 
-void shard_balancer_destroy(reign_shard *s)
+void reign_shard_balancer_destroy(reign_shard *s)
 {
     shard_balancer *b = s->balancer;
     if (b == NULL)
         return;
-    shard_balancer_stop(s);
+    reign_shard_balancer_stop(s);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cond);
     assignment_unref(b->current);
@@ -620,8 +620,8 @@ void shard_balancer_destroy(reign_shard *s)
 
 /* ---- The say (shard threads) -------------------------------------------------------- */
 
-shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, int64_t *until,
-                             uint64_t *generation)
+shard_say reign_shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now,
+                                   int64_t *until, uint64_t *generation)
 {
     shard_balancer *b = s->balancer;
     assignment *a = assignment_get(b);
@@ -646,8 +646,8 @@ shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, 
     return say;
 }
 
-bool shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t master_since,
-                                int64_t now)
+bool reign_shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t master_since,
+                                      int64_t now)
 {
     shard_balancer *b = s->balancer;
     assignment *a = assignment_get(b);
@@ -679,7 +679,7 @@ int reign_shard_assigned(reign_shard *s, const char *resource_id, char **instanc
     if (s == NULL || resource_id == NULL || instance_out == NULL)
         return reign_error_set(REIGN_EINVAL, "shard_assigned: NULL argument");
     pthread_rwlock_rdlock(&s->index_lock);
-    bool known = shard_index_find(s, resource_id) != NULL;
+    bool known = reign_shard_index_find(s, resource_id) != NULL;
     pthread_rwlock_unlock(&s->index_lock);
     if (!known)
         return reign_error_set(REIGN_EINVAL, "shard_assigned: %s is not a resource of this shard",
@@ -689,7 +689,8 @@ int reign_shard_assigned(reign_shard *s, const char *resource_id, char **instanc
         who = strdup(reign_factory_instance_id(s->factory));
     } else {
         assignment *a = assignment_get(s->balancer);
-        const assignment_entry *e = assignment_find(a, balance_hash(resource_id), resource_id);
+        const assignment_entry *e =
+            assignment_find(a, reign_balance_hash(resource_id), resource_id);
         if (e == NULL || e->owner == BALANCE_NONE) {
             assignment_unref(a);
             return reign_error_set(REIGN_ENOMASTER, "shard_assigned: %s has no assignment yet",

@@ -1,4 +1,4 @@
-/* The shard's resource-keyed table: chained hashing on balance_hash with a
+/* The shard's resource-keyed table: chained hashing on reign_balance_hash with a
  * power-of-two bucket count that doubles at load 1, so add, remove and
  * look-up are O(1) on average and no operation walks every resource.
  * Callers hold s->index_lock (write lock to change it). */
@@ -15,11 +15,11 @@ static size_t bucket_of(const reign_shard *s, uint64_t hash)
     return (size_t)(hash & (uint64_t)(s->n_buckets - 1));
 }
 
-shard_item *shard_index_find(const reign_shard *s, const char *id)
+shard_item *reign_shard_index_find(const reign_shard *s, const char *id)
 {
     if (s->n_buckets == 0)
         return NULL;
-    uint64_t h = balance_hash(id);
+    uint64_t h = reign_balance_hash(id);
     for (shard_item *it = s->buckets[bucket_of(s, h)]; it != NULL; it = it->next)
         if (it->hash == h && strcmp(it->id, id) == 0)
             return it;
@@ -48,7 +48,7 @@ static int grow(reign_shard *s)
     return REIGN_OK;
 }
 
-int shard_index_insert(reign_shard *s, shard_item *it)
+int reign_shard_index_insert(reign_shard *s, shard_item *it)
 {
     if (s->n_items + 1 > s->n_buckets) {
         int rc = grow(s);
@@ -63,7 +63,7 @@ int shard_index_insert(reign_shard *s, shard_item *it)
     return REIGN_OK;
 }
 
-void shard_index_remove(reign_shard *s, shard_item *it)
+void reign_shard_index_remove(reign_shard *s, shard_item *it)
 {
     for (shard_item **p = &s->buckets[bucket_of(s, it->hash)]; *p != NULL; p = &(*p)->next) {
         if (*p == it) {
@@ -76,7 +76,7 @@ void shard_index_remove(reign_shard *s, shard_item *it)
     }
 }
 
-void shard_index_each(const reign_shard *s, bool (*fn)(shard_item *it, void *ctx), void *ctx)
+void reign_shard_index_each(const reign_shard *s, bool (*fn)(shard_item *it, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < s->n_buckets; i++) {
         for (shard_item *it = s->buckets[i]; it != NULL;) {

@@ -25,7 +25,7 @@ typedef struct shard_item {
     struct shard_item *next;   /* index bucket chain (index_lock) */
     reign_election *election;  /* owned */
     const char *id;            /* the election's resource ID */
-    uint64_t hash;             /* balance_hash(id) */
+    uint64_t hash;             /* reign_balance_hash(id) */
     shard_thread *owner;       /* for life */
     balance_preference pref;   /* owned copies; written under the write lock */
 
@@ -117,28 +117,28 @@ struct reign_shard {
     int64_t probe_interval_ms;
 };
 
-int64_t shard_now(const reign_shard *s);
+int64_t reign_shard_now(const reign_shard *s);
 
 /* shard_step.c: the threads. */
-void *shard_thread_main(void *arg);
-int shard_heap_reserve(shard_thread *t, size_t n);  /* t->mu held */
-void shard_heap_push(shard_thread *t, shard_item *it); /* t->mu held, room reserved */
+void *reign_shard_thread_main(void *arg);
+int reign_shard_heap_reserve(shard_thread *t, size_t n);     /* t->mu held */
+void reign_shard_heap_push(shard_thread *t, shard_item *it); /* t->mu held, room reserved */
 /* shard.c: close the election and free (no lock held, out of the index). */
-void shard_item_destroy(shard_item *it);
+void reign_shard_item_destroy(shard_item *it);
 
 /* Make an item due now in its owner's heap (any thread, index_lock held or
  * the item otherwise known alive). */
-void shard_kick(shard_item *it);
+void reign_shard_kick(shard_item *it);
 /* Kick every item (takes index_lock for reading). */
-void shard_kick_all(reign_shard *s);
+void reign_shard_kick_all(reign_shard *s);
 
 /* ---- The resource-keyed table (shard_index.c; index_lock held) ---------- */
 
-shard_item *shard_index_find(const reign_shard *s, const char *id);
-int shard_index_insert(reign_shard *s, shard_item *it);  /* REIGN_ENOMEM */
-void shard_index_remove(reign_shard *s, shard_item *it);
+shard_item *reign_shard_index_find(const reign_shard *s, const char *id);
+int reign_shard_index_insert(reign_shard *s, shard_item *it); /* REIGN_ENOMEM */
+void reign_shard_index_remove(reign_shard *s, shard_item *it);
 /* Call fn for every item; stops early when fn returns false. */
-void shard_index_each(const reign_shard *s, bool (*fn)(shard_item *it, void *ctx), void *ctx);
+void reign_shard_index_each(const reign_shard *s, bool (*fn)(shard_item *it, void *ctx), void *ctx);
 
 /* ---- The balancer (shard_balance.c) --------------------------------------- */
 
@@ -150,19 +150,19 @@ typedef enum shard_say {
     SHARD_SAY_PROBE,     /* not ours but read masterless: campaign for one check */
 } shard_say;
 
-int shard_balancer_init(reign_shard *s, const reign_shard_config *config);
-int shard_balancer_start(reign_shard *s);  /* joins the membership */
-void shard_balancer_stop(reign_shard *s);  /* leaves it */
+int reign_shard_balancer_init(reign_shard *s, const reign_shard_config *config);
+int reign_shard_balancer_start(reign_shard *s); /* joins the membership */
+void reign_shard_balancer_stop(reign_shard *s); /* leaves it */
 /* Sleep until the others have surely seen a leave (two refreshes). */
-void shard_balancer_wait_seen(reign_shard *s);
-void shard_balancer_destroy(reign_shard *s);
+void reign_shard_balancer_wait_seen(reign_shard *s);
+void reign_shard_balancer_destroy(reign_shard *s);
 /* The set changed: recompute soon. */
-void shard_balancer_set_changed(reign_shard *s);
+void reign_shard_balancer_set_changed(reign_shard *s);
 /* *generation: the assignment's, for it->granted_generation. */
-shard_say shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now, int64_t *until,
-                             uint64_t *generation);
+shard_say reign_shard_balancer_say(reign_shard *s, const shard_item *it, int64_t now,
+                                   int64_t *until, uint64_t *generation);
 /* Should a held item move away now? Takes one of the check's move tokens. */
-bool shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t master_since,
-                                int64_t now);
+bool reign_shard_balancer_should_move(reign_shard *s, const shard_item *it, int64_t master_since,
+                                      int64_t now);
 
 #endif

@@ -70,14 +70,14 @@ static void heap_sift_down(shard_thread *t, size_t pos)
     heap_set(t, pos, it);
 }
 
-void shard_heap_push(shard_thread *t, shard_item *it)
+void reign_shard_heap_push(shard_thread *t, shard_item *it)
 {
-    /* Room for every owned item is reserved at add (shard_heap_reserve). */
+    /* Room for every owned item is reserved at add (reign_shard_heap_reserve). */
     heap_set(t, t->heap_n++, it);
     heap_sift_up(t, it->heap_pos);
 }
 
-int shard_heap_reserve(shard_thread *t, size_t n)
+int reign_shard_heap_reserve(shard_thread *t, size_t n)
 {
     if (n <= t->heap_cap)
         return REIGN_OK;
@@ -104,7 +104,7 @@ static shard_item *heap_pop(shard_thread *t)
     return top;
 }
 
-void shard_kick(shard_item *it)
+void reign_shard_kick(shard_item *it)
 {
     shard_thread *t = it->owner;
     pthread_mutex_lock(&t->mu);
@@ -229,7 +229,7 @@ static uint64_t hook_draw(void *ctx)
     reign_shard *s = c->t->shard;
     if (s->random != NULL)
         return s->random(s->clock_random_payload);
-    return runner_splitmix64(&c->t->rng);
+    return reign_runner_splitmix64(&c->t->rng);
 }
 
 static runner_say hook_may_campaign(void *ctx, int64_t now, int64_t *hold_until)
@@ -247,7 +247,7 @@ static runner_say hook_may_campaign(void *ctx, int64_t now, int64_t *hold_until)
     if (s->balancer == NULL)
         return RUNNER_SAY_CAMPAIGN;
     uint64_t generation = 0;
-    switch (shard_balancer_say(s, it, now, hold_until, &generation)) {
+    switch (reign_shard_balancer_say(s, it, now, hold_until, &generation)) {
     case SHARD_SAY_MINE:
         it->granted_generation = generation;
         return RUNNER_SAY_CAMPAIGN;
@@ -318,10 +318,10 @@ static void drain_slot_free(reign_shard *s)
     if (id == NULL)
         return;
     pthread_rwlock_rdlock(&s->index_lock);
-    shard_item *it = shard_index_find(s, id);
+    shard_item *it = reign_shard_index_find(s, id);
     if (it != NULL) {
         atomic_store(&it->drain_queued, false);
-        shard_kick(it);
+        reign_shard_kick(it);
     }
     pthread_rwlock_unlock(&s->index_lock);
     free(id);
@@ -337,15 +337,15 @@ static bool drop_item(shard_thread *t, shard_item *it)
         pthread_rwlock_unlock(&s->index_lock);
         return false;
     }
-    shard_index_remove(s, it);
+    reign_shard_index_remove(s, it);
     pthread_rwlock_unlock(&s->index_lock);
     pthread_mutex_lock(&t->mu);
     t->n_items--;
     pthread_mutex_unlock(&t->mu);
-    shard_balancer_set_changed(s);
+    reign_shard_balancer_set_changed(s);
     if (reign_tracker_forget(s->tracker, it->id) != REIGN_OK)
         reign_error_clear();
-    shard_item_destroy(it);
+    reign_shard_item_destroy(it);
     return true;
 }
 
@@ -382,7 +382,7 @@ static reign_shard_reason voluntary_end(reign_shard *s, shard_item *it, int64_t 
         return REIGN_SHARD_REASON_STOP;
     if (atomic_load(&s->draining))
         return drain_slot_take(s, it) ? REIGN_SHARD_REASON_DRAIN : REIGN_SHARD_REASON_NONE;
-    if (s->balancer != NULL && shard_balancer_should_move(s, it, it->st.master_since_ms, now))
+    if (s->balancer != NULL && reign_shard_balancer_should_move(s, it, it->st.master_since_ms, now))
         return REIGN_SHARD_REASON_BALANCE;
     return REIGN_SHARD_REASON_NONE;
 }
@@ -436,7 +436,7 @@ static bool step_item(shard_thread *t, shard_item *it, int64_t now, int64_t *wak
             it->probe_until_ms = 0;
             if (removing && drop_item(t, it))
                 return false;
-            runner_state_init(&it->st, &s->settings);
+            reign_runner_state_init(&it->st, &s->settings);
             it->parked = true; /* until a kick: a new assignment, a probe, a start */
             *wake = INT64_MAX;
             return true;
@@ -444,13 +444,13 @@ static bool step_item(shard_thread *t, shard_item *it, int64_t now, int64_t *wak
             /* Kicked while held off: ask the balancer again after a fresh
              * pre-election pause. */
             it->parked = false;
-            runner_state_init(&it->st, &s->settings);
+            reign_runner_state_init(&it->st, &s->settings);
         }
     }
 
     step_ctx c = {.t = t, .it = it, .now = now};
     runner_phase before = it->st.phase;
-    if (runner_advance(&it->st, it->election, &in, &shard_hooks, &c, wake) != REIGN_OK)
+    if (reign_runner_advance(&it->st, it->election, &in, &shard_hooks, &c, wake) != REIGN_OK)
         reign_error_clear(); /* the machine retries the campaign a check later */
     if (before != RUNNER_CAMPAIGNING && it->st.phase == RUNNER_CAMPAIGNING)
         it->campaigned = true;
@@ -488,7 +488,7 @@ static bool batch_reserve(shard_thread *t, size_t n)
     return true;
 }
 
-void *shard_thread_main(void *arg)
+void *reign_shard_thread_main(void *arg)
 {
     shard_thread *t = arg;
     reign_shard *s = t->shard;
@@ -496,7 +496,7 @@ void *shard_thread_main(void *arg)
     pthread_mutex_lock(&t->mu);
     /* On stop, run on until nothing is master or revoking any more. */
     while (!t->stop || t->n_busy > 0) {
-        int64_t now = shard_now(s);
+        int64_t now = reign_shard_now(s);
         size_t k = 0;
         batch_reserve(t, t->heap_n);
         while (t->heap_n > 0 && t->heap[0]->wake_ms <= now && k < t->batch_cap) {
@@ -521,7 +521,7 @@ void *shard_thread_main(void *arg)
                 if (it->kicked) /* an event came while it was being stepped */
                     it->wake_ms = INT64_MIN;
                 it->kicked = false;
-                shard_heap_push(t, it);
+                reign_shard_heap_push(t, it);
             }
             continue;
         }

@@ -28,7 +28,7 @@
 #include "etcd_internal.h"
 #include "etcd_json.h"
 
-int etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t err_size)
+int reign_etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t err_size)
 {
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%" PRId64, s->lease_ttl_s);
@@ -41,13 +41,13 @@ int etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t err_s
         snprintf(err, err_size, "lease grant: out of memory");
         return REIGN_ENOMEM;
     }
-    int64_t sent = etcd_now_ns();
-    etcd_http_run(&s->http, &rp, 1, deadline_ns);
+    int64_t sent = reign_etcd_now_ns();
+    reign_etcd_http_run(&s->http, &rp, 1, deadline_ns);
     int rc = r.status;
     int64_t id = 0, granted = 0;
     if (rc != REIGN_OK) {
         snprintf(err, err_size, "lease grant: %s", r.err);
-    } else if ((rc = etcd_json_lease_grant(r.root, &id, &granted, r.err, sizeof r.err)) !=
+    } else if ((rc = reign_etcd_json_lease_grant(r.root, &id, &granted, r.err, sizeof r.err)) !=
                REIGN_OK) {
         snprintf(err, err_size, "lease grant: %s", r.err);
     } else if (granted < s->lease_ttl_s) {
@@ -60,7 +60,7 @@ int etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t err_s
         reign_backend_log(s->cfg, REIGN_LOG_DEBUG, "lease %" PRId64 " granted, TTL %" PRId64 " s",
                           id, granted);
     }
-    etcd_req_clear(&r);
+    reign_etcd_req_clear(&r);
     return rc;
 }
 
@@ -78,11 +78,12 @@ static void lease_revoke(etcd_state *s)
     r.body = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (r.body != NULL) {
-        etcd_http_run(&s->http, &rp, 1, etcd_now_ns() + s->cfg->op_timeout_ms * 1000000);
+        reign_etcd_http_run(&s->http, &rp, 1,
+                            reign_etcd_now_ns() + s->cfg->op_timeout_ms * 1000000);
         if (r.status != REIGN_OK && r.grpc_code != ETCD_GRPC_NOT_FOUND)
             reign_backend_log(s->cfg, REIGN_LOG_DEBUG, "revoke of lease %s: %s", id, r.err);
     }
-    etcd_req_clear(&r);
+    reign_etcd_req_clear(&r);
     s->lease_id = 0;
 }
 
@@ -93,10 +94,10 @@ static void etcd_close(void *state)
         return;
     if (s->http.multi != NULL)
         lease_revoke(s);
-    etcd_watch_cleanup(&s->watch);
-    etcd_http_cleanup(&s->http);
-    etcd_settings_free(&s->set);
-    etcd_held_free(&s->held);
+    reign_etcd_watch_cleanup(&s->watch);
+    reign_etcd_http_cleanup(&s->http);
+    reign_etcd_settings_free(&s->set);
+    reign_etcd_held_free(&s->held);
     free(s->holder_value);
     free(s->prefix_key);
     free(s->prefix_end);
@@ -116,9 +117,9 @@ static int prefix_range(etcd_state *s)
     key[len] = '/';
     key[len + 1] = '\0';
     size_t end_len = 0;
-    char *end = etcd_prefix_end(key, len + 1, &end_len);
-    s->prefix_key = etcd_b64_encode(key, len + 1);
-    s->prefix_end = end != NULL ? etcd_b64_encode(end, end_len) : NULL;
+    char *end = reign_etcd_prefix_end(key, len + 1, &end_len);
+    s->prefix_key = reign_etcd_b64_encode(key, len + 1);
+    s->prefix_end = end != NULL ? reign_etcd_b64_encode(end, end_len) : NULL;
     free(key);
     free(end);
     return s->prefix_key != NULL && s->prefix_end != NULL ? REIGN_OK : REIGN_ENOMEM;
@@ -141,14 +142,14 @@ static int probe_prefix(etcd_state *s, int64_t deadline_ns, char *err, size_t er
         snprintf(err, err_size, "out of memory");
         return REIGN_ENOMEM;
     }
-    etcd_http_run(&s->http, &rp, 1, deadline_ns);
+    reign_etcd_http_run(&s->http, &rp, 1, deadline_ns);
     int rc = r.status;
     if (rc == REIGN_EAUTH && s->set.user == NULL)
         snprintf(err, err_size, "reading keys under %s/: %s; the server wants a user: "
                  "etcd://user:password@host", s->set.prefix, r.err);
     else if (rc != REIGN_OK)
         snprintf(err, err_size, "reading keys under %s/: %s", s->set.prefix, r.err);
-    etcd_req_clear(&r);
+    reign_etcd_req_clear(&r);
     return rc;
 }
 
@@ -168,7 +169,7 @@ static int etcd_open(const reign_backend_config *cfg, void **state_out)
     }
     s->cfg = cfg;
     s->watch.epfd = s->watch.timer_fd = -1;
-    if ((rc = etcd_settings_parse(cfg, &s->set, err, sizeof err)) != REIGN_OK) {
+    if ((rc = reign_etcd_settings_parse(cfg, &s->set, err, sizeof err)) != REIGN_OK) {
         reign_backend_error("etcd: %s", err);
         goto out;
     }
@@ -178,27 +179,27 @@ static int etcd_open(const reign_backend_config *cfg, void **state_out)
         s->lease_ttl_s = 1;
 
     size_t vlen = 0;
-    char *value = etcd_value_encode(cfg->instance_id, cfg->metadata, &vlen);
-    s->holder_value = value != NULL ? etcd_b64_encode(value, vlen) : NULL;
+    char *value = reign_etcd_value_encode(cfg->instance_id, cfg->metadata, &vlen);
+    s->holder_value = value != NULL ? reign_etcd_b64_encode(value, vlen) : NULL;
     free(value);
     if (s->holder_value == NULL || prefix_range(s) != REIGN_OK ||
-        etcd_http_init(&s->http, cfg, &s->set) != REIGN_OK) {
+        reign_etcd_http_init(&s->http, cfg, &s->set) != REIGN_OK) {
         rc = REIGN_ENOMEM;
         reign_backend_error("etcd: out of memory");
         goto out;
     }
     s->holder_value_len = strlen(s->holder_value);
-    if (etcd_watch_init(&s->watch) != REIGN_OK)
+    if (reign_etcd_watch_init(&s->watch) != REIGN_OK)
         reign_backend_log(cfg, REIGN_LOG_WARN, "%s: no watch (epoll/timerfd failed): candidates "
                           "retry on their timer only", cfg->uri_redacted);
 
-    int64_t deadline = etcd_now_ns() + cfg->op_timeout_ms * 1000000;
+    int64_t deadline = reign_etcd_now_ns() + cfg->op_timeout_ms * 1000000;
     char cause[ETCD_ERR_SIZE];
-    if ((rc = etcd_http_discover(&s->http, deadline, cause, sizeof cause)) != REIGN_OK) {
+    if ((rc = reign_etcd_http_discover(&s->http, deadline, cause, sizeof cause)) != REIGN_OK) {
         reign_backend_error("etcd: cannot reach %s: %s", cfg->uri_redacted, cause);
         goto out;
     }
-    if ((rc = etcd_http_authenticate(&s->http, deadline, cause, sizeof cause)) != REIGN_OK) {
+    if ((rc = reign_etcd_http_authenticate(&s->http, deadline, cause, sizeof cause)) != REIGN_OK) {
         reign_backend_error("etcd: %s: %s", cfg->uri_redacted, cause);
         goto out;
     }
@@ -208,7 +209,7 @@ static int etcd_open(const reign_backend_config *cfg, void **state_out)
     }
     /* The lease is granted by the first ACQUIRE (a raft write open need not
      * wait for; a factory that only reads never needs one). */
-    etcd_watch_ensure(s);
+    reign_etcd_watch_ensure(s);
     reign_backend_log(cfg, REIGN_LOG_INFO, "%s: connected to %s (API %s), leases of %" PRId64
                       " s, keys under %s/", cfg->uri_redacted, s->set.endpoints[s->http.current],
                       s->http.api, s->lease_ttl_s, s->set.prefix);
@@ -221,7 +222,7 @@ out:
 
 static int etcd_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
-    return etcd_execute_batch(state, ops, n_ops, timeout_ms);
+    return reign_etcd_execute_batch(state, ops, n_ops, timeout_ms);
 }
 
 static int etcd_notify_fd(void *state)
@@ -234,7 +235,7 @@ static void etcd_notify_drain(void *state, reign_released_fn released, void *ctx
 {
     etcd_state *s = state;
     if (s->watch.multi != NULL)
-        etcd_watch_drain(s, released, ctx);
+        reign_etcd_watch_drain(s, released, ctx);
 }
 
 const reign_backend reign_backend_etcd = {
@@ -246,6 +247,6 @@ const reign_backend reign_backend_etcd = {
     .notify_fd = etcd_notify_fd,
     .notify_drain = etcd_notify_drain,
     .close = etcd_close,
-    .observe = etcd_observe,
-    .set_metadata = etcd_set_metadata,
+    .observe = reign_etcd_observe,
+    .set_metadata = reign_etcd_set_metadata,
 };

@@ -18,7 +18,7 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *etcd_b64_encode(const void *data, size_t len)
+char *reign_etcd_b64_encode(const void *data, size_t len)
 {
     const unsigned char *in = data;
     if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
@@ -67,7 +67,7 @@ static int b64_value(unsigned char c)
     return -1;
 }
 
-int etcd_b64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len)
+int reign_etcd_b64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len)
 {
     /* Padding is optional, but when present it must end the text. */
     size_t pad = 0;
@@ -109,7 +109,7 @@ int etcd_b64_decode(const char *text, size_t len, unsigned char **out, size_t *o
 
 /* ---- the lease record ------------------------------------------------------ */
 
-char *etcd_value_encode(const char *holder, const char *metadata, size_t *out_len)
+char *reign_etcd_value_encode(const char *holder, const char *metadata, size_t *out_len)
 {
     size_t hl = strlen(holder);
     size_t ml = metadata != NULL ? strlen(metadata) : 0;
@@ -129,8 +129,8 @@ char *etcd_value_encode(const char *holder, const char *metadata, size_t *out_le
     return v;
 }
 
-int etcd_value_decode(const unsigned char *value, size_t len, char **holder, char **metadata,
-                      char *err, size_t err_size)
+int reign_etcd_value_decode(const unsigned char *value, size_t len, char **holder, char **metadata,
+                            char *err, size_t err_size)
 {
     const size_t magic = sizeof VALUE_MAGIC - 1;
     if (len < magic || memcmp(value, VALUE_MAGIC, magic) != 0) {
@@ -179,7 +179,7 @@ int etcd_value_decode(const unsigned char *value, size_t len, char **holder, cha
 
 /* ---- keys ------------------------------------------------------------------- */
 
-char *etcd_key(const char *prefix, const char *resource, size_t resource_len, size_t *out_len)
+char *reign_etcd_key(const char *prefix, const char *resource, size_t resource_len, size_t *out_len)
 {
     size_t pl = strlen(prefix);
     if (resource_len > SIZE_MAX - pl - 2)
@@ -195,8 +195,8 @@ char *etcd_key(const char *prefix, const char *resource, size_t resource_len, si
     return k;
 }
 
-int etcd_key_resource(const char *prefix, const unsigned char *key, size_t key_len,
-                      const unsigned char **resource, size_t *resource_len)
+int reign_etcd_key_resource(const char *prefix, const unsigned char *key, size_t key_len,
+                            const unsigned char **resource, size_t *resource_len)
 {
     size_t pl = strlen(prefix);
     if (key_len < pl + 2 || memcmp(key, prefix, pl) != 0 || key[pl] != '/')
@@ -206,7 +206,7 @@ int etcd_key_resource(const char *prefix, const unsigned char *key, size_t key_l
     return 0;
 }
 
-char *etcd_prefix_end(const char *key, size_t len, size_t *out_len)
+char *reign_etcd_prefix_end(const char *key, size_t len, size_t *out_len)
 {
     char *end = malloc(len + 1);
     if (end == NULL)

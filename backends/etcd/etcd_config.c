@@ -59,7 +59,7 @@ static int authority_of(const char *raw, const char **start, size_t *len)
     return 0;
 }
 
-void etcd_settings_free(etcd_settings *s)
+void reign_etcd_settings_free(etcd_settings *s)
 {
     if (s == NULL)
         return;
@@ -164,8 +164,8 @@ static int parse_endpoint(const char *item, size_t len, bool tls, char **out, ch
     return REIGN_OK;
 }
 
-int etcd_parse_endpoints(const char *raw_uri, bool tls, etcd_settings *out, char *err,
-                         size_t err_size)
+int reign_etcd_parse_endpoints(const char *raw_uri, bool tls, etcd_settings *out, char *err,
+                               size_t err_size)
 {
     const char *a;
     size_t alen;
@@ -223,8 +223,8 @@ int etcd_parse_endpoints(const char *raw_uri, bool tls, etcd_settings *out, char
     return REIGN_OK;
 }
 
-int etcd_parse_userinfo(const char *raw_uri, char **user, char **password, char *err,
-                        size_t err_size)
+int reign_etcd_parse_userinfo(const char *raw_uri, char **user, char **password, char *err,
+                              size_t err_size)
 {
     const char *a;
     size_t alen;
@@ -257,7 +257,7 @@ int etcd_parse_userinfo(const char *raw_uri, char **user, char **password, char 
     return REIGN_OK;
 }
 
-char *etcd_parse_path(const char *raw_uri)
+char *reign_etcd_parse_path(const char *raw_uri)
 {
     const char *a;
     size_t alen;
@@ -302,7 +302,7 @@ static int tls_file(const reign_backend_config *cfg, const char *param, const ch
 static int parse_prefix(const reign_backend_config *cfg, etcd_settings *s, char *err,
                         size_t err_size)
 {
-    char *path = etcd_parse_path(cfg->uri);
+    char *path = reign_etcd_parse_path(cfg->uri);
     if (path == NULL) {
         snprintf(err, err_size, "uri %s: bad percent-escape in the path", cfg->uri_redacted);
         return REIGN_EURI;
@@ -341,8 +341,8 @@ static int parse_prefix(const reign_backend_config *cfg, etcd_settings *s, char 
     return REIGN_OK;
 }
 
-int etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, char *err,
-                        size_t err_size)
+int reign_etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, char *err,
+                              size_t err_size)
 {
     etcd_settings s = {0};
     char sub[256];
@@ -350,7 +350,7 @@ int etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, cha
     s.tls = cfg->scheme != NULL && strcmp(cfg->scheme, "etcds") == 0;
     s.max_txn_ops = ETCD_DEFAULT_MAX_TXN_OPS;
 
-    if ((rc = etcd_parse_endpoints(cfg->uri, s.tls, &s, sub, sizeof sub)) != REIGN_OK) {
+    if ((rc = reign_etcd_parse_endpoints(cfg->uri, s.tls, &s, sub, sizeof sub)) != REIGN_OK) {
         snprintf(err, err_size, "uri %s: %s", cfg->uri_redacted, sub);
         goto out;
     }
@@ -362,7 +362,7 @@ int etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, cha
             rc = REIGN_ENOMEM;
             goto out;
         }
-    } else if ((rc = etcd_parse_userinfo(cfg->uri, &s.user, &s.password, sub, sizeof sub)) !=
+    } else if ((rc = reign_etcd_parse_userinfo(cfg->uri, &s.user, &s.password, sub, sizeof sub)) !=
                REIGN_OK) {
         snprintf(err, err_size, "uri %s: %s", cfg->uri_redacted, sub);
         goto out;
@@ -407,6 +407,6 @@ int etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, cha
     *out = s;
     memset(&s, 0, sizeof s);
 out:
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
     return rc;
 }

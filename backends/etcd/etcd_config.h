@@ -34,25 +34,25 @@ typedef struct etcd_settings {
 /* Read every setting from cfg (its raw uri, user, password, params).
  * REIGN_EURI / REIGN_EINVAL / REIGN_ENOMEM with the cause in err, naming the
  * redacted URI; *out is filled only on success. */
-int etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, char *err,
-                        size_t err_size);
+int reign_etcd_settings_parse(const reign_backend_config *cfg, etcd_settings *out, char *err,
+                              size_t err_size);
 
-void etcd_settings_free(etcd_settings *s);
+void reign_etcd_settings_free(etcd_settings *s);
 
 /* The endpoint list alone: the authority of a raw URI (between "://" and
  * the next '/', '?' or '#', without userinfo) split on ','. Each item is
  * host, host:port, [v6], [v6]:port; an empty authority means
  * 127.0.0.1:2379. Fills endpoints/n_endpoints of *out. */
-int etcd_parse_endpoints(const char *raw_uri, bool tls, etcd_settings *out, char *err,
-                         size_t err_size);
+int reign_etcd_parse_endpoints(const char *raw_uri, bool tls, etcd_settings *out, char *err,
+                               size_t err_size);
 
 /* user and password from the raw URI's userinfo, percent-decoded (NULL
  * when absent). */
-int etcd_parse_userinfo(const char *raw_uri, char **user, char **password, char *err,
-                        size_t err_size);
+int reign_etcd_parse_userinfo(const char *raw_uri, char **user, char **password, char *err,
+                              size_t err_size);
 
 /* The decoded path of a raw URI ("" if none), malloc'd; NULL on a bad
  * escape or no memory. */
-char *etcd_parse_path(const char *raw_uri);
+char *reign_etcd_parse_path(const char *raw_uri);
 
 #endif /* REIGN_BACKENDS_ETCD_ETCD_CONFIG_H */

@@ -30,7 +30,7 @@ static size_t find(const etcd_held *set, const char *res, size_t len, uint64_t h
     }
 }
 
-bool etcd_held_contains(const etcd_held *set, const char *res, size_t len)
+bool reign_etcd_held_contains(const etcd_held *set, const char *res, size_t len)
 {
     if (set->n == 0)
         return false;
@@ -54,10 +54,10 @@ static bool grow(etcd_held *set)
     return true;
 }
 
-bool etcd_held_add(etcd_held *set, const char *res, size_t len)
+bool reign_etcd_held_add(etcd_held *set, const char *res, size_t len)
 {
     if (set->n >= HELD_MAX)
-        etcd_held_clear(set);
+        reign_etcd_held_clear(set);
     if ((set->n + 1) * 2 > set->cap && !grow(set))
         return false;
     uint64_t h = hash_of(res, len);
@@ -73,7 +73,7 @@ bool etcd_held_add(etcd_held *set, const char *res, size_t len)
     return true;
 }
 
-void etcd_held_remove(etcd_held *set, const char *res, size_t len)
+void reign_etcd_held_remove(etcd_held *set, const char *res, size_t len)
 {
     if (set->n == 0)
         return;
@@ -97,7 +97,7 @@ void etcd_held_remove(etcd_held *set, const char *res, size_t len)
     }
 }
 
-void etcd_held_clear(etcd_held *set)
+void reign_etcd_held_clear(etcd_held *set)
 {
     for (size_t i = 0; i < set->cap; i++) {
         free(set->slots[i].res);
@@ -106,9 +106,9 @@ void etcd_held_clear(etcd_held *set)
     set->n = 0;
 }
 
-void etcd_held_free(etcd_held *set)
+void reign_etcd_held_free(etcd_held *set)
 {
-    etcd_held_clear(set);
+    reign_etcd_held_clear(set);
     free(set->slots);
     memset(set, 0, sizeof *set);
 }

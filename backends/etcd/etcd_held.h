@@ -22,16 +22,16 @@ typedef struct etcd_held {
     size_t n;
 } etcd_held;
 
-bool etcd_held_contains(const etcd_held *set, const char *res, size_t len);
+bool reign_etcd_held_contains(const etcd_held *set, const char *res, size_t len);
 
 /* Add a copy; false if out of memory (the set then stays as it was). */
-bool etcd_held_add(etcd_held *set, const char *res, size_t len);
+bool reign_etcd_held_add(etcd_held *set, const char *res, size_t len);
 
-void etcd_held_remove(etcd_held *set, const char *res, size_t len);
+void reign_etcd_held_remove(etcd_held *set, const char *res, size_t len);
 
 /* Forget everything (keeps the allocation). */
-void etcd_held_clear(etcd_held *set);
+void reign_etcd_held_clear(etcd_held *set);
 
-void etcd_held_free(etcd_held *set);
+void reign_etcd_held_free(etcd_held *set);
 
 #endif /* REIGN_BACKENDS_ETCD_ETCD_HELD_H */

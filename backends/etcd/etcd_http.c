@@ -5,7 +5,7 @@
  *
  * Map of this file:
  *   1. clock, easy-handle setup
- *   2. running a set of requests (etcd_http_run)
+ *   2. running a set of requests (reign_etcd_http_run)
  *   3. authentication and discovery
  */
 #include <errno.h>
@@ -29,14 +29,14 @@
 
 /* ---- 1. Clock, easy-handle setup ------------------------------------------- */
 
-int64_t etcd_now_ns(void)
+int64_t reign_etcd_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int etcd_http_init(etcd_http *h, const reign_backend_config *cfg, const etcd_settings *set)
+int reign_etcd_http_init(etcd_http *h, const reign_backend_config *cfg, const etcd_settings *set)
 {
     memset(h, 0, sizeof *h);
     h->cfg = cfg;
@@ -50,7 +50,7 @@ int etcd_http_init(etcd_http *h, const reign_backend_config *cfg, const etcd_set
     return REIGN_OK;
 }
 
-void etcd_http_cleanup(etcd_http *h)
+void reign_etcd_http_cleanup(etcd_http *h)
 {
     if (h->multi != NULL)
         curl_multi_cleanup(h->multi);
@@ -61,7 +61,7 @@ void etcd_http_cleanup(etcd_http *h)
     memset(h, 0, sizeof *h);
 }
 
-void etcd_req_clear(etcd_req *r)
+void reign_etcd_req_clear(etcd_req *r)
 {
     const char *path = r->path;
     bool raw = r->raw_path;
@@ -76,8 +76,8 @@ void etcd_req_clear(etcd_req *r)
     r->raw_path = raw;
 }
 
-int etcd_http_setup_easy(etcd_http *h, CURL *easy, const char *url, const char *body,
-                         struct curl_slist **headers, int64_t timeout_ms)
+int reign_etcd_http_setup_easy(etcd_http *h, CURL *easy, const char *url, const char *body,
+                               struct curl_slist **headers, int64_t timeout_ms)
 {
     struct curl_slist *hd = NULL, *t;
     char auth[1024];
@@ -135,7 +135,7 @@ int etcd_http_setup_easy(etcd_http *h, CURL *easy, const char *url, const char *
     return c == CURLE_OK ? REIGN_OK : (c == CURLE_OUT_OF_MEMORY ? REIGN_ENOMEM : REIGN_EBUG);
 }
 
-void etcd_http_move_endpoint(etcd_http *h, size_t failed, const char *why)
+void reign_etcd_http_move_endpoint(etcd_http *h, size_t failed, const char *why)
 {
     if (h->set->n_endpoints < 2 || failed != h->current)
         return;
@@ -185,7 +185,7 @@ static void req_fail(etcd_req *r, int status, const char *fmt, ...)
 
 static int64_t remaining_ms(int64_t deadline_ns)
 {
-    int64_t left = deadline_ns - etcd_now_ns();
+    int64_t left = deadline_ns - reign_etcd_now_ns();
     return left <= 0 ? 0 : (left + 999999) / 1000000;
 }
 
@@ -203,7 +203,7 @@ static void start_one(etcd_http *h, etcd_req *r, int64_t deadline_ns)
         req_fail(r, REIGN_ENOMEM, "out of memory (curl_easy_init)");
         return;
     }
-    int rc = etcd_http_setup_easy(h, r->easy, url, r->body, &r->headers, left);
+    int rc = reign_etcd_http_setup_easy(h, r->easy, url, r->body, &r->headers, left);
     if (rc == REIGN_OK &&
         (curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
          curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r) != CURLE_OK ||
@@ -241,7 +241,7 @@ static void finish_one(etcd_http *h, etcd_req *r, CURLcode cc, int64_t deadline_
         }
         bool unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
                            cc == CURLE_SSL_CONNECT_ERROR;
-        etcd_http_move_endpoint(h, r->endpoint, curl_easy_strerror(cc));
+        reign_etcd_http_move_endpoint(h, r->endpoint, curl_easy_strerror(cc));
         /* Never sent: nothing happened on the server, so another endpoint
          * may take it at once. */
         if (unreachable && sent == 0 &&
@@ -264,18 +264,19 @@ static void finish_one(etcd_http *h, etcd_req *r, CURLcode cc, int64_t deadline_
     long http = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
     char cause[ETCD_ERR_SIZE - 64];
-    int rc = etcd_json_response(http, r->resp != NULL ? r->resp : "", r->resp_len, &r->root,
-                                &r->grpc_code, cause, sizeof cause);
+    int rc = reign_etcd_json_response(http, r->resp != NULL ? r->resp : "", r->resp_len, &r->root,
+                                      &r->grpc_code, cause, sizeof cause);
     if (rc == REIGN_OK) {
         r->status = REIGN_OK;
         r->err[0] = '\0';
         r->done = true;
         return;
     }
-    if (h->set->user != NULL && !h->auth_disabled && etcd_json_needs_reauth(r->grpc_code, cause))
+    if (h->set->user != NULL && !h->auth_disabled &&
+        reign_etcd_json_needs_reauth(r->grpc_code, cause))
         r->needs_auth = true;
     if (r->grpc_code == ETCD_GRPC_UNAVAILABLE || http >= 500)
-        etcd_http_move_endpoint(h, r->endpoint, cause);
+        reign_etcd_http_move_endpoint(h, r->endpoint, cause);
     req_fail(r, rc, "%s%s%s: %s", ep, r->raw_path ? "" : h->api, r->path, cause);
 }
 
@@ -330,7 +331,7 @@ static void run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns, bo
                 continue;
             curl_multi_remove_handle(h->multi, r->easy);
             r->in_flight = false;
-            etcd_http_move_endpoint(h, r->endpoint, "no answer in time");
+            reign_etcd_http_move_endpoint(h, r->endpoint, "no answer in time");
             req_fail(r, REIGN_ETIMEDOUT, "%s%s%s: no answer in time",
                      h->set->endpoints[r->endpoint], r->raw_path ? "" : h->api, r->path);
         }
@@ -344,7 +345,7 @@ static void run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns, bo
                           "%s: etcd refused the token of %zu request(s): authenticating again",
                           h->cfg->uri_redacted, want_auth);
         char err[ETCD_ERR_SIZE];
-        int rc = etcd_http_authenticate(h, deadline_ns, err, sizeof err);
+        int rc = reign_etcd_http_authenticate(h, deadline_ns, err, sizeof err);
         for (size_t i = 0; i < n; i++) {
             etcd_req *r = reqs[i];
             if (!r->needs_auth)
@@ -363,14 +364,14 @@ static void run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns, bo
     }
 }
 
-void etcd_http_run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns)
+void reign_etcd_http_run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns)
 {
     run(h, reqs, n, deadline_ns, true);
 }
 
 /* ---- 3. Authentication and discovery -------------------------------------------- */
 
-int etcd_http_authenticate(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size)
+int reign_etcd_http_authenticate(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size)
 {
     if (h->set->user == NULL || h->auth_disabled)
         return REIGN_OK;
@@ -392,7 +393,7 @@ int etcd_http_authenticate(etcd_http *h, int64_t deadline_ns, char *err, size_t 
     }
     run(h, &rp, 1, deadline_ns, false);
     if (r.status == REIGN_OK) {
-        rc = etcd_json_auth_token(r.root, &h->token, r.err, sizeof r.err);
+        rc = reign_etcd_json_auth_token(r.root, &h->token, r.err, sizeof r.err);
         if (rc != REIGN_OK)
             snprintf(err, err_size, "authenticate as '%s': %s", h->set->user, r.err);
     } else if (strstr(r.err, "authentication is not enabled") != NULL) {
@@ -406,11 +407,11 @@ int etcd_http_authenticate(etcd_http *h, int64_t deadline_ns, char *err, size_t 
         snprintf(err, err_size, "authenticate as '%s': %s", h->set->user, r.err);
     }
     memset(r.body, 0, strlen(r.body));
-    etcd_req_clear(&r);
+    reign_etcd_req_clear(&r);
     return rc;
 }
 
-int etcd_http_discover(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size)
+int reign_etcd_http_discover(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size)
 {
     etcd_req r = {.path = "/version", .raw_path = true};
     etcd_req *rp = &r;
@@ -422,7 +423,7 @@ int etcd_http_discover(etcd_http *h, int64_t deadline_ns, char *err, size_t err_
         goto out;
     }
     int major = 0, minor = 0;
-    rc = etcd_json_version(r.root, &major, &minor, r.err, sizeof r.err);
+    rc = reign_etcd_json_version(r.root, &major, &minor, r.err, sizeof r.err);
     if (rc != REIGN_OK) {
         snprintf(err, err_size, "%s/version: %s", h->set->endpoints[r.endpoint], r.err);
         goto out;
@@ -442,6 +443,6 @@ int etcd_http_discover(etcd_http *h, int64_t deadline_ns, char *err, size_t err_
     reign_backend_log(h->cfg, REIGN_LOG_DEBUG, "%s is etcd %d.%d: gateway at %s",
                       h->set->endpoints[r.endpoint], major, minor, h->api);
 out:
-    etcd_req_clear(&r);
+    reign_etcd_req_clear(&r);
     return rc;
 }

@@ -36,12 +36,12 @@ typedef struct etcd_http {
     uint64_t endpoint_moves;  /* times requests moved to another endpoint */
 } etcd_http;
 
-/* One HTTP request and, after etcd_http_run, its outcome. */
+/* One HTTP request and, after reign_etcd_http_run, its outcome. */
 typedef struct etcd_req {
     /* In. */
     const char *path;  /* under the API prefix ("/kv/txn"), or absolute if raw */
     bool raw_path;     /* path is not under the API prefix ("/version") */
-    char *body;        /* JSON (owned; freed by etcd_req_clear); NULL: GET */
+    char *body;        /* JSON (owned; freed by reign_etcd_req_clear); NULL: GET */
 
     /* Out. */
     int status;        /* REIGN_OK: root is the response object */
@@ -62,35 +62,35 @@ typedef struct etcd_req {
     bool needs_auth;   /* refused for its token: send again after authenticating */
 } etcd_req;
 
-int etcd_http_init(etcd_http *h, const reign_backend_config *cfg, const etcd_settings *set);
-void etcd_http_cleanup(etcd_http *h);
+int reign_etcd_http_init(etcd_http *h, const reign_backend_config *cfg, const etcd_settings *set);
+void reign_etcd_http_cleanup(etcd_http *h);
 
 /* Free what a request holds, keeping path and raw_path; ready for reuse. */
-void etcd_req_clear(etcd_req *r);
+void reign_etcd_req_clear(etcd_req *r);
 
 /* Send every request concurrently and wait for all answers until
  * deadline_ns (CLOCK_MONOTONIC). A request that could not be sent at all
  * (connection refused) goes to the next endpoint at once; one refused for
  * its auth token is sent again after one re-authentication. Every request
  * ends with status set. */
-void etcd_http_run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns);
+void reign_etcd_http_run(etcd_http *h, etcd_req **reqs, size_t n, int64_t deadline_ns);
 
 /* Get a fresh token (no-op without credentials). */
-int etcd_http_authenticate(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size);
+int reign_etcd_http_authenticate(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size);
 
 /* Find the gateway's API prefix from GET /version. */
-int etcd_http_discover(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size);
+int reign_etcd_http_discover(etcd_http *h, int64_t deadline_ns, char *err, size_t err_size);
 
 /* Set the options every easy handle needs (URL, TLS files, timeouts,
  * headers incl. the token); the watch stream uses it too. *headers is
  * replaced (the caller frees it after the transfer). */
-int etcd_http_setup_easy(etcd_http *h, CURL *easy, const char *url, const char *body,
-                         struct curl_slist **headers, int64_t timeout_ms);
+int reign_etcd_http_setup_easy(etcd_http *h, CURL *easy, const char *url, const char *body,
+                               struct curl_slist **headers, int64_t timeout_ms);
 
 /* The endpoint after a failure on `failed`, unless someone moved on already. */
-void etcd_http_move_endpoint(etcd_http *h, size_t failed, const char *why);
+void reign_etcd_http_move_endpoint(etcd_http *h, size_t failed, const char *why);
 
-int64_t etcd_now_ns(void);
+int64_t reign_etcd_now_ns(void);
 
 /* ---- the watch stream (etcd_watch.c) ------------------------------------------ */
 
@@ -111,7 +111,7 @@ typedef struct etcd_watch {
     int64_t last_revision; /* last header revision seen, to resume after a break */
     int64_t not_before_ns; /* no restart before this (a refused watch must not spin) */
     uint64_t starts;
-    bool observing;        /* PUT events too (no NOPUT filter): etcd_observe */
+    bool observing; /* PUT events too (no NOPUT filter): reign_etcd_observe */
 } etcd_watch;
 
 /* ---- the backend state (etcd_backend.c) ----------------------------------------- */
@@ -134,28 +134,28 @@ typedef struct etcd_state {
 } etcd_state;
 
 /* Grant the factory's lease (state->lease_id). */
-int etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t err_size);
+int reign_etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t err_size);
 
 /* The watch stream. */
-int etcd_watch_init(etcd_watch *w);
-void etcd_watch_cleanup(etcd_watch *w);
+int reign_etcd_watch_init(etcd_watch *w);
+void reign_etcd_watch_cleanup(etcd_watch *w);
 /* (Re)start it if it is not running, broken, or on another endpoint than
  * requests now go to. Does not block. */
-void etcd_watch_ensure(etcd_state *s);
-void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx);
+void reign_etcd_watch_ensure(etcd_state *s);
+void reign_etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx);
 /* Restart the stream with PUT events (on) or without (backend.h, observe),
  * from the revision after the last one seen: nothing falls into the gap. */
-void etcd_watch_set_observing(etcd_state *s, bool on);
+void reign_etcd_watch_set_observing(etcd_state *s, bool on);
 
 /* ---- observers (etcd_observe.c) -------------------------------------------------- */
 
-int etcd_observe(void *state, int on);
-int etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                      const char *metadata, int64_t timeout_ms);
+int reign_etcd_observe(void *state, int on);
+int reign_etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                            const char *metadata, int64_t timeout_ms);
 
 /* ---- batches (etcd_ops.c) ------------------------------------------------------- */
 
-int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+int reign_etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeout_ms);
 
 /* Results from parsed responses, pure (unit-tested in test_etcd_json.c). */
 struct etcd_txn_item;
@@ -163,21 +163,21 @@ struct etcd_txn_item;
 /* ACQUIRE from its nested txn: the put ran (OK, term = the txn's revision)
  * or the range found the holder (HELD). lease_ok: the lease was granted or
  * kept alive in this batch, so the new key lives at least a TTL. */
-void etcd_result_acquire(reign_op *op, const struct etcd_txn_item *item, int64_t txn_revision,
-                         bool lease_ok, const char *where);
+void reign_etcd_result_acquire(reign_op *op, const struct etcd_txn_item *item, int64_t txn_revision,
+                               bool lease_ok, const char *where);
 
 /* RENEW from the key's range item and the keep-alive's verdict
  * (1 alive, 0 the lease is gone, -1 unknown). */
-void etcd_result_renew(reign_op *op, const struct etcd_txn_item *item, int64_t lease_id,
-                       int lease_alive, const char *where);
+void reign_etcd_result_renew(reign_op *op, const struct etcd_txn_item *item, int64_t lease_id,
+                             int lease_alive, const char *where);
 
 /* RELEASE from its nested txn (compare create_revision == term). */
-void etcd_result_release(reign_op *op, const struct etcd_txn_item *item);
+void reign_etcd_result_release(reign_op *op, const struct etcd_txn_item *item);
 
 /* READ from its range item. */
-void etcd_result_read(reign_op *op, const struct etcd_txn_item *item, const char *where);
+void reign_etcd_result_read(reign_op *op, const struct etcd_txn_item *item, const char *where);
 
 /* Mark an op failed naming its kind, resource and where. */
-void etcd_op_error(reign_op *op, int status, const char *where, const char *cause);
+void reign_etcd_op_error(reign_op *op, int status, const char *where, const char *cause);
 
 #endif /* REIGN_BACKENDS_ETCD_ETCD_INTERNAL_H */

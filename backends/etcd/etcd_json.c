@@ -23,8 +23,8 @@
 
 /* ---- 1. Field helpers ------------------------------------------------------ */
 
-int etcd_json_int64(const json_t *obj, const char *name, int64_t *out, char *err,
-                    size_t err_size)
+int reign_etcd_json_int64(const json_t *obj, const char *name, int64_t *out, char *err,
+                          size_t err_size)
 {
     const json_t *v = json_object_get(obj, name);
     if (v == NULL || json_is_null(v)) {
@@ -94,7 +94,7 @@ static int get_bytes(const json_t *obj, const char *name, bool required, unsigne
         snprintf(err, err_size, "field \"%s\" is not a base64 string", name);
         return REIGN_EPROTO;
     }
-    int rc = etcd_b64_decode(json_string_value(v), json_string_length(v), out, out_len);
+    int rc = reign_etcd_b64_decode(json_string_value(v), json_string_length(v), out, out_len);
     if (rc == REIGN_ENOMEM)
         snprintf(err, err_size, "out of memory");
     else if (rc != REIGN_OK)
@@ -136,7 +136,7 @@ static int get_array(const json_t *obj, const char *name, const json_t **out, ch
     return REIGN_OK;
 }
 
-void etcd_kv_clear(etcd_kv *kv)
+void reign_etcd_kv_clear(etcd_kv *kv)
 {
     if (kv == NULL)
         return;
@@ -145,12 +145,12 @@ void etcd_kv_clear(etcd_kv *kv)
     memset(kv, 0, sizeof *kv);
 }
 
-void etcd_kvs_free(etcd_kv *kvs, size_t n)
+void reign_etcd_kvs_free(etcd_kv *kvs, size_t n)
 {
     if (kvs == NULL)
         return;
     for (size_t i = 0; i < n; i++)
-        etcd_kv_clear(&kvs[i]);
+        reign_etcd_kv_clear(&kvs[i]);
     free(kvs);
 }
 
@@ -164,15 +164,16 @@ static int parse_kv(const json_t *v, etcd_kv *kv, char *err, size_t err_size)
     }
     if ((rc = get_bytes(v, "key", true, &k.key, &k.key_len, err, err_size)) != REIGN_OK ||
         (rc = get_bytes(v, "value", false, &k.value, &k.value_len, err, err_size)) != REIGN_OK ||
-        (rc = etcd_json_int64(v, "create_revision", &k.create_revision, err, err_size)) !=
+        (rc = reign_etcd_json_int64(v, "create_revision", &k.create_revision, err, err_size)) !=
             REIGN_OK ||
-        (rc = etcd_json_int64(v, "mod_revision", &k.mod_revision, err, err_size)) != REIGN_OK ||
-        (rc = etcd_json_int64(v, "lease", &k.lease, err, err_size)) != REIGN_OK) {
-        etcd_kv_clear(&k);
+        (rc = reign_etcd_json_int64(v, "mod_revision", &k.mod_revision, err, err_size)) !=
+            REIGN_OK ||
+        (rc = reign_etcd_json_int64(v, "lease", &k.lease, err, err_size)) != REIGN_OK) {
+        reign_etcd_kv_clear(&k);
         return rc;
     }
     if (k.key_len == 0) {
-        etcd_kv_clear(&k);
+        reign_etcd_kv_clear(&k);
         snprintf(err, err_size, "a key-value has an empty key");
         return REIGN_EPROTO;
     }
@@ -204,7 +205,7 @@ static bool contains(const char *haystack, const char *needle)
     return haystack != NULL && strstr(haystack, needle) != NULL;
 }
 
-bool etcd_json_needs_reauth(int grpc_code, const char *message)
+bool reign_etcd_json_needs_reauth(int grpc_code, const char *message)
 {
     if (grpc_code == ETCD_GRPC_UNAUTHENTICATED)
         return true;
@@ -272,8 +273,8 @@ static bool is_error_object(const json_t *root)
     return json_is_string(e) && json_string_length(e) > 0;
 }
 
-int etcd_json_response(long http_status, const char *body, size_t len, json_t **root,
-                       int *grpc_code, char *err, size_t err_size)
+int reign_etcd_json_response(long http_status, const char *body, size_t len, json_t **root,
+                             int *grpc_code, char *err, size_t err_size)
 {
     *grpc_code = ETCD_GRPC_NONE;
     json_error_t jerr;
@@ -322,14 +323,14 @@ int etcd_json_response(long http_status, const char *body, size_t len, json_t **
     return REIGN_OK;
 }
 
-int etcd_json_revision(const json_t *root, int64_t *revision, char *err, size_t err_size)
+int reign_etcd_json_revision(const json_t *root, int64_t *revision, char *err, size_t err_size)
 {
     const json_t *h;
     int rc = get_object(root, "header", &h, err, err_size);
     if (rc != REIGN_OK)
         return rc;
     int64_t rev = 0;
-    if (h != NULL && (rc = etcd_json_int64(h, "revision", &rev, err, err_size)) != REIGN_OK)
+    if (h != NULL && (rc = reign_etcd_json_int64(h, "revision", &rev, err, err_size)) != REIGN_OK)
         return rc;
     if (rev < 0) {
         snprintf(err, err_size, "negative revision %" PRId64, rev);
@@ -341,13 +342,13 @@ int etcd_json_revision(const json_t *root, int64_t *revision, char *err, size_t 
 
 /* ---- 3. Leases, auth, version ---------------------------------------------------- */
 
-int etcd_json_lease_grant(const json_t *root, int64_t *id, int64_t *ttl_s, char *err,
-                          size_t err_size)
+int reign_etcd_json_lease_grant(const json_t *root, int64_t *id, int64_t *ttl_s, char *err,
+                                size_t err_size)
 {
     int64_t i = 0, t = 0;
     int rc;
-    if ((rc = etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
-        (rc = etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK)
+    if ((rc = reign_etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
+        (rc = reign_etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK)
         return rc;
     if (i == 0 || t <= 0) {
         snprintf(err, err_size, "lease grant answered ID %" PRId64 " TTL %" PRId64, i, t);
@@ -358,13 +359,13 @@ int etcd_json_lease_grant(const json_t *root, int64_t *id, int64_t *ttl_s, char 
     return REIGN_OK;
 }
 
-int etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, char *err,
-                              size_t err_size)
+int reign_etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, char *err,
+                                    size_t err_size)
 {
     int64_t i = 0, t = 0;
     int rc;
-    if ((rc = etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
-        (rc = etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK)
+    if ((rc = reign_etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
+        (rc = reign_etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK)
         return rc;
     if (i != id || t < 0) {
         snprintf(err, err_size, "keep-alive of lease %" PRId64 " answered ID %" PRId64
@@ -375,14 +376,14 @@ int etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, ch
     return REIGN_OK;
 }
 
-int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv **kvs,
-                         size_t *n, char *err, size_t err_size)
+int reign_etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv **kvs,
+                               size_t *n, char *err, size_t err_size)
 {
     int64_t i = 0, t = 0;
     const json_t *arr;
     int rc;
-    if ((rc = etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
-        (rc = etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK ||
+    if ((rc = reign_etcd_json_int64(root, "ID", &i, err, err_size)) != REIGN_OK ||
+        (rc = reign_etcd_json_int64(root, "TTL", &t, err, err_size)) != REIGN_OK ||
         (rc = get_array(root, "keys", &arr, err, err_size)) != REIGN_OK)
         return rc;
     if (i != id) {
@@ -397,8 +398,8 @@ int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv
     }
     for (size_t k = 0; k < count; k++) {
         const json_t *v = json_array_get(arr, k);
-        rc = json_is_string(v) ? etcd_b64_decode(json_string_value(v), json_string_length(v),
-                                                 &out[k].key, &out[k].key_len)
+        rc = json_is_string(v) ? reign_etcd_b64_decode(json_string_value(v), json_string_length(v),
+                                                       &out[k].key, &out[k].key_len)
                                : REIGN_EPROTO;
         if (rc == REIGN_OK && out[k].key_len == 0) {
             free(out[k].key);
@@ -411,7 +412,7 @@ int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv
             else
                 snprintf(err, err_size, "keys[%zu] of lease %" PRId64 " is not a base64 key", k,
                          id);
-            etcd_kvs_free(out, k);
+            reign_etcd_kvs_free(out, k);
             return rc;
         }
     }
@@ -421,7 +422,7 @@ int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv
     return REIGN_OK;
 }
 
-int etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err_size)
+int reign_etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err_size)
 {
     const json_t *t = json_object_get(root, "token");
     if (!json_is_string(t) || json_string_length(t) == 0 ||
@@ -446,7 +447,7 @@ int etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err
     return REIGN_OK;
 }
 
-int etcd_json_version(const json_t *root, int *major, int *minor, char *err, size_t err_size)
+int reign_etcd_json_version(const json_t *root, int *major, int *minor, char *err, size_t err_size)
 {
     const json_t *v = json_object_get(root, "etcdserver");
     int ma = 0, mi = 0;
@@ -462,12 +463,12 @@ int etcd_json_version(const json_t *root, int *major, int *minor, char *err, siz
 
 /* ---- 4. Txn and range -------------------------------------------------------------- */
 
-void etcd_txn_items_clear(etcd_txn_item *items, size_t n)
+void reign_etcd_txn_items_clear(etcd_txn_item *items, size_t n)
 {
     if (items == NULL)
         return;
     for (size_t i = 0; i < n; i++) {
-        etcd_kv_clear(&items[i].kv);
+        reign_etcd_kv_clear(&items[i].kv);
         memset(&items[i], 0, sizeof items[i]);
     }
 }
@@ -479,7 +480,7 @@ static int txn_responses(const json_t *root, size_t n, const json_t **out, int64
     const json_t *resps;
     bool ok = false;
     int rc;
-    if ((rc = etcd_json_revision(root, revision, err, err_size)) != REIGN_OK ||
+    if ((rc = reign_etcd_json_revision(root, revision, err, err_size)) != REIGN_OK ||
         (rc = get_bool(root, "succeeded", &ok, err, err_size)) != REIGN_OK ||
         (rc = get_array(root, "responses", &resps, err, err_size)) != REIGN_OK)
         return rc;
@@ -527,15 +528,15 @@ static int nested_item(const json_t *entry, etcd_txn_item *it, char *err, size_t
         if (range != NULL && !it->has_kv &&
             (rc = first_kv(range, &it->has_kv, &it->kv, err, err_size)) != REIGN_OK)
             return rc;
-        if (del != NULL && (rc = etcd_json_int64(del, "deleted", &it->deleted, err, err_size)) !=
-                               REIGN_OK)
+        if (del != NULL &&
+            (rc = reign_etcd_json_int64(del, "deleted", &it->deleted, err, err_size)) != REIGN_OK)
             return rc;
     }
     return REIGN_OK;
 }
 
-int etcd_json_txn_nested(const json_t *root, etcd_txn_item *items, size_t n,
-                         int64_t *revision, char *err, size_t err_size)
+int reign_etcd_json_txn_nested(const json_t *root, etcd_txn_item *items, size_t n,
+                               int64_t *revision, char *err, size_t err_size)
 {
     const json_t *resps = NULL;
     int64_t rev = 0;
@@ -546,7 +547,7 @@ int etcd_json_txn_nested(const json_t *root, etcd_txn_item *items, size_t n,
     for (size_t i = 0; i < n; i++) {
         rc = nested_item(json_array_get(resps, i), &items[i], err, err_size);
         if (rc != REIGN_OK) {
-            etcd_txn_items_clear(items, i + 1);
+            reign_etcd_txn_items_clear(items, i + 1);
             return rc;
         }
     }
@@ -554,8 +555,8 @@ int etcd_json_txn_nested(const json_t *root, etcd_txn_item *items, size_t n,
     return REIGN_OK;
 }
 
-int etcd_json_txn_ranges(const json_t *root, etcd_txn_item *items, size_t n, int64_t *revision,
-                         char *err, size_t err_size)
+int reign_etcd_json_txn_ranges(const json_t *root, etcd_txn_item *items, size_t n,
+                               int64_t *revision, char *err, size_t err_size)
 {
     const json_t *resps = NULL;
     int64_t rev = 0;
@@ -578,7 +579,7 @@ int etcd_json_txn_ranges(const json_t *root, etcd_txn_item *items, size_t n, int
         if (rc == REIGN_OK)
             rc = first_kv(range, &items[i].has_kv, &items[i].kv, err, err_size);
         if (rc != REIGN_OK) {
-            etcd_txn_items_clear(items, i + 1);
+            reign_etcd_txn_items_clear(items, i + 1);
             return rc;
         }
     }
@@ -586,13 +587,13 @@ int etcd_json_txn_ranges(const json_t *root, etcd_txn_item *items, size_t n, int
     return REIGN_OK;
 }
 
-int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revision, char *err,
-                    size_t err_size)
+int reign_etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revision,
+                          char *err, size_t err_size)
 {
     const json_t *arr;
     int64_t rev = 0;
     int rc;
-    if ((rc = etcd_json_revision(root, &rev, err, err_size)) != REIGN_OK ||
+    if ((rc = reign_etcd_json_revision(root, &rev, err, err_size)) != REIGN_OK ||
         (rc = get_array(root, "kvs", &arr, err, err_size)) != REIGN_OK)
         return rc;
     size_t count = arr != NULL ? json_array_size(arr) : 0;
@@ -604,7 +605,7 @@ int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revis
     for (size_t i = 0; i < count; i++) {
         rc = parse_kv(json_array_get(arr, i), &out[i], err, err_size);
         if (rc != REIGN_OK) {
-            etcd_kvs_free(out, i);
+            reign_etcd_kvs_free(out, i);
             return rc;
         }
     }
@@ -616,14 +617,15 @@ int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revis
 
 /* ---- 5. The watch stream ------------------------------------------------------------ */
 
-void etcd_json_framer_reset(etcd_json_framer *fr)
+void reign_etcd_json_framer_reset(etcd_json_framer *fr)
 {
     fr->pos = 0;
     fr->depth = 0;
     fr->in_string = fr->escaped = false;
 }
 
-int etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len, size_t *frame_len)
+int reign_etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len,
+                                size_t *frame_len)
 {
     size_t i = fr->pos;
     if (fr->depth == 0) {
@@ -672,19 +674,19 @@ int etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len, siz
     return 0;
 }
 
-int etcd_json_frame(const char *buf, size_t len, size_t *frame_len)
+int reign_etcd_json_frame(const char *buf, size_t len, size_t *frame_len)
 {
     etcd_json_framer fr;
-    etcd_json_framer_reset(&fr);
-    return etcd_json_framer_next(&fr, buf, len, frame_len);
+    reign_etcd_json_framer_reset(&fr);
+    return reign_etcd_json_framer_next(&fr, buf, len, frame_len);
 }
 
-void etcd_watch_msg_clear(etcd_watch_msg *msg)
+void reign_etcd_watch_msg_clear(etcd_watch_msg *msg)
 {
     if (msg == NULL)
         return;
-    etcd_kvs_free(msg->deleted, msg->n_deleted);
-    etcd_kvs_free(msg->put, msg->n_put);
+    reign_etcd_kvs_free(msg->deleted, msg->n_deleted);
+    reign_etcd_kvs_free(msg->put, msg->n_put);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -733,20 +735,20 @@ static int watch_events(const json_t *events, etcd_watch_msg *m, char *err, size
     return REIGN_OK;
 }
 
-int etcd_json_watch(const char *frame, size_t len, etcd_watch_msg *msg, int *grpc_code,
-                    char *err, size_t err_size)
+int reign_etcd_json_watch(const char *frame, size_t len, etcd_watch_msg *msg, int *grpc_code,
+                          char *err, size_t err_size)
 {
     json_t *root = NULL;
     etcd_watch_msg m = {0};
     const json_t *events;
-    int rc = etcd_json_response(200, frame, len, &root, grpc_code, err, err_size);
+    int rc = reign_etcd_json_response(200, frame, len, &root, grpc_code, err, err_size);
     if (rc != REIGN_OK)
         return rc;
-    if ((rc = etcd_json_revision(root, &m.revision, err, err_size)) != REIGN_OK ||
+    if ((rc = reign_etcd_json_revision(root, &m.revision, err, err_size)) != REIGN_OK ||
         (rc = get_bool(root, "created", &m.created, err, err_size)) != REIGN_OK ||
         (rc = get_bool(root, "canceled", &m.canceled, err, err_size)) != REIGN_OK ||
-        (rc = etcd_json_int64(root, "compact_revision", &m.compact_revision, err, err_size)) !=
-            REIGN_OK ||
+        (rc = reign_etcd_json_int64(root, "compact_revision", &m.compact_revision, err,
+                                    err_size)) != REIGN_OK ||
         (rc = get_array(root, "events", &events, err, err_size)) != REIGN_OK)
         goto out;
     const json_t *reason = json_object_get(root, "cancel_reason");
@@ -758,7 +760,7 @@ int etcd_json_watch(const char *frame, size_t len, etcd_watch_msg *msg, int *grp
     *msg = m;
     memset(&m, 0, sizeof m);
 out:
-    etcd_watch_msg_clear(&m);
+    reign_etcd_watch_msg_clear(&m);
     json_decref(root);
     return rc;
 }

@@ -41,8 +41,8 @@ typedef struct etcd_kv {
     int64_t lease; /* 0: no lease */
 } etcd_kv;
 
-void etcd_kv_clear(etcd_kv *kv);
-void etcd_kvs_free(etcd_kv *kvs, size_t n);
+void reign_etcd_kv_clear(etcd_kv *kv);
+void reign_etcd_kvs_free(etcd_kv *kvs, size_t n);
 
 /* An HTTP response → its JSON object. REIGN_OK with *root (caller
  * json_decref's) when the status is 200 and the body is a JSON object that
@@ -54,41 +54,41 @@ void etcd_kvs_free(etcd_kv *kvs, size_t n);
  *   other gRPC errors and HTTP 5xx → REIGN_EBACKEND;
  *   anything else (not JSON, not an object, HTTP 404) → REIGN_EPROTO.
  * Only the first JSON value of the body is read (streams add more). */
-int etcd_json_response(long http_status, const char *body, size_t len, json_t **root,
-                       int *grpc_code, char *err, size_t err_size);
+int reign_etcd_json_response(long http_status, const char *body, size_t len, json_t **root,
+                             int *grpc_code, char *err, size_t err_size);
 
 /* True for errors that a fresh token from /v3/auth/authenticate cures: the
  * request was refused before it ran, so it may be sent again. */
-bool etcd_json_needs_reauth(int grpc_code, const char *message);
+bool reign_etcd_json_needs_reauth(int grpc_code, const char *message);
 
 /* An int64 field that proto3 JSON writes as a string (or a number);
  * absent → 0. REIGN_EPROTO for another type, garbage or overflow. */
-int etcd_json_int64(const json_t *obj, const char *name, int64_t *out, char *err,
-                    size_t err_size);
+int reign_etcd_json_int64(const json_t *obj, const char *name, int64_t *out, char *err,
+                          size_t err_size);
 
 /* header.revision of a response (0 if absent). */
-int etcd_json_revision(const json_t *root, int64_t *revision, char *err, size_t err_size);
+int reign_etcd_json_revision(const json_t *root, int64_t *revision, char *err, size_t err_size);
 
 /* /v3/lease/grant → the lease's ID and TTL in seconds. */
-int etcd_json_lease_grant(const json_t *root, int64_t *id, int64_t *ttl_s, char *err,
-                          size_t err_size);
+int reign_etcd_json_lease_grant(const json_t *root, int64_t *id, int64_t *ttl_s, char *err,
+                                size_t err_size);
 
 /* /v3/lease/keepalive (the result object) for lease `id` → its TTL in
  * seconds; 0 means the lease no longer exists. */
-int etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, char *err,
-                              size_t err_size);
+int reign_etcd_json_lease_keepalive(const json_t *root, int64_t id, int64_t *ttl_s, char *err,
+                                    size_t err_size);
 
 /* /v3/lease/timetolive with "keys": true for lease `id` → its TTL in
  * seconds (-1: expired or gone) and the keys attached to it (a malloc'd
  * array of etcd_kv with only key set; *n may be 0). */
-int etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv **kvs,
-                         size_t *n, char *err, size_t err_size);
+int reign_etcd_json_lease_keys(const json_t *root, int64_t id, int64_t *ttl_s, etcd_kv **kvs,
+                               size_t *n, char *err, size_t err_size);
 
 /* /v3/auth/authenticate → the token, malloc'd. */
-int etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err_size);
+int reign_etcd_json_auth_token(const json_t *root, char **token, char *err, size_t err_size);
 
 /* GET /version → the server's major and minor version. */
-int etcd_json_version(const json_t *root, int *major, int *minor, char *err, size_t err_size);
+int reign_etcd_json_version(const json_t *root, int *major, int *minor, char *err, size_t err_size);
 
 /* One entry of a txn's responses. */
 typedef struct etcd_txn_item {
@@ -98,22 +98,22 @@ typedef struct etcd_txn_item {
     int64_t deleted; /* a delete_range in it: keys deleted */
 } etcd_txn_item;
 
-void etcd_txn_items_clear(etcd_txn_item *items, size_t n);
+void reign_etcd_txn_items_clear(etcd_txn_item *items, size_t n);
 
 /* /v3/kv/txn whose success branch holds exactly n nested txns
  * ({"request_txn":…}) → one item per nested txn, and the txn's revision
  * (the revision a put in it was written at). */
-int etcd_json_txn_nested(const json_t *root, etcd_txn_item *items, size_t n,
-                         int64_t *revision, char *err, size_t err_size);
+int reign_etcd_json_txn_nested(const json_t *root, etcd_txn_item *items, size_t n,
+                               int64_t *revision, char *err, size_t err_size);
 
 /* /v3/kv/txn whose success branch holds exactly n ranges → one item per
  * range (has_kv and kv of its first key). */
-int etcd_json_txn_ranges(const json_t *root, etcd_txn_item *items, size_t n, int64_t *revision,
-                         char *err, size_t err_size);
+int reign_etcd_json_txn_ranges(const json_t *root, etcd_txn_item *items, size_t n,
+                               int64_t *revision, char *err, size_t err_size);
 
 /* /v3/kv/range → every key-value pair (malloc'd array, *n may be 0). */
-int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revision, char *err,
-                    size_t err_size);
+int reign_etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revision,
+                          char *err, size_t err_size);
 
 /* ---- the watch stream ---------------------------------------------------- */
 
@@ -122,7 +122,7 @@ int etcd_json_range(const json_t *root, etcd_kv **kvs, size_t *n, int64_t *revis
  * 1 with *frame_len = bytes up to and including its closing brace;
  * 0 when more bytes are needed; REIGN_EPROTO when buf cannot start an
  * object (garbage). Strings and escapes are honoured; depth is bounded. */
-int etcd_json_frame(const char *buf, size_t len, size_t *frame_len);
+int reign_etcd_json_frame(const char *buf, size_t len, size_t *frame_len);
 
 /* The same, resumable: a stream that arrives a byte at a time is scanned
  * once, not once per piece (which a hostile gateway trickling a large
@@ -137,8 +137,9 @@ typedef struct etcd_json_framer {
     char open[ETCD_FRAME_MAX_DEPTH]; /* the bracket each level was opened with */
 } etcd_json_framer;
 
-void etcd_json_framer_reset(etcd_json_framer *fr);
-int etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len, size_t *frame_len);
+void reign_etcd_json_framer_reset(etcd_json_framer *fr);
+int reign_etcd_json_framer_next(etcd_json_framer *fr, const char *buf, size_t len,
+                                size_t *frame_len);
 
 typedef struct etcd_watch_msg {
     bool created;
@@ -153,11 +154,11 @@ typedef struct etcd_watch_msg {
     char reason[256];          /* cancel_reason */
 } etcd_watch_msg;
 
-void etcd_watch_msg_clear(etcd_watch_msg *msg);
+void reign_etcd_watch_msg_clear(etcd_watch_msg *msg);
 
 /* One framed watch message → msg. A stream error object is a status
- * (like etcd_json_response) with *grpc_code set. */
-int etcd_json_watch(const char *frame, size_t len, etcd_watch_msg *msg, int *grpc_code,
-                    char *err, size_t err_size);
+ * (like reign_etcd_json_response) with *grpc_code set. */
+int reign_etcd_json_watch(const char *frame, size_t len, etcd_watch_msg *msg, int *grpc_code,
+                          char *err, size_t err_size);
 
 #endif /* REIGN_BACKENDS_ETCD_ETCD_JSON_H */

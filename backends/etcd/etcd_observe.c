@@ -12,17 +12,17 @@
 #include "etcd_internal.h"
 #include "etcd_json.h"
 
-int etcd_observe(void *state, int on)
+int reign_etcd_observe(void *state, int on)
 {
     etcd_state *s = state;
     if (s->watch.multi == NULL)
         return REIGN_ENOTSUP; /* no watch at all (epoll/timerfd failed at open) */
-    etcd_watch_set_observing(s, on != 0);
+    reign_etcd_watch_set_observing(s, on != 0);
     return REIGN_OK;
 }
 
-int etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                      const char *metadata, int64_t timeout_ms)
+int reign_etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
+                            const char *metadata, int64_t timeout_ms)
 {
     etcd_state *s = state;
     char shown[200];
@@ -38,10 +38,10 @@ int etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t te
         return REIGN_ENOTMASTER;
     }
     size_t klen = 0, vlen = 0;
-    key = etcd_key(s->set.prefix, resource, len, &klen);
-    value = etcd_value_encode(s->cfg->instance_id, metadata, &vlen);
-    key64 = key != NULL ? etcd_b64_encode(key, klen) : NULL;
-    value64 = value != NULL ? etcd_b64_encode(value, vlen) : NULL;
+    key = reign_etcd_key(s->set.prefix, resource, len, &klen);
+    value = reign_etcd_value_encode(s->cfg->instance_id, metadata, &vlen);
+    key64 = key != NULL ? reign_etcd_b64_encode(key, klen) : NULL;
+    value64 = value != NULL ? reign_etcd_b64_encode(value, vlen) : NULL;
     if (key64 == NULL || value64 == NULL)
         goto oom;
     char rev[24], lease[24];
@@ -56,7 +56,8 @@ int etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t te
     r.body = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     if (r.body == NULL)
         goto oom;
-    etcd_http_run(&s->http, &rp, 1, etcd_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000);
+    reign_etcd_http_run(&s->http, &rp, 1,
+                        reign_etcd_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000);
     rc = r.status;
     if (rc != REIGN_OK) {
         reign_backend_error("etcd: set_metadata %s: %s (%s)", shown, r.err, s->cfg->uri_redacted);
@@ -70,7 +71,7 @@ oom:
     reign_backend_error("etcd: set_metadata %s: out of memory", shown);
     rc = REIGN_ENOMEM;
 out:
-    etcd_req_clear(&r);
+    reign_etcd_req_clear(&r);
     json_decref(body);
     free(key);
     free(key64);

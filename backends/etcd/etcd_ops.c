@@ -43,7 +43,7 @@
 
 /* ---- 1. Results from parsed responses ---------------------------------------- */
 
-void etcd_op_error(reign_op *op, int status, const char *where, const char *cause)
+void reign_etcd_op_error(reign_op *op, int status, const char *where, const char *cause)
 {
     char res[160];
     reign_printable(op->resource, op->resource_len, res, sizeof res);
@@ -57,14 +57,14 @@ static void fill_holder(reign_op *op, const etcd_kv *kv, reign_op_result result,
     char *holder = NULL, *meta = NULL;
     char cause[200], err[160];
     if (kv->create_revision <= 0) {
-        etcd_op_error(op, REIGN_EPROTO, where, "the key has no create_revision");
+        reign_etcd_op_error(op, REIGN_EPROTO, where, "the key has no create_revision");
         return;
     }
-    int rc = etcd_value_decode(kv->value != NULL ? kv->value : (const unsigned char *)"",
-                               kv->value_len, &holder, &meta, err, sizeof err);
+    int rc = reign_etcd_value_decode(kv->value != NULL ? kv->value : (const unsigned char *)"",
+                                     kv->value_len, &holder, &meta, err, sizeof err);
     if (rc != REIGN_OK) {
         snprintf(cause, sizeof cause, "the key's %s", err);
-        etcd_op_error(op, rc, where, cause);
+        reign_etcd_op_error(op, rc, where, cause);
         return;
     }
     op->result = result;
@@ -74,17 +74,17 @@ static void fill_holder(reign_op *op, const etcd_kv *kv, reign_op_result result,
     op->out_remaining_ms = -1; /* the holder's lease TTL would cost a request per lease */
 }
 
-void etcd_result_acquire(reign_op *op, const etcd_txn_item *item, int64_t txn_revision,
-                         bool lease_ok, const char *where)
+void reign_etcd_result_acquire(reign_op *op, const etcd_txn_item *item, int64_t txn_revision,
+                               bool lease_ok, const char *where)
 {
     if (item->succeeded) {
         if (txn_revision <= 0) {
-            etcd_op_error(op, REIGN_EPROTO, where, "the txn answered no revision");
+            reign_etcd_op_error(op, REIGN_EPROTO, where, "the txn answered no revision");
         } else if (!lease_ok) {
             /* The key is ours but its lease may end before a TTL from now. */
-            etcd_op_error(op, REIGN_EBACKEND, where,
-                          "the key was written but the lease's keep-alive failed: outcome "
-                          "unknown");
+            reign_etcd_op_error(op, REIGN_EBACKEND, where,
+                                "the key was written but the lease's keep-alive failed: outcome "
+                                "unknown");
         } else {
             op->result = REIGN_RES_OK;
             op->out_term = (uint64_t)txn_revision;
@@ -92,15 +92,15 @@ void etcd_result_acquire(reign_op *op, const etcd_txn_item *item, int64_t txn_re
         return;
     }
     if (!item->has_kv) {
-        etcd_op_error(op, REIGN_EPROTO, where,
-                      "the key exists (create_revision != 0) but its range found nothing");
+        reign_etcd_op_error(op, REIGN_EPROTO, where,
+                            "the key exists (create_revision != 0) but its range found nothing");
         return;
     }
     fill_holder(op, &item->kv, REIGN_RES_HELD, where);
 }
 
-void etcd_result_renew(reign_op *op, const etcd_txn_item *item, int64_t lease_id,
-                       int lease_alive, const char *where)
+void reign_etcd_result_renew(reign_op *op, const etcd_txn_item *item, int64_t lease_id,
+                             int lease_alive, const char *where)
 {
     if (item != NULL && (!item->has_kv || item->kv.create_revision <= 0 ||
                          (uint64_t)item->kv.create_revision != op->term ||
@@ -113,22 +113,22 @@ void etcd_result_renew(reign_op *op, const etcd_txn_item *item, int64_t lease_id
         return;
     }
     if (item == NULL) {
-        etcd_op_error(op, REIGN_EBACKEND, where, "could not check the key");
+        reign_etcd_op_error(op, REIGN_EBACKEND, where, "could not check the key");
         return;
     }
     if (lease_alive < 0) {
-        etcd_op_error(op, REIGN_EBACKEND, where, "the lease's keep-alive failed");
+        reign_etcd_op_error(op, REIGN_EBACKEND, where, "the lease's keep-alive failed");
         return;
     }
     op->result = REIGN_RES_OK;
 }
 
-void etcd_result_release(reign_op *op, const etcd_txn_item *item)
+void reign_etcd_result_release(reign_op *op, const etcd_txn_item *item)
 {
     op->result = item->succeeded ? REIGN_RES_OK : REIGN_RES_LOST;
 }
 
-void etcd_result_read(reign_op *op, const etcd_txn_item *item, const char *where)
+void reign_etcd_result_read(reign_op *op, const etcd_txn_item *item, const char *where)
 {
     if (!item->has_kv) {
         op->result = REIGN_RES_NONE;
@@ -255,13 +255,13 @@ static void fail_ops(batch *b, const size_t *idx, size_t n, int status, const ch
 {
     for (size_t i = 0; i < n; i++)
         if (b->ops[idx[i]].result == REIGN_RES_UNSET)
-            etcd_op_error(&b->ops[idx[i]], status, where_of(b), cause);
+            reign_etcd_op_error(&b->ops[idx[i]], status, where_of(b), cause);
 }
 
 static void jobs_clear(batch *b)
 {
     for (size_t i = 0; i < b->n_jobs; i++)
-        etcd_req_clear(&b->jobs[i].req);
+        reign_etcd_req_clear(&b->jobs[i].req);
     b->n_jobs = 0;
 }
 
@@ -284,7 +284,7 @@ static bool job_body(batch *b, job *j, json_t *body)
     if (j->req.body == NULL) {
         fail_ops(b, j->idx, j->n, REIGN_ENOMEM, "out of memory building the request");
         b->n_jobs--;
-        etcd_req_clear(&j->req);
+        reign_etcd_req_clear(&j->req);
         return false;
     }
     return true;
@@ -380,7 +380,7 @@ static void verify_failed(batch *b, const job *j, int status, const char *cause)
         else if (op->result == REIGN_RES_UNSET) {
             char full[ETCD_ERR_SIZE + 40];
             snprintf(full, sizeof full, "could not check the key: %s", cause);
-            etcd_op_error(op, status, where_of(b), full);
+            reign_etcd_op_error(op, status, where_of(b), full);
         }
     }
 }
@@ -397,7 +397,8 @@ static void apply_verify_lease(batch *b, job *j)
     size_t n = 0;
     int64_t ttl = 0;
     char err[ETCD_ERR_SIZE];
-    int rc = etcd_json_lease_keys(j->req.root, b->lease_used, &ttl, &kvs, &n, err, sizeof err);
+    int rc =
+        reign_etcd_json_lease_keys(j->req.root, b->lease_used, &ttl, &kvs, &n, err, sizeof err);
     if (rc != REIGN_OK) {
         verify_failed(b, j, rc, err);
         return;
@@ -405,16 +406,16 @@ static void apply_verify_lease(batch *b, job *j)
     if (ttl < 0) {
         for (size_t k = 0; k < j->n; k++)
             b->ops[j->idx[k]].result = REIGN_RES_LOST;
-        etcd_kvs_free(kvs, n);
+        reign_etcd_kvs_free(kvs, n);
         return;
     }
     qsort(kvs, n, sizeof *kvs, kv_sort_cmp);
     for (size_t k = 0; k < j->n; k++) {
         reign_op *op = &b->ops[j->idx[k]];
         size_t klen = 0;
-        char *key = etcd_key(b->s->set.prefix, op->resource, op->resource_len, &klen);
+        char *key = reign_etcd_key(b->s->set.prefix, op->resource, op->resource_len, &klen);
         if (key == NULL) {
-            etcd_op_error(op, REIGN_ENOMEM, where_of(b), "out of memory");
+            reign_etcd_op_error(op, REIGN_ENOMEM, where_of(b), "out of memory");
             continue;
         }
         etcd_txn_item item = {0};
@@ -434,10 +435,10 @@ static void apply_verify_lease(batch *b, job *j)
             else
                 hi = mid;
         }
-        etcd_result_renew(op, &item, b->lease_used, b->lease_alive, where_of(b));
+        reign_etcd_result_renew(op, &item, b->lease_used, b->lease_alive, where_of(b));
         free(key);
     }
-    etcd_kvs_free(kvs, n);
+    reign_etcd_kvs_free(kvs, n);
 }
 
 /* Results of one txn job; true if its ops should go again (lease gone). */
@@ -470,9 +471,9 @@ static bool apply_txn_job(batch *b, job *j)
         return false;
     }
     if (j->kind == JOB_ACQUIRE || j->kind == JOB_RELEASE)
-        rc = etcd_json_txn_nested(r->root, items, j->n, &rev, err, sizeof err);
+        rc = reign_etcd_json_txn_nested(r->root, items, j->n, &rev, err, sizeof err);
     else
-        rc = etcd_json_txn_ranges(r->root, items, j->n, &rev, err, sizeof err);
+        rc = reign_etcd_json_txn_ranges(r->root, items, j->n, &rev, err, sizeof err);
     if (rc != REIGN_OK) {
         char cause[ETCD_ERR_SIZE + 64];
         snprintf(cause, sizeof cause, "%s%s/kv/txn: %s", b->s->set.endpoints[r->endpoint],
@@ -487,16 +488,22 @@ static bool apply_txn_job(batch *b, job *j)
     for (size_t k = 0; k < j->n; k++) {
         reign_op *op = &b->ops[j->idx[k]];
         switch (j->kind) {
-        case JOB_ACQUIRE: etcd_result_acquire(op, &items[k], rev, lease_ok, where_of(b)); break;
-        case JOB_RELEASE: etcd_result_release(op, &items[k]); break;
-        case JOB_READ: etcd_result_read(op, &items[k], where_of(b)); break;
+        case JOB_ACQUIRE:
+            reign_etcd_result_acquire(op, &items[k], rev, lease_ok, where_of(b));
+            break;
+        case JOB_RELEASE:
+            reign_etcd_result_release(op, &items[k]);
+            break;
+        case JOB_READ:
+            reign_etcd_result_read(op, &items[k], where_of(b));
+            break;
         case JOB_VERIFY_TXN:
-            etcd_result_renew(op, &items[k], b->lease_used, b->lease_alive, where_of(b));
+            reign_etcd_result_renew(op, &items[k], b->lease_used, b->lease_alive, where_of(b));
             break;
         default: break;
         }
     }
-    etcd_txn_items_clear(items, j->n);
+    reign_etcd_txn_items_clear(items, j->n);
     free(items);
     return false;
 }
@@ -510,7 +517,7 @@ static void apply_keepalive(batch *b, job *j)
         b->lease_alive = r->grpc_code == ETCD_GRPC_NOT_FOUND ? 0 : -1;
         if (b->lease_alive < 0)
             reign_backend_log(b->s->cfg, REIGN_LOG_DEBUG, "keep-alive failed: %s", r->err);
-    } else if (etcd_json_lease_keepalive(r->root, b->lease_used, &ttl, err, sizeof err) !=
+    } else if (reign_etcd_json_lease_keepalive(r->root, b->lease_used, &ttl, err, sizeof err) !=
                REIGN_OK) {
         b->lease_alive = -1;
         reign_backend_log(b->s->cfg, REIGN_LOG_WARN, "%s: keep-alive: %s", where_of(b), err);
@@ -544,7 +551,7 @@ static bool ensure_lease(batch *b, const size_t *idx, size_t n)
     if (b->s->lease_id != 0)
         return true;
     char err[ETCD_ERR_SIZE];
-    int rc = etcd_lease_grant(b->s, b->deadline_ns, err, sizeof err);
+    int rc = reign_etcd_lease_grant(b->s, b->deadline_ns, err, sizeof err);
     if (rc != REIGN_OK) {
         fail_ops(b, idx, n, rc, err);
         return false;
@@ -607,9 +614,9 @@ static void run_jobs(batch *b)
     }
     for (size_t i = 0; i < b->n_jobs; i++)
         reqs[i] = &b->jobs[i].req;
-    int64_t t = etcd_now_ns();
-    etcd_http_run(&b->s->http, reqs, b->n_jobs, b->deadline_ns);
-    b->wait_ns += etcd_now_ns() - t;
+    int64_t t = reign_etcd_now_ns();
+    reign_etcd_http_run(&b->s->http, reqs, b->n_jobs, b->deadline_ns);
+    b->wait_ns += reign_etcd_now_ns() - t;
     free(reqs);
 }
 
@@ -723,7 +730,7 @@ static void apply_precheck(batch *b, job *j)
         fail_ops(b, j->idx, j->n, REIGN_ENOMEM, "out of memory");
         return;
     }
-    int rc = etcd_json_txn_ranges(j->req.root, items, j->n, &rev, err, sizeof err);
+    int rc = reign_etcd_json_txn_ranges(j->req.root, items, j->n, &rev, err, sizeof err);
     if (rc != REIGN_OK) {
         free(items);
         fail_ops(b, j->idx, j->n, rc, err);
@@ -735,13 +742,13 @@ static void apply_precheck(batch *b, job *j)
         else
             b->again[b->n_again++] = j->idx[k];
     }
-    etcd_txn_items_clear(items, j->n);
+    reign_etcd_txn_items_clear(items, j->n);
     free(items);
 }
 
-int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+int reign_etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
-    int64_t t0 = etcd_now_ns();
+    int64_t t0 = reign_etcd_now_ns();
     uint64_t requests0 = s->http.requests;
     batch b = {.s = s, .ops = ops, .n_ops = n_ops, .lease_alive = -1, .t0 = t0};
     /* Leave a little time for parsing and results after the last answer. */
@@ -767,22 +774,22 @@ int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeo
     /* The held set is only as good as the watch that prunes it. */
     bool trust_held = s->watch.established && !s->watch.broken && s->watch.easy != NULL;
     if (!trust_held)
-        etcd_held_clear(&s->held);
+        reign_etcd_held_clear(&s->held);
     for (size_t i = 0; i < n_ops; i++) {
         reign_op *op = &ops[i];
         size_t klen = 0;
-        char *key = etcd_key(s->set.prefix, op->resource, op->resource_len, &klen);
-        b.key64[i] = key != NULL ? etcd_b64_encode(key, klen) : NULL;
+        char *key = reign_etcd_key(s->set.prefix, op->resource, op->resource_len, &klen);
+        b.key64[i] = key != NULL ? reign_etcd_b64_encode(key, klen) : NULL;
         free(key);
         if (b.key64[i] == NULL) {
-            etcd_op_error(op, REIGN_ENOMEM, where_of(&b), "out of memory");
+            reign_etcd_op_error(op, REIGN_ENOMEM, where_of(&b), "out of memory");
             continue;
         }
         switch (op->kind) {
         case REIGN_OP_ACQUIRE:
             /* Held by another when last seen, and no delete since: a read
              * (no raft write) answers HELD; other keys are written at once. */
-            if (trust_held && etcd_held_contains(&s->held, op->resource, op->resource_len))
+            if (trust_held && reign_etcd_held_contains(&s->held, op->resource, op->resource_len))
                 b.pre[b.n_pre++] = i;
             else
                 b.acq[b.n_acq++] = i;
@@ -791,7 +798,9 @@ int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeo
         case REIGN_OP_RELEASE: b.rel[b.n_rel++] = i; break;
         case REIGN_OP_RENEW: b.ren[b.n_ren++] = i; break;
         case REIGN_OP_READ: b.rd[b.n_rd++] = i; break;
-        default: etcd_op_error(op, REIGN_EINVAL, where_of(&b), "unknown op kind"); break;
+        default:
+            reign_etcd_op_error(op, REIGN_EINVAL, where_of(&b), "unknown op kind");
+            break;
         }
     }
 
@@ -891,14 +900,14 @@ int etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeo
             continue;
         if (trust_held && op->result == REIGN_RES_HELD && op->out_holder != NULL &&
             strcmp(op->out_holder, s->cfg->instance_id) != 0)
-            etcd_held_add(&s->held, op->resource, op->resource_len);
+            reign_etcd_held_add(&s->held, op->resource, op->resource_len);
         else
-            etcd_held_remove(&s->held, op->resource, op->resource_len);
+            reign_etcd_held_remove(&s->held, op->resource, op->resource_len);
     }
 
     /* After the requests: they may have moved to another endpoint, which is
      * where a (re)started watch should go. */
-    etcd_watch_ensure(s);
+    reign_etcd_watch_ensure(s);
 
 out:
     if (rc != REIGN_OK)
@@ -909,9 +918,8 @@ out:
     reign_backend_log(s->cfg, REIGN_LOG_DEBUG,
                       "batch of %zu ops (ACQUIRE %zu, RENEW %zu, RELEASE %zu, READ %zu): %" PRIu64
                       " HTTP requests, %.1f ms (%.1f ms waiting for answers)",
-                      n_ops, n_acquire, b.n_ren, b.n_rel, b.n_rd,
-                      s->http.requests - requests0, (double)(etcd_now_ns() - t0) / 1e6,
-                      (double)b.wait_ns / 1e6);
+                      n_ops, n_acquire, b.n_ren, b.n_rel, b.n_rd, s->http.requests - requests0,
+                      (double)(reign_etcd_now_ns() - t0) / 1e6, (double)b.wait_ns / 1e6);
     if (b.jobs != NULL)
         jobs_clear(&b);
     free(b.jobs);

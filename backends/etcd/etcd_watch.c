@@ -80,7 +80,7 @@ static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-int etcd_watch_init(etcd_watch *w)
+int reign_etcd_watch_init(etcd_watch *w)
 {
     memset(w, 0, sizeof *w);
     w->epfd = w->timer_fd = -1;
@@ -88,12 +88,12 @@ int etcd_watch_init(etcd_watch *w)
     w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     w->multi = curl_multi_init();
     if (w->epfd < 0 || w->timer_fd < 0 || w->multi == NULL) {
-        etcd_watch_cleanup(w);
+        reign_etcd_watch_cleanup(w);
         return REIGN_EIO;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->timer_fd};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timer_fd, &ev) != 0) {
-        etcd_watch_cleanup(w);
+        reign_etcd_watch_cleanup(w);
         return REIGN_EIO;
     }
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
@@ -116,7 +116,7 @@ static void watch_stop(etcd_watch *w)
     free(w->body);
     w->body = NULL;
     w->len = 0;
-    etcd_json_framer_reset(&w->framer);
+    reign_etcd_json_framer_reset(&w->framer);
     w->established = false;
     if (w->timer_fd >= 0) {
         struct itimerspec off = {0};
@@ -124,7 +124,7 @@ static void watch_stop(etcd_watch *w)
     }
 }
 
-void etcd_watch_cleanup(etcd_watch *w)
+void reign_etcd_watch_cleanup(etcd_watch *w)
 {
     if (w->multi != NULL) {
         watch_stop(w);
@@ -161,7 +161,7 @@ static char *watch_body(etcd_state *s, int64_t start_revision)
     return body;
 }
 
-void etcd_watch_ensure(etcd_state *s)
+void reign_etcd_watch_ensure(etcd_state *s)
 {
     etcd_watch *w = &s->watch;
     etcd_http *h = &s->http;
@@ -169,7 +169,7 @@ void etcd_watch_ensure(etcd_state *s)
         return;
     if (w->easy != NULL && !w->broken && w->endpoint == h->current)
         return;
-    int64_t now = etcd_now_ns();
+    int64_t now = reign_etcd_now_ns();
     if (now < w->not_before_ns)
         return;
     if (w->easy != NULL) {
@@ -186,7 +186,7 @@ void etcd_watch_ensure(etcd_state *s)
     w->body = watch_body(s, w->last_revision > 0 ? w->last_revision + 1 : 0);
     w->easy = curl_easy_init();
     if (w->body == NULL || w->easy == NULL ||
-        etcd_http_setup_easy(h, w->easy, url, w->body, &w->headers, 0) != REIGN_OK ||
+        reign_etcd_http_setup_easy(h, w->easy, url, w->body, &w->headers, 0) != REIGN_OK ||
         curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_stream) != CURLE_OK ||
         curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w) != CURLE_OK ||
         curl_multi_add_handle(w->multi, w->easy) != CURLM_OK) {
@@ -211,7 +211,7 @@ static bool watch_message(etcd_state *s, const char *frame, size_t len,
     etcd_watch_msg m;
     int grpc = ETCD_GRPC_NONE;
     char err[ETCD_ERR_SIZE];
-    int rc = etcd_json_watch(frame, len, &m, &grpc, err, sizeof err);
+    int rc = reign_etcd_json_watch(frame, len, &m, &grpc, err, sizeof err);
     if (rc != REIGN_OK) {
         /* A server going away ends the stream this way ("transport is
          * closing"); the next execute starts it again. */
@@ -237,26 +237,26 @@ static bool watch_message(etcd_state *s, const char *frame, size_t len,
     for (size_t i = 0; i < m.n_deleted; i++) {
         const unsigned char *res;
         size_t res_len;
-        if (etcd_key_resource(s->set.prefix, m.deleted[i].key, m.deleted[i].key_len, &res,
-                              &res_len) == 0 &&
+        if (reign_etcd_key_resource(s->set.prefix, m.deleted[i].key, m.deleted[i].key_len, &res,
+                                    &res_len) == 0 &&
             memchr(res, '\0', res_len) == NULL) {
-            etcd_held_remove(&s->held, (const char *)res, res_len);
+            reign_etcd_held_remove(&s->held, (const char *)res, res_len);
             released(ctx, (const char *)res, res_len);
         }
     }
     for (size_t i = 0; i < m.n_put; i++) {
         const unsigned char *res;
         size_t res_len;
-        if (etcd_key_resource(s->set.prefix, m.put[i].key, m.put[i].key_len, &res, &res_len) ==
-                0 &&
+        if (reign_etcd_key_resource(s->set.prefix, m.put[i].key, m.put[i].key_len, &res,
+                                    &res_len) == 0 &&
             memchr(res, '\0', res_len) == NULL)
             released(ctx, (const char *)res, res_len);
     }
-    etcd_watch_msg_clear(&m);
+    reign_etcd_watch_msg_clear(&m);
     return go_on;
 }
 
-void etcd_watch_set_observing(etcd_state *s, bool on)
+void reign_etcd_watch_set_observing(etcd_state *s, bool on)
 {
     etcd_watch *w = &s->watch;
     if (w->observing == on)
@@ -267,10 +267,10 @@ void etcd_watch_set_observing(etcd_state *s, bool on)
         w->broken = true;
         w->not_before_ns = 0;
     }
-    etcd_watch_ensure(s);
+    reign_etcd_watch_ensure(s);
 }
 
-void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
+void reign_etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
 {
     etcd_watch *w = &s->watch;
     struct epoll_event evs[16];
@@ -297,7 +297,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
     size_t used = 0;
     while (!over && w->len > used) {
         size_t flen = 0;
-        int f = etcd_json_framer_next(&w->framer, w->buf + used, w->len - used, &flen);
+        int f = reign_etcd_json_framer_next(&w->framer, w->buf + used, w->len - used, &flen);
         if (f == 0)
             break;
         if (f < 0) {
@@ -309,7 +309,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
             over = true;
             break;
         }
-        etcd_json_framer_reset(&w->framer); /* the next frame starts after this one */
+        reign_etcd_json_framer_reset(&w->framer); /* the next frame starts after this one */
         if (!watch_message(s, w->buf + used, flen, released, ctx))
             over = true;
         used += flen;
@@ -329,7 +329,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
                           s->cfg->uri_redacted, s->set.endpoints[w->endpoint],
                           curl_easy_strerror(cc));
         if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
-            etcd_http_move_endpoint(&s->http, w->endpoint, curl_easy_strerror(cc));
+            reign_etcd_http_move_endpoint(&s->http, w->endpoint, curl_easy_strerror(cc));
         over = true;
     }
     if (over && w->easy != NULL) {
@@ -342,7 +342,7 @@ void etcd_watch_drain(etcd_state *s, reign_released_fn released, void *ctx)
     }
     if (w->report_all) {
         w->report_all = false;
-        etcd_held_clear(&s->held); /* deletes may have been missed */
+        reign_etcd_held_clear(&s->held); /* deletes may have been missed */
         released(ctx, NULL, 0);
     }
 }

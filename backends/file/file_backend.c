@@ -36,7 +36,7 @@ static int make_dirs(const char *path, mode_t mode)
         if (mkdir(copy, mode) == 0) {
             int fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (fd >= 0) {
-                file_fix_mode(fd, mode);
+                reign_file_fix_mode(fd, mode);
                 close(fd);
             }
         } else if (errno != EEXIST) {
@@ -64,10 +64,10 @@ static void file_close(void *state)
         return;
     /* Lease fds first, membership last: a watcher woken by our leaving must
      * find our leases free already. */
-    file_map_free(&st->held, free_hold);
+    reign_file_map_free(&st->held, free_hold);
     if (st->members_fd >= 0)
-        file_member_leave(st->members_fd, st->member_fd, st->member_name);
-    file_watch_close(st->watch);
+        reign_file_member_leave(st->members_fd, st->member_fd, st->member_name);
+    reign_file_watch_close(st->watch);
     if (st->members_fd >= 0)
         close(st->members_fd);
     if (st->dir_fd >= 0)
@@ -80,10 +80,10 @@ static void error_not_ours(const char *dir, int dir_fd, const char *name, const 
                            int err)
 {
     char owner[256];
-    file_describe_owner(dir_fd, name, owner, sizeof owner);
+    reign_file_describe_owner(dir_fd, name, owner, sizeof owner);
     reign_backend_error("file: lock directory %s: %s: %s; it is %s, and this process is uid %ld; "
                         "%s",
-                        dir, what, strerror(err), owner, (long)geteuid(), file_share_hint());
+                        dir, what, strerror(err), owner, (long)geteuid(), reign_file_share_hint());
 }
 
 /* Files made in a directory without setgid get the creator's group, which
@@ -138,7 +138,7 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
     st->file_mode = 0600;
     const char *mode_text = reign_backend_param(cfg, "mode");
     if (mode_text != NULL) {
-        if (file_parse_mode(mode_text, &st->file_mode) != 0) {
+        if (reign_file_parse_mode(mode_text, &st->file_mode) != 0) {
             reign_backend_error("file: %s: mode=%s: give the lock files' mode in octal, with rw "
                                 "for the owner and no x (e.g. 0660: shared with the group; "
                                 "0600, the default: this user only)",
@@ -148,7 +148,7 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
         }
         st->mode_given = 1;
     }
-    mode_t dir_mode = file_dir_mode(st->file_mode);
+    mode_t dir_mode = reign_file_dir_mode(st->file_mode);
 
     if (make_dirs(dir, dir_mode) != 0) {
         int err = errno;
@@ -179,7 +179,7 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
     if (mkdirat(st->dir_fd, members_dir, dir_mode) == 0) {
         int fd = openat(st->dir_fd, members_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd >= 0) {
-            file_fix_mode(fd, dir_mode);
+            reign_file_fix_mode(fd, dir_mode);
             close(fd);
         }
     } else if (errno != EEXIST) {
@@ -197,8 +197,8 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
         rc = err == EACCES ? REIGN_EAUTH : REIGN_EIO;
         goto out;
     }
-    int joined = file_member_join(st->members_fd, cfg->instance_id, st->file_mode, &st->member_fd,
-                                  st->member_name);
+    int joined = reign_file_member_join(st->members_fd, cfg->instance_id, st->file_mode,
+                                        &st->member_fd, st->member_name);
     if (joined < 0) {
         int err = errno;
         if (err == EACCES) {
@@ -217,9 +217,9 @@ static int file_open(const reign_backend_config *cfg, void **state_out)
                           "file: lock directory %s: instance ID %s is in use by another live "
                           "instance; others notice this one's death at their retry interval only",
                           dir, cfg->instance_id);
-    file_member_sweep(st->members_fd, st->member_name);
-    file_nofile_prepare(st);
-    rc = file_watch_open(cfg, dir, st->members_fd, &st->watch);
+    reign_file_member_sweep(st->members_fd, st->member_name);
+    reign_file_nofile_prepare(st);
+    rc = reign_file_watch_open(cfg, dir, st->members_fd, &st->watch);
     if (rc != REIGN_OK)
         goto out;
     *state_out = st;
@@ -234,36 +234,36 @@ out:
 static int file_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
     file_state *st = state;
-    int64_t deadline_ns = file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    int64_t deadline_ns = reign_file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
     st->emfile_batch = 0; /* descriptors may have been freed since */
     for (size_t i = 0; i < n_ops; i++)
-        file_op_run(st, &ops[i], deadline_ns);
+        reign_file_op_run(st, &ops[i], deadline_ns);
     return REIGN_OK;
 }
 
 static int file_notify_fd(void *state)
 {
     const file_state *st = state;
-    return file_watch_fd(st->watch);
+    return reign_file_watch_fd(st->watch);
 }
 
 static void file_notify_drain(void *state, reign_released_fn released, void *ctx)
 {
     file_state *st = state;
-    file_watch_drain(st->watch, released, ctx);
+    reign_file_watch_drain(st->watch, released, ctx);
 }
 
 static int file_observe(void *state, int on)
 {
     file_state *st = state;
-    return file_watch_observe(st->watch, on);
+    return reign_file_watch_observe(st->watch, on);
 }
 
 static int file_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
                              const char *metadata, int64_t timeout_ms)
 {
-    int64_t deadline_ns = file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
-    return file_op_set_metadata(state, resource, len, term, metadata, deadline_ns);
+    int64_t deadline_ns = reign_file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    return reign_file_op_set_metadata(state, resource, len, term, metadata, deadline_ns);
 }
 
 static const char *const file_params[] = {"mode", NULL};

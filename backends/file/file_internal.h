@@ -36,26 +36,28 @@
 
 #define FILE_SHA256_LEN 32
 
-void file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN]);
+void reign_file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN]);
 
 /* ---- names.c ------------------------------------------------------------- */
 
 /* Size of a name buffer; names are at most FILE_NAME_MAX - 1 = 255 bytes, the
  * NAME_MAX of every Linux file system. */
 #define FILE_NAME_MAX 256
-/* Longest suffix file_name_encode accepts (".lock", ".member"). */
+/* Longest suffix reign_file_name_encode accepts (".lock", ".member"). */
 #define FILE_NAME_SUFFIX_MAX 15
 
 /* The file name for an ID of `len` bytes (any bytes, NUL included) followed
  * by `suffix` (which must not contain '/', at most FILE_NAME_SUFFIX_MAX
  * bytes). Distinct IDs give distinct names; see names.c for the mapping. */
-void file_name_encode(const char *id, size_t len, const char *suffix, char out[FILE_NAME_MAX]);
+void reign_file_name_encode(const char *id, size_t len, const char *suffix,
+                            char out[FILE_NAME_MAX]);
 
-/* The ID of a short name made by file_name_encode with `suffix` (NUL-ended
+/* The ID of a short name made by reign_file_name_encode with `suffix` (NUL-ended
  * in out, *len_out bytes): 0, or -1 for a long (hashed) name or a name that
  * is not one of ours. Short names hold at most 200 bytes of escapes, so the
  * ID fits. */
-int file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX], size_t *len_out);
+int reign_file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX],
+                           size_t *len_out);
 
 /* ---- record.c ------------------------------------------------------------ */
 
@@ -76,13 +78,13 @@ enum { FILE_RECORD_OK = 0, FILE_RECORD_BAD = -1, FILE_RECORD_NOMEM = -2 };
 
 /* Parse `len` bytes of a lock file into *out (zeroed first). FILE_RECORD_BAD
  * sets *why to a static description of the first fault. Pure: no I/O. */
-int file_record_parse(const char *buf, size_t len, file_record *out, const char **why);
+int reign_file_record_parse(const char *buf, size_t len, file_record *out, const char **why);
 
 /* The bytes of a record, malloc'd (NULL: out of memory). */
-char *file_record_encode(uint64_t term, file_lease_state state, const char *holder,
-                         const char *metadata, size_t *len_out);
+char *reign_file_record_encode(uint64_t term, file_lease_state state, const char *holder,
+                               const char *metadata, size_t *len_out);
 
-void file_record_clear(file_record *r);
+void reign_file_record_clear(file_record *r);
 
 /* ---- map.c --------------------------------------------------------------- */
 
@@ -95,59 +97,59 @@ typedef struct file_map {
     size_t count;
 } file_map;
 
-void *file_map_get(const file_map *m, const void *key, size_t key_len);
+void *reign_file_map_get(const file_map *m, const void *key, size_t key_len);
 /* Insert a key that is not in the map. 0, or -1 when out of memory. */
-int file_map_put(file_map *m, const void *key, size_t key_len, void *value);
+int reign_file_map_put(file_map *m, const void *key, size_t key_len, void *value);
 /* Remove a key; returns its value (NULL if absent). */
-void *file_map_remove(file_map *m, const void *key, size_t key_len);
+void *reign_file_map_remove(file_map *m, const void *key, size_t key_len);
 /* Visit every entry; an entry whose visitor returns nonzero is removed (the
  * visitor frees its value then). */
 typedef int (*file_map_visit_fn)(const char *key, size_t key_len, void *value, void *ctx);
-void file_map_sweep(file_map *m, file_map_visit_fn visit, void *ctx);
+void reign_file_map_sweep(file_map *m, file_map_visit_fn visit, void *ctx);
 /* Free the map, calling free_value (if not NULL) on every value. */
-void file_map_free(file_map *m, void (*free_value)(void *value));
+void reign_file_map_free(file_map *m, void (*free_value)(void *value));
 
 /* ---- lockio.c ------------------------------------------------------------ */
 
 /* Largest lock file we read: far above any record reign writes. */
 #define FILE_RECORD_MAX (1024 * 1024)
 
-int64_t file_now_ns(void);
+int64_t reign_file_now_ns(void);
 
 /* Mastership (byte 0). try: 0 = now ours, 1 = someone else holds it, -1 =
  * error (errno). probe: 1 = someone holds it, 0 = free, -1 = error. */
-int file_lock_master_try(int fd);
-int file_lock_master_probe(int fd);
-int file_unlock_master(int fd);
+int reign_file_lock_master_try(int fd);
+int reign_file_lock_master_probe(int fd);
+int reign_file_unlock_master(int fd);
 
 /* The record lock (byte 1), F_RDLCK or F_WRLCK, waited for until
  * deadline_ns at most: 0, or -1 with errno (ETIMEDOUT when it stayed busy). */
-int file_lock_record(int fd, short type, int64_t deadline_ns);
-void file_unlock_record(int fd);
+int reign_file_lock_record(int fd, short type, int64_t deadline_ns);
+void reign_file_unlock_record(int fd);
 
 /* Whole-file read into a malloc'd buffer (NUL-terminated, *len_out bytes)
  * and whole-record write (pwrite at 0, then truncate). -1 with errno. */
-int file_read_fd(int fd, char **out, size_t *len_out);
-int file_write_fd(int fd, const char *buf, size_t len);
+int reign_file_read_fd(int fd, char **out, size_t *len_out);
+int reign_file_write_fd(int fd, const char *buf, size_t len);
 
 /* ---- members.c ----------------------------------------------------------- */
 
 /* Announce this instance: create and write-lock .members/<id>.member. 0 =
  * joined (*fd_out is the locked fd, name_out its name), 1 = a live instance
  * with the same ID holds it already (*fd_out = -1), -1 = error (errno). */
-int file_member_join(int members_fd, const char *instance_id, mode_t mode, int *fd_out,
-                     char name_out[FILE_NAME_MAX]);
+int reign_file_member_join(int members_fd, const char *instance_id, mode_t mode, int *fd_out,
+                           char name_out[FILE_NAME_MAX]);
 
 /* Remove member files that no live instance holds (left by deaths), except
  * own_name. Best effort, bounded. */
-void file_member_sweep(int members_fd, const char *own_name);
+void reign_file_member_sweep(int members_fd, const char *own_name);
 
 /* Leave: unlink the member file, then close (which drops the lock). */
-void file_member_leave(int members_fd, int fd, const char *name);
+void reign_file_member_leave(int members_fd, int fd, const char *name);
 
 /* Open the member file of `holder` read-only if that instance is alive:
  * 1 = alive (*fd_out open), 0 = not a live member, -1 = error (errno). */
-int file_member_open_live(int members_fd, const char *holder, int *fd_out);
+int reign_file_member_open_live(int members_fd, const char *holder, int *fd_out);
 
 /* ---- watch.c ------------------------------------------------------------- */
 
@@ -155,47 +157,47 @@ typedef struct file_watch file_watch;
 
 /* The notification machinery of one state (see watch.c). REIGN_OK or a
  * status with a message (reign_backend_error). */
-int file_watch_open(const reign_backend_config *cfg, const char *dir, int members_fd,
-                    file_watch **out);
-void file_watch_close(file_watch *w);
+int reign_file_watch_open(const reign_backend_config *cfg, const char *dir, int members_fd,
+                          file_watch **out);
+void reign_file_watch_close(file_watch *w);
 
 /* The one pollable fd (an epoll fd), or -1. */
-int file_watch_fd(const file_watch *w);
+int reign_file_watch_fd(const file_watch *w);
 
 /* An ACQUIRE on `resource` (lock file `lock_name`) found it HELD by
  * `holder`: remember to report its release and watch the holder. Returns 1
  * when the holder is a live member (watched), 0 when it is not (dying or
  * dead: its lock is about to go, so the caller may try again at once). */
-int file_watch_held(file_watch *w, const char *lock_name, const char *resource, size_t len,
-                    const char *holder);
+int reign_file_watch_held(file_watch *w, const char *lock_name, const char *resource, size_t len,
+                          const char *holder);
 
 /* The holder was not a live member and the lock was still held on a second
  * try: wake the engine again soon (backing off) so the takeover follows the
  * kernel freeing the dead process' locks. */
-void file_watch_retry_soon(file_watch *w, const char *holder);
+void reign_file_watch_retry_soon(file_watch *w, const char *holder);
 
 /* ACQUIRE succeeded on `lock_name`: stop waiting for it. */
-void file_watch_forget(file_watch *w, const char *lock_name);
+void reign_file_watch_forget(file_watch *w, const char *lock_name);
 
 /* Report acquisitions too (IN_MODIFY of lock files), or stop: backend.h,
  * observe. REIGN_ENOTSUP without inotify. */
-int file_watch_observe(file_watch *w, int on);
+int reign_file_watch_observe(file_watch *w, int on);
 
 /* Consume what is pending, report what may have been freed. */
-void file_watch_drain(file_watch *w, reign_released_fn released, void *ctx);
+void reign_file_watch_drain(file_watch *w, reign_released_fn released, void *ctx);
 
 /* ---- perm.c --------------------------------------------------------------- */
 
 /* mode= of the URI: 3-4 octal digits, rw for the owner, no x: 0, or -1. */
-int file_parse_mode(const char *text, mode_t *out);
+int reign_file_parse_mode(const char *text, mode_t *out);
 /* The directories' mode for a file mode: x added for every r (0660 → 0770). */
-mode_t file_dir_mode(mode_t file_mode);
+mode_t reign_file_dir_mode(mode_t file_mode);
 /* Give our own fd exactly `want` (a directory keeps its setgid bit). */
-void file_fix_mode(int fd, mode_t want);
+void reign_file_fix_mode(int fd, mode_t want);
 /* "owned by user alice (uid 1001), group g (gid 5), mode 0700" of dir_fd/name. */
-void file_describe_owner(int dir_fd, const char *name, char *buf, size_t size);
+void reign_file_describe_owner(int dir_fd, const char *name, char *buf, size_t size);
 /* What to do when instances of different users share a directory. */
-const char *file_share_hint(void);
+const char *reign_file_share_hint(void);
 
 /* ---- nofile.c ---------------------------------------------------------------- */
 
@@ -206,11 +208,11 @@ const char *file_share_hint(void);
 
 struct file_state;
 /* At open: raise the soft limit to the hard one, size lease_limit. */
-void file_nofile_prepare(struct file_state *st);
+void reign_file_nofile_prepare(struct file_state *st);
 /* Before an ACQUIRE of a new lease: 1 = refused (op failed), 0 = go on. */
-int file_nofile_refuse(struct file_state *st, reign_op *op);
+int reign_file_nofile_refuse(struct file_state *st, reign_op *op);
 /* An open in ACQUIRE failed with EMFILE: fail op, and the batch's rest. */
-void file_nofile_emfile(struct file_state *st, reign_op *op);
+void reign_file_nofile_emfile(struct file_state *st, reign_op *op);
 
 /* ---- ops.c / file_backend.c ---------------------------------------------- */
 
@@ -240,10 +242,10 @@ typedef struct file_state {
 } file_state;
 
 /* Run one op; always sets op->result. */
-void file_op_run(file_state *st, reign_op *op, int64_t deadline_ns);
+void reign_file_op_run(file_state *st, reign_op *op, int64_t deadline_ns);
 
 /* backend.h, set_metadata: rewrite the record of a lease we hold. */
-int file_op_set_metadata(file_state *st, const char *resource, size_t len, uint64_t term,
-                         const char *metadata, int64_t deadline_ns);
+int reign_file_op_set_metadata(file_state *st, const char *resource, size_t len, uint64_t term,
+                               const char *metadata, int64_t deadline_ns);
 
 #endif /* REIGN_BACKENDS_FILE_FILE_INTERNAL_H */

@@ -22,7 +22,7 @@
 
 enum { BYTE_MASTER = 0, BYTE_RECORD = 1 };
 
-int64_t file_now_ns(void)
+int64_t reign_file_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -45,14 +45,14 @@ static int busy(int err)
     return err == EAGAIN || err == EACCES;
 }
 
-int file_lock_master_try(int fd)
+int reign_file_lock_master_try(int fd)
 {
     if (set_lock(fd, F_OFD_SETLK, F_WRLCK, BYTE_MASTER) == 0)
         return 0;
     return busy(errno) ? 1 : -1;
 }
 
-int file_lock_master_probe(int fd)
+int reign_file_lock_master_probe(int fd)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = BYTE_MASTER, .l_len = 1};
     int r;
@@ -64,7 +64,7 @@ int file_lock_master_probe(int fd)
     return fl.l_type != F_UNLCK;
 }
 
-int file_unlock_master(int fd)
+int reign_file_unlock_master(int fd)
 {
     return set_lock(fd, F_OFD_SETLK, F_UNLCK, BYTE_MASTER);
 }
@@ -74,14 +74,14 @@ int file_unlock_master(int fd)
  * stopped (SIGSTOP, a debugger) inside those microseconds would hang our
  * engine thread with it; instead we try, yield, and back off in steps of
  * 50 µs until the batch deadline, then give the op up as an error. */
-int file_lock_record(int fd, short type, int64_t deadline_ns)
+int reign_file_lock_record(int fd, short type, int64_t deadline_ns)
 {
     for (unsigned attempt = 0;; attempt++) {
         if (set_lock(fd, F_OFD_SETLK, type, BYTE_RECORD) == 0)
             return 0;
         if (!busy(errno))
             return -1;
-        if (file_now_ns() >= deadline_ns) {
+        if (reign_file_now_ns() >= deadline_ns) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -94,13 +94,13 @@ int file_lock_record(int fd, short type, int64_t deadline_ns)
     }
 }
 
-void file_unlock_record(int fd)
+void reign_file_unlock_record(int fd)
 {
     /* Cannot fail on a valid fd; closing it frees the lock anyway. */
     (void)set_lock(fd, F_OFD_SETLK, F_UNLCK, BYTE_RECORD);
 }
 
-int file_read_fd(int fd, char **out, size_t *len_out)
+int reign_file_read_fd(int fd, char **out, size_t *len_out)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -136,7 +136,7 @@ int file_read_fd(int fd, char **out, size_t *len_out)
     return 0;
 }
 
-int file_write_fd(int fd, const char *buf, size_t len)
+int reign_file_write_fd(int fd, const char *buf, size_t len)
 {
     size_t done = 0;
     while (done < len) {

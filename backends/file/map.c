@@ -37,7 +37,7 @@ static file_map_node **find_slot(const file_map *m, const void *key, size_t key_
     return slot;
 }
 
-void *file_map_get(const file_map *m, const void *key, size_t key_len)
+void *reign_file_map_get(const file_map *m, const void *key, size_t key_len)
 {
     file_map_node **slot = find_slot(m, key, key_len, hash_bytes(key, key_len));
     return slot != NULL && *slot != NULL ? (*slot)->value : NULL;
@@ -65,7 +65,7 @@ static int grow(file_map *m)
     return 0;
 }
 
-int file_map_put(file_map *m, const void *key, size_t key_len, void *value)
+int reign_file_map_put(file_map *m, const void *key, size_t key_len, void *value)
 {
     if (m->count >= m->n_buckets && grow(m) != 0)
         return -1;
@@ -84,7 +84,7 @@ int file_map_put(file_map *m, const void *key, size_t key_len, void *value)
     return 0;
 }
 
-void *file_map_remove(file_map *m, const void *key, size_t key_len)
+void *reign_file_map_remove(file_map *m, const void *key, size_t key_len)
 {
     file_map_node **slot = find_slot(m, key, key_len, hash_bytes(key, key_len));
     if (slot == NULL || *slot == NULL)
@@ -97,7 +97,7 @@ void *file_map_remove(file_map *m, const void *key, size_t key_len)
     return value;
 }
 
-void file_map_sweep(file_map *m, file_map_visit_fn visit, void *ctx)
+void reign_file_map_sweep(file_map *m, file_map_visit_fn visit, void *ctx)
 {
     for (size_t i = 0; i < m->n_buckets; i++) {
         file_map_node **slot = &m->buckets[i];
@@ -114,7 +114,7 @@ void file_map_sweep(file_map *m, file_map_visit_fn visit, void *ctx)
     }
 }
 
-void file_map_free(file_map *m, void (*free_value)(void *value))
+void reign_file_map_free(file_map *m, void (*free_value)(void *value))
 {
     for (size_t i = 0; i < m->n_buckets; i++) {
         file_map_node *node = m->buckets[i];

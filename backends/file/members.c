@@ -23,8 +23,8 @@ enum { JOIN_WAIT_NS = 20 * 1000 * 1000, SWEEP_MAX = 4096 };
 static int lock_until(int fd, int64_t deadline_ns)
 {
     for (;;) {
-        int r = file_lock_master_try(fd);
-        if (r != 1 || file_now_ns() >= deadline_ns)
+        int r = reign_file_lock_master_try(fd);
+        if (r != 1 || reign_file_now_ns() >= deadline_ns)
             return r;
         struct timespec pause = {0, 100000};
         nanosleep(&pause, NULL);
@@ -38,21 +38,21 @@ static int same_file(int dir_fd, const char *name, int fd)
            named.st_dev == mine.st_dev && named.st_ino == mine.st_ino;
 }
 
-int file_member_join(int members_fd, const char *instance_id, mode_t mode, int *fd_out,
-                     char name_out[FILE_NAME_MAX])
+int reign_file_member_join(int members_fd, const char *instance_id, mode_t mode, int *fd_out,
+                           char name_out[FILE_NAME_MAX])
 {
-    file_name_encode(instance_id, strlen(instance_id), member_suffix, name_out);
+    reign_file_name_encode(instance_id, strlen(instance_id), member_suffix, name_out);
     /* A leaving instance of the same ID unlinks its file before closing it.
      * If that happens between our open and our lock we would lock an
      * unlinked inode nobody can find, so check that the name still leads to
      * the inode we locked, and start over if not. */
-    int64_t deadline_ns = file_now_ns() + JOIN_WAIT_NS;
+    int64_t deadline_ns = reign_file_now_ns() + JOIN_WAIT_NS;
     for (int attempt = 0; attempt < 16; attempt++) {
         int fd = openat(members_fd, name_out, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
             return -1;
         if (mode != 0600)
-            file_fix_mode(fd, mode); /* others of the group watch it and sweep it */
+            reign_file_fix_mode(fd, mode); /* others of the group watch it and sweep it */
         int r = lock_until(fd, deadline_ns);
         if (r != 0) {
             int saved = errno;
@@ -74,7 +74,7 @@ int file_member_join(int members_fd, const char *instance_id, mode_t mode, int *
     return -1;
 }
 
-void file_member_leave(int members_fd, int fd, const char *name)
+void reign_file_member_leave(int members_fd, int fd, const char *name)
 {
     if (fd < 0)
         return;
@@ -85,14 +85,14 @@ void file_member_leave(int members_fd, int fd, const char *name)
     close(fd);
 }
 
-int file_member_open_live(int members_fd, const char *holder, int *fd_out)
+int reign_file_member_open_live(int members_fd, const char *holder, int *fd_out)
 {
     char name[FILE_NAME_MAX];
-    file_name_encode(holder, strlen(holder), member_suffix, name);
+    reign_file_name_encode(holder, strlen(holder), member_suffix, name);
     int fd = openat(members_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
-    int held = file_lock_master_probe(fd);
+    int held = reign_file_lock_master_probe(fd);
     if (held != 1) {
         int saved = errno;
         close(fd);
@@ -103,7 +103,7 @@ int file_member_open_live(int members_fd, const char *holder, int *fd_out)
     return 1;
 }
 
-void file_member_sweep(int members_fd, const char *own_name)
+void reign_file_member_sweep(int members_fd, const char *own_name)
 {
     /* Instances that died (SIGKILL, power loss) leave their empty member
      * file behind. Remove those nobody holds: lock, check the name still
@@ -129,7 +129,7 @@ void file_member_sweep(int members_fd, const char *own_name)
         int fd = openat(members_fd, e->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
             continue;
-        if (file_lock_master_try(fd) == 0 && same_file(members_fd, e->d_name, fd))
+        if (reign_file_lock_master_try(fd) == 0 && same_file(members_fd, e->d_name, fd))
             (void)unlinkat(members_fd, e->d_name, 0);
         close(fd);
     }

@@ -56,7 +56,7 @@ static size_t escape(const char *id, size_t len, char *out, size_t room, int *co
     return n;
 }
 
-void file_name_encode(const char *id, size_t len, const char *suffix, char out[FILE_NAME_MAX])
+void reign_file_name_encode(const char *id, size_t len, const char *suffix, char out[FILE_NAME_MAX])
 {
     int complete = 0;
     size_t n = escape(id, len, out, SHORT_MAX, &complete);
@@ -64,7 +64,7 @@ void file_name_encode(const char *id, size_t len, const char *suffix, char out[F
         uint8_t digest[FILE_SHA256_LEN];
         n = escape(id, len, out, PREFIX_MAX, &complete);
         out[n++] = '~';
-        file_sha256(id, len, digest);
+        reign_file_sha256(id, len, digest);
         for (size_t i = 0; i < FILE_SHA256_LEN; i++) {
             out[n++] = hex_lower[digest[i] >> 4];
             out[n++] = hex_lower[digest[i] & 15];
@@ -84,7 +84,8 @@ static int hex_value(char c)
     return -1; /* we write upper case only */
 }
 
-int file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX], size_t *len_out)
+int reign_file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX],
+                           size_t *len_out)
 {
     size_t n = strlen(name), sl = strlen(suffix);
     if (n <= sl || memcmp(name + n - sl, suffix, sl) != 0)

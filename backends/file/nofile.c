@@ -11,7 +11,7 @@
 
 #include "file_internal.h"
 
-void file_nofile_prepare(file_state *st)
+void reign_file_nofile_prepare(file_state *st)
 {
     struct rlimit rl;
     st->lease_limit = 0;
@@ -50,7 +50,7 @@ static void refuse(file_state *st, reign_op *op, const char *why)
     st->emfile_count++;
 }
 
-int file_nofile_refuse(file_state *st, reign_op *op)
+int reign_file_nofile_refuse(file_state *st, reign_op *op)
 {
     if (st->emfile_batch) {
         refuse(st, op, "out of file descriptors earlier in this batch");
@@ -63,7 +63,7 @@ int file_nofile_refuse(file_state *st, reign_op *op)
     return 0;
 }
 
-void file_nofile_emfile(file_state *st, reign_op *op)
+void reign_file_nofile_emfile(file_state *st, reign_op *op)
 {
     st->emfile_batch = 1;
     refuse(st, op, "out of file descriptors (EMFILE)");

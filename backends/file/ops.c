@@ -46,9 +46,9 @@ static void fail_errno(const file_state *st, reign_op *op, const char *name, con
     if (err == EACCES || err == EPERM) {
         /* Most likely another user's file: say whose, and what to do. */
         char owner[256], detail[768];
-        file_describe_owner(st->dir_fd, name, owner, sizeof owner);
+        reign_file_describe_owner(st->dir_fd, name, owner, sizeof owner);
         snprintf(detail, sizeof detail, "%s; it is %s, and this process is uid %ld; %s",
-                 strerror(err), owner, (long)geteuid(), file_share_hint());
+                 strerror(err), owner, (long)geteuid(), reign_file_share_hint());
         fail(st, op, REIGN_EAUTH, name, what, detail);
         return;
     }
@@ -59,7 +59,7 @@ static int open_lock(file_state *st, const char *name, int flags)
 {
     int fd = openat(st->dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW, st->file_mode);
     if (fd >= 0 && st->mode_given)
-        file_fix_mode(fd, st->file_mode);
+        reign_file_fix_mode(fd, st->file_mode);
     return fd;
 }
 
@@ -71,14 +71,14 @@ static int read_record(const file_state *st, reign_op *op, const char *name, int
     char *buf = NULL;
     size_t len = 0;
     const char *why = NULL;
-    if (file_read_fd(fd, &buf, &len) != 0) {
+    if (reign_file_read_fd(fd, &buf, &len) != 0) {
         if (errno == EFBIG)
             fail(st, op, REIGN_EPROTO, name, "larger than 1 MiB, not a reign lock file", NULL);
         else
             fail_errno(st, op, name, "read", errno);
         return -1;
     }
-    int rc = file_record_parse(buf, len, rec, &why);
+    int rc = reign_file_record_parse(buf, len, rec, &why);
     free(buf);
     if (rc == FILE_RECORD_OK)
         return 0;
@@ -103,7 +103,7 @@ static int report_self(const file_state *st, reign_op *op, uint64_t term)
     file_record rec = {term, FILE_STATE_HELD, strdup(st->cfg->instance_id),
                        strdup(st->metadata)};
     if (rec.holder == NULL || rec.metadata == NULL) {
-        file_record_clear(&rec);
+        reign_file_record_clear(&rec);
         return -1;
     }
     report_holder(op, REIGN_RES_HELD, &rec);
@@ -113,12 +113,12 @@ static int report_self(const file_state *st, reign_op *op, uint64_t term)
 /* Drop a held lease: unlock, signal waiters, close, forget. */
 static void drop_hold(file_state *st, const char *resource, size_t len)
 {
-    file_hold *h = file_map_remove(&st->held, resource, len);
+    file_hold *h = reign_file_map_remove(&st->held, resource, len);
     if (h == NULL)
         return;
     /* Unlock before touching the times, so a waiter woken by the inotify
      * event (IN_ATTRIB from futimens) finds the lock free. */
-    (void)file_unlock_master(h->fd);
+    (void)reign_file_unlock_master(h->fd);
     (void)futimens(h->fd, NULL);
     close(h->fd);
     free(h);
@@ -132,7 +132,7 @@ static void do_acquire(file_state *st, reign_op *op, const char *name, int64_t d
     char *buf = NULL;
     file_hold *hold = NULL;
 
-    file_hold *mine = file_map_get(&st->held, op->resource, op->resource_len);
+    file_hold *mine = reign_file_map_get(&st->held, op->resource, op->resource_len);
     if (mine != NULL) {
         /* Ours from an earlier belief (the core's deadline passed, or the
          * answer to an ACQUIRE was lost): report it; the core releases it and
@@ -141,23 +141,23 @@ static void do_acquire(file_state *st, reign_op *op, const char *name, int64_t d
             fail(st, op, REIGN_ENOMEM, name, "out of memory", NULL);
         return;
     }
-    if (file_nofile_refuse(st, op))
+    if (reign_file_nofile_refuse(st, op))
         return;
 again:
     fd = open_lock(st, name, O_RDWR | O_CREAT);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
-        file_nofile_emfile(st, op);
+        reign_file_nofile_emfile(st, op);
         goto out;
     }
     if (fd < 0) {
         fail_errno(st, op, name, "open", errno);
         goto out;
     }
-    if (file_lock_record(fd, F_WRLCK, deadline_ns) != 0) {
+    if (reign_file_lock_record(fd, F_WRLCK, deadline_ns) != 0) {
         fail_errno(st, op, name, "record lock", errno);
         goto out;
     }
-    int got = file_lock_master_try(fd);
+    int got = reign_file_lock_master_try(fd);
     if (got < 0) {
         fail_errno(st, op, name, "lock", errno);
         goto out;
@@ -177,16 +177,16 @@ again:
             goto out;
         }
         if (strcmp(rec.holder, st->cfg->instance_id) != 0 &&
-            !file_watch_held(st->watch, name, op->resource, op->resource_len, rec.holder)) {
+            !reign_file_watch_held(st->watch, name, op->resource, op->resource_len, rec.holder)) {
             /* The holder is no live member: it died and the kernel is freeing
              * its locks right now. Try once more at once, then let the timer
              * wake us shortly. */
             if (!retried) {
                 retried = 1;
-                file_record_clear(&rec);
+                reign_file_record_clear(&rec);
                 goto again;
             }
-            file_watch_retry_soon(st->watch, rec.holder);
+            reign_file_watch_retry_soon(st->watch, rec.holder);
         }
         report_holder(op, REIGN_RES_HELD, &rec);
         goto out;
@@ -199,26 +199,26 @@ again:
     }
     uint64_t term = rec.term + 1;
     size_t len = 0;
-    buf = file_record_encode(term, FILE_STATE_HELD, st->cfg->instance_id, st->metadata, &len);
+    buf = reign_file_record_encode(term, FILE_STATE_HELD, st->cfg->instance_id, st->metadata, &len);
     hold = malloc(sizeof *hold);
     if (buf == NULL || hold == NULL) {
         fail(st, op, REIGN_ENOMEM, name, "out of memory", NULL);
         goto out;
     }
-    if (file_write_fd(fd, buf, len) != 0) {
+    if (reign_file_write_fd(fd, buf, len) != 0) {
         fail_errno(st, op, name, "write", errno);
         goto out;
     }
     hold->fd = fd;
     hold->term = term;
-    if (file_map_put(&st->held, op->resource, op->resource_len, hold) != 0) {
+    if (reign_file_map_put(&st->held, op->resource, op->resource_len, hold) != 0) {
         fail(st, op, REIGN_ENOMEM, name, "out of memory", NULL);
         goto out; /* the record says "held" but the lock goes: readers see NONE */
     }
-    file_unlock_record(fd);
+    reign_file_unlock_record(fd);
     fd = -1;
     hold = NULL;
-    file_watch_forget(st->watch, name);
+    reign_file_watch_forget(st->watch, name);
     op->result = REIGN_RES_OK;
     op->out_term = term;
 out:
@@ -226,23 +226,23 @@ out:
         close(fd);
     free(hold);
     free(buf);
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
 }
 
 static void do_renew(file_state *st, reign_op *op, const char *name, int64_t deadline_ns)
 {
     file_record rec = {0};
-    file_hold *h = file_map_get(&st->held, op->resource, op->resource_len);
+    file_hold *h = reign_file_map_get(&st->held, op->resource, op->resource_len);
     if (h == NULL || h->term != op->term) {
         op->result = REIGN_RES_LOST;
         return;
     }
-    if (file_lock_record(h->fd, F_RDLCK, deadline_ns) != 0) {
+    if (reign_file_lock_record(h->fd, F_RDLCK, deadline_ns) != 0) {
         fail_errno(st, op, name, "record lock", errno);
         return;
     }
     int rc = read_record(st, op, name, h->fd, &rec);
-    file_unlock_record(h->fd);
+    reign_file_unlock_record(h->fd);
     if (rc != 0)
         return; /* keep the lock: the core releases it if it stops believing */
     if (rec.state != FILE_STATE_HELD || rec.term != h->term ||
@@ -259,12 +259,12 @@ static void do_renew(file_state *st, reign_op *op, const char *name, int64_t dea
     } else {
         op->result = REIGN_RES_OK;
     }
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
 }
 
 static void do_release(file_state *st, reign_op *op, const char *name, int64_t deadline_ns)
 {
-    file_hold *h = file_map_get(&st->held, op->resource, op->resource_len);
+    file_hold *h = reign_file_map_get(&st->held, op->resource, op->resource_len);
     if (h == NULL || h->term != op->term) {
         op->result = REIGN_RES_LOST;
         return;
@@ -273,18 +273,18 @@ static void do_release(file_state *st, reign_op *op, const char *name, int64_t d
      * If the record cannot be rewritten, unlocking still ends the lease (the
      * term stays in the file either way), so RELEASE succeeds regardless. */
     size_t len = 0;
-    char *buf =
-        file_record_encode(h->term, FILE_STATE_RELEASED, st->cfg->instance_id, st->metadata, &len);
-    int locked = file_lock_record(h->fd, F_WRLCK, deadline_ns) == 0;
-    if (buf == NULL || !locked || file_write_fd(h->fd, buf, len) != 0)
+    char *buf = reign_file_record_encode(h->term, FILE_STATE_RELEASED, st->cfg->instance_id,
+                                         st->metadata, &len);
+    int locked = reign_file_lock_record(h->fd, F_WRLCK, deadline_ns) == 0;
+    if (buf == NULL || !locked || reign_file_write_fd(h->fd, buf, len) != 0)
         reign_backend_log(st->cfg, REIGN_LOG_WARN,
                           "file: lock file %s/%s: could not mark the record released (%s); "
                           "unlocking anyway",
                           st->dir, name, buf == NULL ? "out of memory" : strerror(errno));
     free(buf);
-    (void)file_unlock_master(h->fd); /* before the record lock: see lockio.c */
+    (void)reign_file_unlock_master(h->fd); /* before the record lock: see lockio.c */
     if (locked)
-        file_unlock_record(h->fd);
+        reign_file_unlock_record(h->fd);
     drop_hold(st, op->resource, op->resource_len);
     op->result = REIGN_RES_OK;
 }
@@ -292,7 +292,7 @@ static void do_release(file_state *st, reign_op *op, const char *name, int64_t d
 static void do_read(file_state *st, reign_op *op, const char *name, int64_t deadline_ns)
 {
     file_record rec = {0};
-    file_hold *h = file_map_get(&st->held, op->resource, op->resource_len);
+    file_hold *h = reign_file_map_get(&st->held, op->resource, op->resource_len);
     int fd = h != NULL ? h->fd : open_lock(st, name, O_RDONLY);
     int opened = h == NULL;
     if (fd < 0) {
@@ -302,11 +302,11 @@ static void do_read(file_state *st, reign_op *op, const char *name, int64_t dead
             fail_errno(st, op, name, "open", errno);
         return;
     }
-    if (file_lock_record(fd, F_RDLCK, deadline_ns) != 0) {
+    if (reign_file_lock_record(fd, F_RDLCK, deadline_ns) != 0) {
         fail_errno(st, op, name, "record lock", errno);
         goto out;
     }
-    int held = h != NULL ? 1 : file_lock_master_probe(fd);
+    int held = h != NULL ? 1 : reign_file_lock_master_probe(fd);
     if (held < 0) {
         fail_errno(st, op, name, "lock probe", errno);
     } else if (held == 0) {
@@ -316,7 +316,7 @@ static void do_read(file_state *st, reign_op *op, const char *name, int64_t dead
             /* Readers want to know when this changes too (the core's
              * membership reads slots): watch the holder like a waiter. */
             if (h == NULL && strcmp(rec.holder, st->cfg->instance_id) != 0)
-                file_watch_held(st->watch, name, op->resource, op->resource_len, rec.holder);
+                reign_file_watch_held(st->watch, name, op->resource, op->resource_len, rec.holder);
             report_holder(op, REIGN_RES_OK, &rec);
         } else
             fail(st, op, REIGN_EPROTO, name,
@@ -324,14 +324,14 @@ static void do_read(file_state *st, reign_op *op, const char *name, int64_t dead
                  "than reign?)",
                  NULL);
     }
-    file_unlock_record(fd);
+    reign_file_unlock_record(fd);
 out:
     if (opened)
         close(fd);
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
 }
 
-void file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
+void reign_file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
 {
     char name[FILE_NAME_MAX];
     if (op->resource == NULL || op->resource_len == 0 ||
@@ -340,7 +340,7 @@ void file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
                       op->resource != NULL ? op->resource_len : 0, REIGN_RESOURCE_ID_MAX);
         return;
     }
-    file_name_encode(op->resource, op->resource_len, lock_suffix, name);
+    reign_file_name_encode(op->resource, op->resource_len, lock_suffix, name);
     switch (op->kind) {
     case REIGN_OP_ACQUIRE: do_acquire(st, op, name, deadline_ns); break;
     case REIGN_OP_RENEW: do_renew(st, op, name, deadline_ns); break;
@@ -352,36 +352,36 @@ void file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
     }
 }
 
-int file_op_set_metadata(file_state *st, const char *resource, size_t len, uint64_t term,
-                         const char *metadata, int64_t deadline_ns)
+int reign_file_op_set_metadata(file_state *st, const char *resource, size_t len, uint64_t term,
+                               const char *metadata, int64_t deadline_ns)
 {
     char name[FILE_NAME_MAX];
-    file_name_encode(resource, len, lock_suffix, name);
-    file_hold *h = file_map_get(&st->held, resource, len);
+    reign_file_name_encode(resource, len, lock_suffix, name);
+    file_hold *h = reign_file_map_get(&st->held, resource, len);
     if (h == NULL || h->term != term) {
         reign_backend_error("file: lock file %s/%s: set_metadata: not held by us with term %llu",
                             st->dir, name, (unsigned long long)term);
         return REIGN_ENOTMASTER;
     }
     size_t n = 0;
-    char *buf = file_record_encode(term, FILE_STATE_HELD, st->cfg->instance_id, metadata, &n);
+    char *buf = reign_file_record_encode(term, FILE_STATE_HELD, st->cfg->instance_id, metadata, &n);
     if (buf == NULL) {
         reign_backend_error("file: lock file %s/%s: set_metadata: out of memory", st->dir, name);
         return REIGN_ENOMEM;
     }
     int rc = REIGN_OK;
-    if (file_lock_record(h->fd, F_WRLCK, deadline_ns) != 0) {
+    if (reign_file_lock_record(h->fd, F_WRLCK, deadline_ns) != 0) {
         reign_backend_error("file: lock file %s/%s: set_metadata: record lock: %s", st->dir, name,
                             strerror(errno));
         rc = REIGN_EIO;
     } else {
         /* The write raises IN_MODIFY: observers elsewhere read it. */
-        if (file_write_fd(h->fd, buf, n) != 0) {
+        if (reign_file_write_fd(h->fd, buf, n) != 0) {
             reign_backend_error("file: lock file %s/%s: set_metadata: write: %s", st->dir, name,
                                 strerror(errno));
             rc = REIGN_EIO;
         }
-        file_unlock_record(h->fd);
+        reign_file_unlock_record(h->fd);
     }
     free(buf);
     return rc;

@@ -20,7 +20,7 @@
 
 #include "file_internal.h"
 
-int file_parse_mode(const char *text, mode_t *out)
+int reign_file_parse_mode(const char *text, mode_t *out)
 {
     size_t len = strlen(text);
     if (len < 3 || len > 4 || strspn(text, "01234567") != len)
@@ -33,12 +33,12 @@ int file_parse_mode(const char *text, mode_t *out)
     return 0;
 }
 
-mode_t file_dir_mode(mode_t file_mode)
+mode_t reign_file_dir_mode(mode_t file_mode)
 {
     return file_mode | ((file_mode & 0444) >> 2);
 }
 
-void file_fix_mode(int fd, mode_t want)
+void reign_file_fix_mode(int fd, mode_t want)
 {
     struct stat st;
     /* Only our own files: another user's we could not change anyway. The
@@ -50,7 +50,7 @@ void file_fix_mode(int fd, mode_t want)
         (void)fchmod(fd, want | keep);
 }
 
-void file_describe_owner(int dir_fd, const char *name, char *buf, size_t size)
+void reign_file_describe_owner(int dir_fd, const char *name, char *buf, size_t size)
 {
     struct stat st;
     char pw_buf[1024], gr_buf[1024];
@@ -68,7 +68,7 @@ void file_describe_owner(int dir_fd, const char *name, char *buf, size_t size)
              (long)st.st_gid, (unsigned)(st.st_mode & 07777));
 }
 
-const char *file_share_hint(void)
+const char *reign_file_share_hint(void)
 {
     return "to share a lock directory between users, give them a common group "
            "(chgrp GROUP DIR; chmod 2770 DIR) and use file:///DIR?mode=0660 in every instance";

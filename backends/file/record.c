@@ -50,8 +50,8 @@ static char *put_escaped(char *p, const char *s)
     return p;
 }
 
-char *file_record_encode(uint64_t term, file_lease_state state, const char *holder,
-                         const char *metadata, size_t *len_out)
+char *reign_file_record_encode(uint64_t term, file_lease_state state, const char *holder,
+                               const char *metadata, size_t *len_out)
 {
     char head[80];
     const char *state_word = state == FILE_STATE_HELD ? "held" : "released";
@@ -80,7 +80,7 @@ char *file_record_encode(uint64_t term, file_lease_state state, const char *hold
     return buf;
 }
 
-void file_record_clear(file_record *r)
+void reign_file_record_clear(file_record *r)
 {
     free(r->holder);
     free(r->metadata);
@@ -193,7 +193,7 @@ static int parse_string_line(const char *buf, size_t len, size_t *pos, const cha
     return rc;
 }
 
-int file_record_parse(const char *buf, size_t len, file_record *out, const char **why)
+int reign_file_record_parse(const char *buf, size_t len, file_record *out, const char **why)
 {
     const char *line = NULL, *value = NULL;
     size_t line_len = 0, value_len = 0, pos = 0;
@@ -257,7 +257,7 @@ out:
     if (rc == FILE_RECORD_OK) {
         *out = r;
     } else {
-        file_record_clear(&r);
+        reign_file_record_clear(&r);
         if (rc == FILE_RECORD_NOMEM)
             *why = "out of memory";
     }

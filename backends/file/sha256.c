@@ -58,7 +58,7 @@ static void compress(uint32_t h[8], const uint8_t block[64])
     h[7] += hh;
 }
 
-void file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN])
+void reign_file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN])
 {
     uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};

@@ -78,7 +78,7 @@ struct file_watch {
     int64_t timer_due_ns; /* 0 = not armed */
     file_map waits;      /* lock file name → wait_entry * */
     char *dir;           /* for inotify_add_watch again (observe) */
-    int observing;       /* IN_MODIFY too: report acquisitions (file_watch_observe) */
+    int observing;       /* IN_MODIFY too: report acquisitions (reign_file_watch_observe) */
     file_map holders;    /* holder instance ID → holder_entry * */
 };
 
@@ -153,7 +153,7 @@ static void free_holder(void *p)
 static holder_entry *holder_get(file_watch *w, const char *holder)
 {
     size_t len = strlen(holder);
-    holder_entry *h = file_map_get(&w->holders, holder, len);
+    holder_entry *h = reign_file_map_get(&w->holders, holder, len);
     if (h != NULL)
         return h;
     h = calloc(1, sizeof *h);
@@ -162,7 +162,7 @@ static holder_entry *holder_get(file_watch *w, const char *holder)
     h->fd = -1;
     h->pipe_wr = w->pipe_wr;
     atomic_init(&h->done, 0);
-    if (file_map_put(&w->holders, holder, len, h) != 0) {
+    if (reign_file_map_put(&w->holders, holder, len, h) != 0) {
         free(h);
         return NULL;
     }
@@ -203,8 +203,8 @@ static int start_watcher(holder_entry *h, int fd)
 
 /* ---- the public face -------------------------------------------------------- */
 
-int file_watch_open(const reign_backend_config *cfg, const char *dir, int members_fd,
-                    file_watch **out)
+int reign_file_watch_open(const reign_backend_config *cfg, const char *dir, int members_fd,
+                          file_watch **out)
 {
     int rc = REIGN_EIO;
     const char *what = NULL;
@@ -269,16 +269,16 @@ out:
     if (what != NULL)
         reign_backend_error("file: lock directory %s: %s: %s", dir, what, strerror(errno));
     if (w != NULL)
-        file_watch_close(w);
+        reign_file_watch_close(w);
     return rc;
 }
 
-void file_watch_close(file_watch *w)
+void reign_file_watch_close(file_watch *w)
 {
     if (w == NULL)
         return;
-    file_map_free(&w->holders, free_holder); /* joins every thread first */
-    file_map_free(&w->waits, free_wait);
+    reign_file_map_free(&w->holders, free_holder); /* joins every thread first */
+    reign_file_map_free(&w->waits, free_wait);
     int fds[5] = {w->epoll_fd, w->inotify_fd, w->pipe_rd, w->pipe_wr, w->timer_fd};
     for (int i = 0; i < 5; i++)
         if (fds[i] >= 0)
@@ -287,7 +287,7 @@ void file_watch_close(file_watch *w)
     free(w);
 }
 
-int file_watch_fd(const file_watch *w)
+int reign_file_watch_fd(const file_watch *w)
 {
     return w != NULL ? w->epoll_fd : -1;
 }
@@ -298,7 +298,7 @@ static void remember_wait(file_watch *w, const char *lock_name, const char *reso
                           const char *holder)
 {
     size_t name_len = strlen(lock_name);
-    wait_entry *we = file_map_get(&w->waits, lock_name, name_len);
+    wait_entry *we = reign_file_map_get(&w->waits, lock_name, name_len);
     if (we != NULL) {
         if (strcmp(we->holder, holder) != 0) {
             char *copy = strdup(holder);
@@ -321,24 +321,24 @@ static void remember_wait(file_watch *w, const char *lock_name, const char *reso
     memcpy(we->resource, resource, len);
     we->resource[len] = '\0';
     we->len = len;
-    if (file_map_put(&w->waits, lock_name, name_len, we) != 0)
+    if (reign_file_map_put(&w->waits, lock_name, name_len, we) != 0)
         free_wait(we);
 }
 
-int file_watch_held(file_watch *w, const char *lock_name, const char *resource, size_t len,
-                    const char *holder)
+int reign_file_watch_held(file_watch *w, const char *lock_name, const char *resource, size_t len,
+                          const char *holder)
 {
     if (w == NULL)
         return 1;
     remember_wait(w, lock_name, resource, len, holder);
-    holder_entry *h = file_map_get(&w->holders, holder, strlen(holder));
+    holder_entry *h = reign_file_map_get(&w->holders, holder, strlen(holder));
     if (h != NULL && h->running && !atomic_load(&h->done))
         return 1; /* watched already */
     if (h != NULL && h->running)
         join_watcher(h); /* saw it die: the pipe byte is still to come */
 
     int fd = -1;
-    int live = file_member_open_live(w->members_fd, holder, &fd);
+    int live = reign_file_member_open_live(w->members_fd, holder, &fd);
     if (live < 0) {
         reign_backend_log(w->cfg, REIGN_LOG_DEBUG, "file: cannot watch holder %s: %s", holder,
                           strerror(errno));
@@ -361,14 +361,14 @@ int file_watch_held(file_watch *w, const char *lock_name, const char *resource, 
     return 1;
 }
 
-void file_watch_retry_soon(file_watch *w, const char *holder)
+void reign_file_watch_retry_soon(file_watch *w, const char *holder)
 {
     if (w == NULL)
         return;
     holder_entry *h = holder_get(w, holder);
     if (h == NULL || h->retries >= RETRY_STEPS)
         return; /* a lock held by a non-member for long: the core's retry covers it */
-    int64_t due = file_now_ns() + (INT64_C(1000000) << h->retries);
+    int64_t due = reign_file_now_ns() + (INT64_C(1000000) << h->retries);
     h->retries++;
     if (w->timer_due_ns != 0 && w->timer_due_ns <= due)
         return;
@@ -377,11 +377,11 @@ void file_watch_retry_soon(file_watch *w, const char *holder)
         w->timer_due_ns = due;
 }
 
-void file_watch_forget(file_watch *w, const char *lock_name)
+void reign_file_watch_forget(file_watch *w, const char *lock_name)
 {
     if (w == NULL || w->waits.count == 0)
         return;
-    free_wait(file_map_remove(&w->waits, lock_name, strlen(lock_name)));
+    free_wait(reign_file_map_remove(&w->waits, lock_name, strlen(lock_name)));
 }
 
 /* ---- drain ------------------------------------------------------------------ */
@@ -406,7 +406,7 @@ static void report_decoded(drain_ctx *d, const char *name)
 {
     char id[FILE_NAME_MAX];
     size_t len = 0;
-    if (file_name_decode(name, ".lock", id, &len) == 0)
+    if (reign_file_name_decode(name, ".lock", id, &len) == 0)
         report(d, id, len);
 }
 
@@ -429,7 +429,7 @@ static void drain_inotify(drain_ctx *d)
             }
             if (ev->len == 0)
                 continue; /* the directory itself */
-            wait_entry *we = file_map_get(&d->w->waits, ev->name, strlen(ev->name));
+            wait_entry *we = reign_file_map_get(&d->w->waits, ev->name, strlen(ev->name));
             if (we != NULL)
                 report(d, we->resource, we->len);
             else if (d->w->observing)
@@ -459,7 +459,7 @@ static int report_wait(const char *key, size_t key_len, void *value, void *ctx)
     (void)key_len;
     drain_ctx *d = ctx;
     wait_entry *we = value;
-    holder_entry *h = file_map_get(&d->w->holders, we->holder, strlen(we->holder));
+    holder_entry *h = reign_file_map_get(&d->w->holders, we->holder, strlen(we->holder));
     if (h != NULL && (h->died || (d->timer && !h->running && h->retries > 0)))
         report(d, we->resource, we->len);
     return 0;
@@ -478,7 +478,7 @@ static int forget_dead(const char *key, size_t key_len, void *value, void *ctx)
     return 1;
 }
 
-int file_watch_observe(file_watch *w, int on)
+int reign_file_watch_observe(file_watch *w, int on)
 {
     if (w == NULL || w->inotify_fd < 0)
         return REIGN_ENOTSUP;
@@ -493,7 +493,7 @@ int file_watch_observe(file_watch *w, int on)
     return REIGN_OK;
 }
 
-void file_watch_drain(file_watch *w, reign_released_fn released, void *ctx)
+void reign_file_watch_drain(file_watch *w, reign_released_fn released, void *ctx)
 {
     if (w == NULL)
         return;
@@ -523,8 +523,8 @@ void file_watch_drain(file_watch *w, reign_released_fn released, void *ctx)
     if (!deaths && !d.timer)
         return;
     if (deaths)
-        file_map_sweep(&w->holders, reap_holder, NULL);
-    file_map_sweep(&w->waits, report_wait, &d);
+        reign_file_map_sweep(&w->holders, reap_holder, NULL);
+    reign_file_map_sweep(&w->waits, report_wait, &d);
     if (deaths)
-        file_map_sweep(&w->holders, forget_dead, NULL);
+        reign_file_map_sweep(&w->holders, forget_dead, NULL);
 }

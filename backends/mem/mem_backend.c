@@ -70,7 +70,7 @@ static int mem_open(const reign_backend_config *cfg, void **state_out)
     c->instance_id = cfg->instance_id;
     c->metadata = cfg->metadata != NULL ? cfg->metadata : "";
     c->ttl_ms = cfg->ttl_ms;
-    rc = mem_store_attach(c, name);
+    rc = reign_mem_store_attach(c, name);
     if (rc != REIGN_OK) {
         goto out;
     }
@@ -88,7 +88,7 @@ out:
 
 static int mem_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
-    return mem_store_execute(state, ops, n_ops, timeout_ms);
+    return reign_mem_store_execute(state, ops, n_ops, timeout_ms);
 }
 
 static int mem_notify_fd(void *state)
@@ -99,28 +99,28 @@ static int mem_notify_fd(void *state)
 
 static void mem_notify_drain(void *state, reign_released_fn released, void *ctx)
 {
-    mem_store_drain(state, released, ctx);
+    reign_mem_store_drain(state, released, ctx);
 }
 
 static void mem_close(void *state)
 {
     mem_client *c = state;
     /* Detach first: once unlinked no other state can write to the fd. */
-    mem_store_detach(c);
+    reign_mem_store_detach(c);
     close(c->event_fd);
     free(c);
 }
 
 static int mem_observe(void *state, int on)
 {
-    mem_store_observe(state, on != 0);
+    reign_mem_store_observe(state, on != 0);
     return REIGN_OK;
 }
 
 static int mem_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
                             const char *metadata, int64_t timeout_ms)
 {
-    return mem_store_set_metadata(state, resource, len, term, metadata, timeout_ms);
+    return reign_mem_store_set_metadata(state, resource, len, term, metadata, timeout_ms);
 }
 
 static const char *const mem_params[] = {NULL};

@@ -17,7 +17,7 @@ struct mem_store;
  * the factory's config, which lives until close. */
 typedef struct mem_client {
     struct mem_client *next;  /* in the store's client list, guarded by its lock */
-    struct mem_store *store;  /* set by mem_store_attach */
+    struct mem_store *store;  /* set by reign_mem_store_attach */
     const char *instance_id;  /* holder name written into leases */
     const char *metadata;     /* never NULL */
     int64_t ttl_ms;           /* > 0 */
@@ -41,26 +41,26 @@ typedef struct mem_pending {
 /* Join the store named `name` ("" = "default"), creating it if it is the
  * first client; the store lives until its last client detaches. REIGN_ENOMEM
  * or REIGN_EBACKEND with a message on failure, nothing attached. */
-int mem_store_attach(mem_client *client, const char *name);
+int reign_mem_store_attach(mem_client *client, const char *name);
 
 /* Leave the store; frees it if this was the last client. */
-void mem_store_detach(mem_client *client);
+void reign_mem_store_detach(mem_client *client);
 
 /* Run a batch of lease operations on the client's store (see backend.h). */
-int mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t timeout_ms);
 
 /* Reset the client's eventfd and report what may have been freed since the
  * last drain (see notify_drain in backend.h). Calls `released` without any
  * lock held. */
-void mem_store_drain(mem_client *client, reign_released_fn released, void *ctx);
+void reign_mem_store_drain(mem_client *client, reign_released_fn released, void *ctx);
 
 /* Report acquisitions and metadata changes too, this client's included
  * (backend.h, observe), or stop. */
-void mem_store_observe(mem_client *client, bool on);
+void reign_mem_store_observe(mem_client *client, bool on);
 
 /* backend.h, set_metadata: REIGN_OK, REIGN_ENOTMASTER, or an injected
  * failure with a message. */
-int mem_store_set_metadata(mem_client *client, const char *resource, size_t len, uint64_t term,
-                           const char *metadata, int64_t timeout_ms);
+int reign_mem_store_set_metadata(mem_client *client, const char *resource, size_t len,
+                                 uint64_t term, const char *metadata, int64_t timeout_ms);
 
 #endif /* REIGN_BACKENDS_MEM_MEM_INTERNAL_H */

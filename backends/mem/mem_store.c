@@ -502,7 +502,7 @@ static int await_service(mem_store *s, int64_t timeout_ms)
     return s->fault == REIGN_MEM_FAULT_FAIL ? REIGN_EBACKEND : REIGN_OK;
 }
 
-int mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t timeout_ms)
 {
     mem_store *s = client->store;
 
@@ -533,7 +533,7 @@ int mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t t
     return rc;
 }
 
-void mem_store_observe(mem_client *client, bool on)
+void reign_mem_store_observe(mem_client *client, bool on)
 {
     mem_store *s = client->store;
     pthread_mutex_lock(&s->lock);
@@ -541,8 +541,8 @@ void mem_store_observe(mem_client *client, bool on)
     pthread_mutex_unlock(&s->lock);
 }
 
-int mem_store_set_metadata(mem_client *client, const char *resource, size_t len, uint64_t term,
-                           const char *metadata, int64_t timeout_ms)
+int reign_mem_store_set_metadata(mem_client *client, const char *resource, size_t len,
+                                 uint64_t term, const char *metadata, int64_t timeout_ms)
 {
     mem_store *s = client->store;
     int rc;
@@ -581,7 +581,7 @@ int mem_store_set_metadata(mem_client *client, const char *resource, size_t len,
     return rc;
 }
 
-void mem_store_drain(mem_client *client, reign_released_fn released, void *ctx)
+void reign_mem_store_drain(mem_client *client, reign_released_fn released, void *ctx)
 {
     mem_store *s = client->store;
     uint64_t count;
@@ -686,7 +686,7 @@ fail:
     return NULL;
 }
 
-int mem_store_attach(mem_client *client, const char *name)
+int reign_mem_store_attach(mem_client *client, const char *name)
 {
     int rc = REIGN_OK;
     name = normalize_name(name);
@@ -713,7 +713,7 @@ out:
     return rc;
 }
 
-void mem_store_detach(mem_client *client)
+void reign_mem_store_detach(mem_client *client)
 {
     mem_store *s = client->store;
     mem_store *dead = NULL;

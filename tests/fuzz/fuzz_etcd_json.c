@@ -40,17 +40,18 @@ static void map_items(const etcd_txn_item *items, size_t n, int64_t rev, unsigne
     for (size_t i = 0; i < n; i++) {
         reign_op op = {.resource = "p/a", .resource_len = 3, .term = (uint64_t)(flags & 7) + 1};
         op.kind = REIGN_OP_ACQUIRE;
-        etcd_result_acquire(&op, &items[i], rev, flags & 8, "fuzz");
+        reign_etcd_result_acquire(&op, &items[i], rev, flags & 8, "fuzz");
         op_done(&op);
         op.kind = REIGN_OP_RENEW;
         op.term = (uint64_t)(flags & 7) + 1;
-        etcd_result_renew(&op, &items[i], (int64_t)(flags >> 4), (int)(flags % 3) - 1, "fuzz");
+        reign_etcd_result_renew(&op, &items[i], (int64_t)(flags >> 4), (int)(flags % 3) - 1,
+                                "fuzz");
         op_done(&op);
         op.kind = REIGN_OP_RELEASE;
-        etcd_result_release(&op, &items[i]);
+        reign_etcd_result_release(&op, &items[i]);
         op_done(&op);
         op.kind = REIGN_OP_READ;
-        etcd_result_read(&op, &items[i], "fuzz");
+        reign_etcd_result_read(&op, &items[i], "fuzz");
         op_done(&op);
     }
 }
@@ -68,10 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *root = NULL;
     int grpc = 0;
     char err[ERR_SIZE];
-    int rc = etcd_json_response(http, body, len, &root, &grpc, err, sizeof err);
+    int rc = reign_etcd_json_response(http, body, len, &root, &grpc, err, sizeof err);
     if (rc != REIGN_OK) {
         check_err(rc, err);
-        (void)etcd_json_needs_reauth(grpc, err);
+        (void)reign_etcd_json_needs_reauth(grpc, err);
         return 0;
     }
     FUZZ_CHECK(root != NULL && json_is_object(root), "no object");
@@ -80,45 +81,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(items, 0, sizeof items);
     switch (which) {
     case 0:
-        rc = etcd_json_lease_grant(root, &a, &b, err, sizeof err);
+        rc = reign_etcd_json_lease_grant(root, &a, &b, err, sizeof err);
         if (rc == REIGN_OK)
             FUZZ_CHECK(a != 0 && b > 0, "grant id %lld ttl %lld", (long long)a, (long long)b);
         break;
     case 1:
-        rc = etcd_json_lease_keepalive(root, 4390624894709944842LL, &a, err, sizeof err);
+        rc = reign_etcd_json_lease_keepalive(root, 4390624894709944842LL, &a, err, sizeof err);
         if (rc == REIGN_OK)
             FUZZ_CHECK(a >= 0, "keep-alive ttl %lld", (long long)a);
         break;
     case 2:
     case 3:
-        rc = etcd_json_txn_nested(root, items, n_items, &rev, err, sizeof err);
+        rc = reign_etcd_json_txn_nested(root, items, n_items, &rev, err, sizeof err);
         if (rc == REIGN_OK) {
             map_items(items, n_items, rev, data[3]);
-            etcd_txn_items_clear(items, n_items);
+            reign_etcd_txn_items_clear(items, n_items);
         }
         break;
     case 4:
     case 5:
-        rc = etcd_json_txn_ranges(root, items, n_items, &rev, err, sizeof err);
+        rc = reign_etcd_json_txn_ranges(root, items, n_items, &rev, err, sizeof err);
         if (rc == REIGN_OK) {
             map_items(items, n_items, rev, data[3]);
-            etcd_txn_items_clear(items, n_items);
+            reign_etcd_txn_items_clear(items, n_items);
         }
         break;
     case 6:
     case 7: {
         etcd_kv *kvs = NULL;
         size_t n = 0;
-        rc = etcd_json_range(root, &kvs, &n, &rev, err, sizeof err);
+        rc = reign_etcd_json_range(root, &kvs, &n, &rev, err, sizeof err);
         if (rc == REIGN_OK) {
             for (size_t i = 0; i < n; i++) {
                 const unsigned char *res = NULL;
                 size_t res_len = 0;
-                (void)etcd_key_resource("/p", kvs[i].key, kvs[i].key_len, &res, &res_len);
+                (void)reign_etcd_key_resource("/p", kvs[i].key, kvs[i].key_len, &res, &res_len);
                 if (kvs[i].value != NULL) {
                     char *holder = NULL, *meta = NULL;
-                    if (etcd_value_decode(kvs[i].value, kvs[i].value_len, &holder, &meta, err,
-                                          sizeof err) == REIGN_OK) {
+                    if (reign_etcd_value_decode(kvs[i].value, kvs[i].value_len, &holder, &meta, err,
+                                                sizeof err) == REIGN_OK) {
                         FUZZ_CHECK(holder != NULL && meta != NULL, "decode gave NULL");
                         free(holder);
                         free(meta);
@@ -127,13 +128,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     }
                 }
             }
-            etcd_kvs_free(kvs, n);
+            reign_etcd_kvs_free(kvs, n);
         }
         break;
     }
     case 8: {
         char *token = NULL;
-        rc = etcd_json_auth_token(root, &token, err, sizeof err);
+        rc = reign_etcd_json_auth_token(root, &token, err, sizeof err);
         if (rc == REIGN_OK) {
             FUZZ_CHECK(token != NULL, "no token");
             free(token);
@@ -142,8 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     default: {
         int major = 0, minor = 0;
-        rc = etcd_json_version(root, &major, &minor, err, sizeof err);
-        (void)etcd_json_revision(root, &rev, err, sizeof err);
+        rc = reign_etcd_json_version(root, &major, &minor, err, sizeof err);
+        (void)reign_etcd_json_revision(root, &rev, err, sizeof err);
         break;
     }
     }

@@ -1,9 +1,9 @@
 /* Fuzz target: the etcd watch stream, which arrives in pieces cut
  * anywhere. The bytes after the first are fed in pieces whose sizes come
  * from byte 0, framed with the resumable etcd_json_framer as etcd_watch.c
- * does, and each frame decoded with etcd_json_watch. Oracle: the frames
+ * does, and each frame decoded with reign_etcd_json_watch. Oracle: the frames
  * found must not depend on where the stream was cut (the same as framing
- * it whole, from scratch, with etcd_json_frame). */
+ * it whole, from scratch, with reign_etcd_json_frame). */
 #include "etcd/etcd_json.h"
 #include "fuzz_common.h"
 #include "reign/reign.h"
@@ -23,10 +23,10 @@ static void frame_all(const char *stream, size_t avail, size_t *used, frames *ou
 {
     while (!out->garbage && *used < avail && out->n < MAX_FRAMES) {
         size_t flen = 0;
-        int f = fr != NULL ? etcd_json_framer_next(fr, stream + *used, avail - *used, &flen)
-                           : etcd_json_frame(stream + *used, avail - *used, &flen);
+        int f = fr != NULL ? reign_etcd_json_framer_next(fr, stream + *used, avail - *used, &flen)
+                           : reign_etcd_json_frame(stream + *used, avail - *used, &flen);
         if (f == 1 && fr != NULL)
-            etcd_json_framer_reset(fr);
+            reign_etcd_json_framer_reset(fr);
         if (f == 0)
             return;
         if (f < 0) {
@@ -49,14 +49,14 @@ static void decode(const char *frame, size_t len)
     int grpc = 0;
     char err[160];
     memset(&msg, 0, sizeof msg);
-    int rc = etcd_json_watch(frame, len, &msg, &grpc, err, sizeof err);
+    int rc = reign_etcd_json_watch(frame, len, &msg, &grpc, err, sizeof err);
     if (rc == REIGN_OK) {
         FUZZ_CHECK(msg.n_deleted <= msg.n_events, "%zu deleted of %zu events", msg.n_deleted,
                    msg.n_events);
         for (size_t i = 0; i < msg.n_deleted; i++)
             FUZZ_CHECK(msg.deleted[i].key != NULL, "deleted key NULL");
         FUZZ_CHECK(fuzz_terminated(msg.reason, sizeof msg.reason), "reason not terminated");
-        etcd_watch_msg_clear(&msg);
+        reign_etcd_watch_msg_clear(&msg);
     } else {
         FUZZ_CHECK(rc < 0 && fuzz_terminated(err, sizeof err) && err[0] != '\0',
                    "status %d without a message", rc);
@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     frames cut = {{0}, {0}, 0, 0};
     size_t avail = 0, used = 0;
     etcd_json_framer fr;
-    etcd_json_framer_reset(&fr);
+    reign_etcd_json_framer_reset(&fr);
     unsigned x = seed | 1;
     while (avail < total && !cut.garbage && cut.n < MAX_FRAMES) {
         x = x * 1103515245u + 12345u;

@@ -8,7 +8,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     file_record r, again;
     const char *why = NULL;
-    int rc = file_record_parse((const char *)data, size, &r, &why);
+    int rc = reign_file_record_parse((const char *)data, size, &r, &why);
     if (rc != FILE_RECORD_OK) {
         FUZZ_CHECK(rc == FILE_RECORD_BAD || rc == FILE_RECORD_NOMEM, "status %d", rc);
         FUZZ_CHECK(why != NULL && why[0] != '\0', "no reason");
@@ -22,10 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r.state == FILE_STATE_HELD || r.state == FILE_STATE_RELEASED, "state %d",
                    (int)r.state);
         size_t len = 0;
-        char *enc = file_record_encode(r.term, r.state, r.holder, r.metadata, &len);
+        char *enc = reign_file_record_encode(r.term, r.state, r.holder, r.metadata, &len);
         if (enc != NULL) {
             FUZZ_CHECK(len == strlen(enc), "encoded length");
-            rc = file_record_parse(enc, len, &again, &why);
+            rc = reign_file_record_parse(enc, len, &again, &why);
             FUZZ_CHECK(rc == FILE_RECORD_OK, "re-parse failed: %s", why);
             FUZZ_CHECK(again.term == r.term && again.state == r.state &&
                            strcmp(again.holder, r.holder) == 0 &&
@@ -37,16 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcpy(torn, enc, len);
                 memcpy(torn + len, data, size);
                 file_record r2;
-                FUZZ_CHECK(file_record_parse(torn, len + size, &r2, &why) == FILE_RECORD_OK,
+                FUZZ_CHECK(reign_file_record_parse(torn, len + size, &r2, &why) == FILE_RECORD_OK,
                            "record with a stale tail refused: %s", why);
                 FUZZ_CHECK(r2.term == r.term, "stale tail changed the term");
-                file_record_clear(&r2);
+                reign_file_record_clear(&r2);
                 free(torn);
             }
-            file_record_clear(&again);
+            reign_file_record_clear(&again);
             free(enc);
         }
     }
-    file_record_clear(&r);
+    reign_file_record_clear(&r);
     return 0;
 }

@@ -23,7 +23,7 @@ static int setup(void **state)
     for (int i = 0; i < R; i++) {
         char id[16];
         snprintf(id, sizeof id, "r%d", i);
-        hashes[i] = balance_hash(id);
+        hashes[i] = reign_balance_hash(id);
     }
     return 0;
 }
@@ -42,7 +42,7 @@ static void test_three_members_get_exactly_a_third_each(void **state)
     (void)state;
     balance_member m[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
     size_t owner[R], counts[3];
-    assert_int_equal(balance_assign(hashes, R, NULL, m, 3, owner), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, m, 3, owner), 0);
     count(owner, 3, counts);
     for (int i = 0; i < 3; i++)
         assert_int_equal(counts[i], 100);
@@ -54,8 +54,8 @@ static void test_a_fourth_member_takes_a_quarter_and_few_others_move(void **stat
     balance_member m3[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
     balance_member m4[4] = {{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}};
     size_t before[R], after[R], counts[4];
-    assert_int_equal(balance_assign(hashes, R, NULL, m3, 3, before), 0);
-    assert_int_equal(balance_assign(hashes, R, NULL, m4, 4, after), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, m3, 3, before), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, m4, 4, after), 0);
     count(after, 4, counts);
     for (int i = 0; i < 4; i++)
         assert_int_equal(counts[i], 75);
@@ -77,8 +77,8 @@ static void test_the_order_members_are_given_in_does_not_matter(void **state)
     balance_member x[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
     balance_member y[3] = {{"c", 1}, {"a", 1}, {"b", 1}};
     size_t ox[R], oy[R];
-    assert_int_equal(balance_assign(hashes, R, NULL, x, 3, ox), 0);
-    assert_int_equal(balance_assign(hashes, R, NULL, y, 3, oy), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, x, 3, ox), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, y, 3, oy), 0);
     for (int i = 0; i < R; i++)
         assert_string_equal(x[ox[i]].id, y[oy[i]].id);
 }
@@ -88,12 +88,12 @@ static void test_weights_share_in_proportion(void **state)
     (void)state;
     balance_member m[3] = {{"big", 2}, {"b", 1}, {"c", 1}};
     size_t owner[R], counts[3];
-    assert_int_equal(balance_assign(hashes, R, NULL, m, 3, owner), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, m, 3, owner), 0);
     count(owner, 3, counts);
     assert_int_equal(counts[0], 150);
     assert_int_equal(counts[1], 75);
     assert_int_equal(counts[2], 75);
-    assert_int_equal(balance_capacity(R, m, 3, 0), 150);
+    assert_int_equal(reign_balance_capacity(R, m, 3, 0), 150);
 }
 
 static void test_preferred_live_members_come_first(void **state)
@@ -106,7 +106,7 @@ static void test_preferred_live_members_come_first(void **state)
     for (int i = 0; i < 10; i++)
         prefs[i] = (balance_preference){gone_then_c, 2};
     size_t owner[R], counts[3];
-    assert_int_equal(balance_assign(hashes, R, prefs, m, 3, owner), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, prefs, m, 3, owner), 0);
     for (int i = 0; i < 10; i++)
         assert_string_equal(m[owner[i]].id, "c");
     count(owner, 3, counts);
@@ -120,24 +120,24 @@ static void test_uneven_shares_differ_by_at_most_one_and_add_up(void **state)
     balance_member m[3] = {{"a", 1}, {"b", 1}, {"c", 1}};
     size_t owner[R], counts[3];
     /* 299 resources over 3: 100, 100, 99 (the remainder by ID order). */
-    assert_int_equal(balance_assign(hashes, 299, NULL, m, 3, owner), 0);
+    assert_int_equal(reign_balance_assign(hashes, 299, NULL, m, 3, owner), 0);
     memset(counts, 0, sizeof counts);
     for (int i = 0; i < 299; i++)
         counts[owner[i]]++;
     assert_int_equal(counts[0], 100);
     assert_int_equal(counts[1], 100);
     assert_int_equal(counts[2], 99);
-    assert_int_equal(balance_capacity(299, m, 3, 2), 99);
+    assert_int_equal(reign_balance_capacity(299, m, 3, 2), 99);
     balance_member w[2] = {{"x", 2}, {"y", 1}};
-    assert_int_equal(balance_capacity(10, w, 2, 0) + balance_capacity(10, w, 2, 1), 10);
-    assert_int_equal(balance_capacity(10, w, 2, 0), 7);
+    assert_int_equal(reign_balance_capacity(10, w, 2, 0) + reign_balance_capacity(10, w, 2, 1), 10);
+    assert_int_equal(reign_balance_capacity(10, w, 2, 0), 7);
 }
 
 static void test_no_members_means_no_owner(void **state)
 {
     (void)state;
     size_t owner[R];
-    assert_int_equal(balance_assign(hashes, R, NULL, NULL, 0, owner), 0);
+    assert_int_equal(reign_balance_assign(hashes, R, NULL, NULL, 0, owner), 0);
     for (int i = 0; i < R; i++)
         assert_true(owner[i] == BALANCE_NONE);
 }
@@ -179,20 +179,20 @@ static void test_weight_zero_members_get_nothing_unless_all_are_zero(void **stat
     for (int i = 0; i < R; i++) {
         char id[16];
         snprintf(id, sizeof id, "r%d", i);
-        hs[i] = balance_hash(id);
+        hs[i] = reign_balance_hash(id);
     }
     balance_member m[3] = {{"a", 1}, {"b", 0}, {"c", 1}};
-    assert_int_equal(balance_assign(hs, R, NULL, m, 3, owner), 0);
+    assert_int_equal(reign_balance_assign(hs, R, NULL, m, 3, owner), 0);
     size_t count[3] = {0};
     for (int i = 0; i < R; i++)
         count[owner[i]]++;
     assert_int_equal(count[0], 150);
     assert_int_equal(count[1], 0);
     assert_int_equal(count[2], 150);
-    assert_int_equal(balance_capacity(R, m, 3, 1), 0);
+    assert_int_equal(reign_balance_capacity(R, m, 3, 1), 0);
 
     balance_member z[3] = {{"a", 0}, {"b", 0}, {"c", 0}};
-    assert_int_equal(balance_assign(hs, R, NULL, z, 3, owner), 0);
+    assert_int_equal(reign_balance_assign(hs, R, NULL, z, 3, owner), 0);
     size_t zc[3] = {0};
     for (int i = 0; i < R; i++)
         zc[owner[i]]++;

@@ -28,7 +28,7 @@ static void test_base64_encodes_the_rfc_4648_vectors(void **state)
     static const char *const out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
                                       "Zm9vYmFy"};
     for (size_t i = 0; i < 7; i++) {
-        char *e = etcd_b64_encode(in[i], strlen(in[i]));
+        char *e = reign_etcd_b64_encode(in[i], strlen(in[i]));
         assert_non_null(e);
         assert_string_equal(e, out[i]);
         free(e);
@@ -42,11 +42,11 @@ static void test_base64_round_trips_every_byte_value(void **state)
     for (int i = 0; i < 256; i++)
         all[i] = (unsigned char)i;
     for (size_t len = 0; len <= 256; len += 37) {
-        char *e = etcd_b64_encode(all, len);
+        char *e = reign_etcd_b64_encode(all, len);
         assert_non_null(e);
         unsigned char *d = NULL;
         size_t dl = 0;
-        assert_int_equal(etcd_b64_decode(e, strlen(e), &d, &dl), REIGN_OK);
+        assert_int_equal(reign_etcd_b64_decode(e, strlen(e), &d, &dl), REIGN_OK);
         assert_int_equal(dl, len);
         assert_memory_equal(d, all, len);
         assert_int_equal(d[dl], 0);
@@ -60,12 +60,12 @@ static void test_base64_decodes_url_safe_and_unpadded_text(void **state)
     (void)state;
     unsigned char *d = NULL;
     size_t dl = 0;
-    assert_int_equal(etcd_b64_decode("-_8", 3, &d, &dl), REIGN_OK);
+    assert_int_equal(reign_etcd_b64_decode("-_8", 3, &d, &dl), REIGN_OK);
     assert_int_equal(dl, 2);
     assert_int_equal(d[0], 0xfb);
     assert_int_equal(d[1], 0xff);
     free(d);
-    assert_int_equal(etcd_b64_decode("Zm9vYg", 6, &d, &dl), REIGN_OK);
+    assert_int_equal(reign_etcd_b64_decode("Zm9vYg", 6, &d, &dl), REIGN_OK);
     assert_int_equal(dl, 4);
     assert_memory_equal(d, "foob", 4);
     free(d);
@@ -79,7 +79,7 @@ static void test_base64_refuses_garbage_with_eproto(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         unsigned char *d = (unsigned char *)"untouched";
         size_t dl = 77;
-        assert_int_equal(etcd_b64_decode(bad[i], strlen(bad[i]), &d, &dl), REIGN_EPROTO);
+        assert_int_equal(reign_etcd_b64_decode(bad[i], strlen(bad[i]), &d, &dl), REIGN_EPROTO);
         assert_string_equal((char *)d, "untouched");
         assert_int_equal(dl, 77);
     }
@@ -93,12 +93,12 @@ static void test_value_holds_holder_and_metadata_with_any_bytes(void **state)
     const char *holder = "host:12:ab\x01:\xff";
     const char *meta = "10.0.0.5:8080 {\"x\":1}:\n";
     size_t len = 0;
-    char *v = etcd_value_encode(holder, meta, &len);
+    char *v = reign_etcd_value_encode(holder, meta, &len);
     assert_non_null(v);
     assert_memory_equal(v, "reign1:13:", 10);
     char *h = NULL, *m = NULL;
     char err[128];
-    assert_int_equal(etcd_value_decode((unsigned char *)v, len, &h, &m, err, sizeof err),
+    assert_int_equal(reign_etcd_value_decode((unsigned char *)v, len, &h, &m, err, sizeof err),
                      REIGN_OK);
     assert_string_equal(h, holder);
     assert_string_equal(m, meta);
@@ -111,12 +111,12 @@ static void test_value_with_empty_metadata_decodes_to_an_empty_string(void **sta
 {
     (void)state;
     size_t len = 0;
-    char *v = etcd_value_encode("me", NULL, &len);
+    char *v = reign_etcd_value_encode("me", NULL, &len);
     assert_non_null(v);
     assert_string_equal(v, "reign1:2:me");
     char *h = NULL, *m = NULL;
     char err[128];
-    assert_int_equal(etcd_value_decode((unsigned char *)v, len, &h, &m, err, sizeof err),
+    assert_int_equal(reign_etcd_value_decode((unsigned char *)v, len, &h, &m, err, sizeof err),
                      REIGN_OK);
     assert_string_equal(h, "me");
     assert_string_equal(m, "");
@@ -134,8 +134,8 @@ static void test_values_that_are_not_lease_records_are_eproto(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char *h = NULL, *m = NULL;
         char err[128] = "";
-        assert_int_equal(etcd_value_decode((const unsigned char *)bad[i], strlen(bad[i]), &h, &m,
-                                           err, sizeof err),
+        assert_int_equal(reign_etcd_value_decode((const unsigned char *)bad[i], strlen(bad[i]), &h,
+                                                 &m, err, sizeof err),
                          REIGN_EPROTO);
         assert_null(h);
         assert_null(m);
@@ -143,8 +143,8 @@ static void test_values_that_are_not_lease_records_are_eproto(void **state)
     }
     char *h = NULL, *m = NULL;
     char err[128];
-    assert_int_equal(etcd_value_decode((const unsigned char *)"reign1:1:a\0b", 12, &h, &m, err,
-                                       sizeof err),
+    assert_int_equal(reign_etcd_value_decode((const unsigned char *)"reign1:1:a\0b", 12, &h, &m,
+                                             err, sizeof err),
                      REIGN_EPROTO);
 }
 
@@ -154,13 +154,14 @@ static void test_key_is_prefix_slash_resource_and_strips_back(void **state)
 {
     (void)state;
     size_t len = 0;
-    char *k = etcd_key("/reign/leases", "a/../b\x01", 7, &len);
+    char *k = reign_etcd_key("/reign/leases", "a/../b\x01", 7, &len);
     assert_non_null(k);
     assert_int_equal(len, 21);
     assert_memory_equal(k, "/reign/leases/a/../b\x01", 21);
     const unsigned char *res = NULL;
     size_t rl = 0;
-    assert_int_equal(etcd_key_resource("/reign/leases", (unsigned char *)k, len, &res, &rl), 0);
+    assert_int_equal(reign_etcd_key_resource("/reign/leases", (unsigned char *)k, len, &res, &rl),
+                     0);
     assert_int_equal(rl, 7);
     assert_memory_equal(res, "a/../b\x01", 7);
     free(k);
@@ -171,26 +172,28 @@ static void test_keys_outside_the_prefix_name_no_resource(void **state)
     (void)state;
     const unsigned char *res = NULL;
     size_t rl = 0;
-    assert_int_equal(etcd_key_resource("/p", (const unsigned char *)"/p/", 3, &res, &rl), -1);
-    assert_int_equal(etcd_key_resource("/p", (const unsigned char *)"/px/a", 5, &res, &rl), -1);
-    assert_int_equal(etcd_key_resource("/p", (const unsigned char *)"/q/a", 4, &res, &rl), -1);
-    assert_int_equal(etcd_key_resource("/p", (const unsigned char *)"/p", 2, &res, &rl), -1);
+    assert_int_equal(reign_etcd_key_resource("/p", (const unsigned char *)"/p/", 3, &res, &rl), -1);
+    assert_int_equal(reign_etcd_key_resource("/p", (const unsigned char *)"/px/a", 5, &res, &rl),
+                     -1);
+    assert_int_equal(reign_etcd_key_resource("/p", (const unsigned char *)"/q/a", 4, &res, &rl),
+                     -1);
+    assert_int_equal(reign_etcd_key_resource("/p", (const unsigned char *)"/p", 2, &res, &rl), -1);
 }
 
 static void test_prefix_end_bumps_the_last_byte_and_skips_ff(void **state)
 {
     (void)state;
     size_t len = 0;
-    char *e = etcd_prefix_end("/reign/leases/", 14, &len);
+    char *e = reign_etcd_prefix_end("/reign/leases/", 14, &len);
     assert_non_null(e);
     assert_int_equal(len, 14);
     assert_memory_equal(e, "/reign/leases0", 14);
     free(e);
-    e = etcd_prefix_end("a\xff\xff", 3, &len);
+    e = reign_etcd_prefix_end("a\xff\xff", 3, &len);
     assert_int_equal(len, 1);
     assert_memory_equal(e, "b", 1);
     free(e);
-    e = etcd_prefix_end("\xff", 1, &len);
+    e = reign_etcd_prefix_end("\xff", 1, &len);
     assert_int_equal(len, 1);
     assert_int_equal(e[0], 0);
     free(e);
@@ -235,7 +238,7 @@ static void test_endpoint_list_is_split_on_commas_with_default_ports(void **stat
     cfg_make(&f, "etcd", "etcd://u:p%40ss@h1:2381,10.0.0.2,[::1]:2390/apps/x?ttl=5s", NULL);
     etcd_settings s;
     char err[256] = "";
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_int_equal(s.n_endpoints, 3);
     assert_string_equal(s.endpoints[0], "http://h1:2381");
     assert_string_equal(s.endpoints[1], "http://10.0.0.2:2379");
@@ -245,7 +248,7 @@ static void test_endpoint_list_is_split_on_commas_with_default_ports(void **stat
     assert_string_equal(s.prefix, "/apps/x");
     assert_int_equal(s.max_txn_ops, 128);
     assert_false(s.tls);
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
 }
 
 static void test_etcds_uses_https_and_no_host_means_localhost(void **state)
@@ -255,13 +258,13 @@ static void test_etcds_uses_https_and_no_host_means_localhost(void **state)
     cfg_make(&f, "etcds", "etcds:///", NULL);
     etcd_settings s;
     char err[256] = "";
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_int_equal(s.n_endpoints, 1);
     assert_string_equal(s.endpoints[0], "https://127.0.0.1:2379");
     assert_true(s.tls);
     assert_null(s.user);
     assert_string_equal(s.prefix, "/reign/leases");
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
 }
 
 static void test_prefix_comes_from_path_or_parameter_without_trailing_slash(void **state)
@@ -272,19 +275,19 @@ static void test_prefix_comes_from_path_or_parameter_without_trailing_slash(void
     etcd_settings s;
     char err[256] = "";
     cfg_make(&f, "etcd", "etcd://h?prefix=/a/b/", p1);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_string_equal(s.prefix, "/a/b");
     assert_int_equal(f.params[0].used, 1);
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
 
     cfg_make(&f, "etcd", "etcd://h/a%2Fb%20c//", NULL);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_string_equal(s.prefix, "/a/b c");
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
 
     static const char *const p2[] = {"prefix=/other", NULL};
     cfg_make(&f, "etcd", "etcd://h/mine?prefix=/other", p2);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
     assert_non_null(strstr(err, "two different prefixes"));
 }
 
@@ -312,7 +315,7 @@ static void test_bad_endpoint_lists_are_euri_naming_the_endpoint(void **state)
         cfg_make(&f, "etcd", cases[i].uri, NULL);
         etcd_settings s;
         char err[256] = "";
-        int rc = etcd_settings_parse(&f.cfg, &s, err, sizeof err);
+        int rc = reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err);
         if (rc != REIGN_EURI || strstr(err, cases[i].says) == NULL)
             fail_msg("%s: got %d \"%s\", expected REIGN_EURI saying \"%s\"", cases[i].uri, rc,
                      err, cases[i].says);
@@ -330,35 +333,35 @@ static void test_tls_files_need_etcds_and_come_in_pairs(void **state)
     etcd_settings s;
     char err[256] = "";
     cfg_make(&f, "etcd", "etcd://h", ca);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
     assert_non_null(strstr(err, "needs etcds://"));
 
     unsetenv("ETCDCTL_CACERT");
     unsetenv("ETCDCTL_CERT");
     unsetenv("ETCDCTL_KEY");
     cfg_make(&f, "etcds", "etcds://h", ca);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_string_equal(s.cacert, "/etc/hostname");
     assert_null(s.cert);
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
 
     cfg_make(&f, "etcds", "etcds://h", cert_only);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EINVAL);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EINVAL);
     assert_non_null(strstr(err, "both cert= and key="));
 
     cfg_make(&f, "etcds", "etcds://h", missing);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EINVAL);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EINVAL);
     assert_non_null(strstr(err, "/nonexistent/ca.pem"));
 
     setenv("ETCDCTL_CACERT", "/etc/hostname", 1);
     cfg_make(&f, "etcds", "etcds://h", NULL);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_string_equal(s.cacert, "/etc/hostname");
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
     cfg_make(&f, "etcd", "etcd://h", NULL);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_null(s.cacert); /* ETCDCTL_* only matter for etcds:// */
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
     unsetenv("ETCDCTL_CACERT");
 }
 
@@ -371,13 +374,13 @@ static void test_user_from_the_core_wins_and_a_lone_password_is_refused(void **s
     cfg_make(&f, "etcd", "etcd://raw:rawpw@h", NULL);
     f.cfg.user = "core";
     f.cfg.password = "corepw";
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_string_equal(s.user, "core");
     assert_string_equal(s.password, "corepw");
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
 
     cfg_make(&f, "etcd", "etcd://:secret@h", NULL);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
     assert_non_null(strstr(err, "needs a user name"));
     assert_null(strstr(err, "secret"));
 }
@@ -391,11 +394,11 @@ static void test_max_txn_ops_must_be_a_positive_number(void **state)
     etcd_settings s;
     char err[256] = "";
     cfg_make(&f, "etcd", "etcd://h", good);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_OK);
     assert_int_equal(s.max_txn_ops, 64);
-    etcd_settings_free(&s);
+    reign_etcd_settings_free(&s);
     cfg_make(&f, "etcd", "etcd://h", bad);
-    assert_int_equal(etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
+    assert_int_equal(reign_etcd_settings_parse(&f.cfg, &s, err, sizeof err), REIGN_EURI);
     assert_non_null(strstr(err, "max_txn_ops=0"));
 }
 
@@ -418,16 +421,16 @@ static void test_held_set_matches_a_reference_through_random_adds_and_removes(vo
         int i = (int)(x % N);
         size_t len = strlen(names[i]);
         if (x & 0x100000) {
-            assert_true(etcd_held_add(&set, names[i], len));
+            assert_true(reign_etcd_held_add(&set, names[i], len));
             in[i] = true;
         } else {
-            etcd_held_remove(&set, names[i], len);
+            reign_etcd_held_remove(&set, names[i], len);
             in[i] = false;
         }
         if (step % 997 == 0) {
             size_t n = 0;
             for (int k = 0; k < N; k++) {
-                if (etcd_held_contains(&set, names[k], strlen(names[k])) != in[k])
+                if (reign_etcd_held_contains(&set, names[k], strlen(names[k])) != in[k])
                     fail_msg("step %d: %s is %s the set, expected %s", step, names[k],
                              in[k] ? "not in" : "in", in[k] ? "in" : "out");
                 n += in[k];
@@ -435,12 +438,12 @@ static void test_held_set_matches_a_reference_through_random_adds_and_removes(vo
             assert_int_equal(set.n, n);
         }
     }
-    etcd_held_clear(&set);
+    reign_etcd_held_clear(&set);
     assert_int_equal(set.n, 0);
-    assert_false(etcd_held_contains(&set, names[0], strlen(names[0])));
-    assert_true(etcd_held_add(&set, "", 0));
-    assert_true(etcd_held_contains(&set, "", 0));
-    etcd_held_free(&set);
+    assert_false(reign_etcd_held_contains(&set, names[0], strlen(names[0])));
+    assert_true(reign_etcd_held_add(&set, "", 0));
+    assert_true(reign_etcd_held_contains(&set, "", 0));
+    reign_etcd_held_free(&set);
 }
 
 int main(void)

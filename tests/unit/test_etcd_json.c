@@ -101,7 +101,8 @@ static resp parse(long http, const char *body)
 {
     resp r;
     memset(&r, 0, sizeof r);
-    r.rc = etcd_json_response(http, body, strlen(body), &r.root, &r.grpc, r.err, sizeof r.err);
+    r.rc =
+        reign_etcd_json_response(http, body, strlen(body), &r.root, &r.grpc, r.err, sizeof r.err);
     return r;
 }
 
@@ -114,7 +115,7 @@ static void test_a_good_response_is_its_json_object(void **state)
     assert_int_equal(r.rc, REIGN_OK);
     assert_int_equal(r.grpc, ETCD_GRPC_NONE);
     int64_t rev = -1;
-    assert_int_equal(etcd_json_revision(r.root, &rev, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_revision(r.root, &rev, r.err, sizeof r.err), REIGN_OK);
     assert_int_equal(rev, 1);
     json_decref(r.root);
 }
@@ -136,20 +137,20 @@ static void test_grpc_errors_become_named_statuses(void **state)
     assert_int_equal(r.grpc, ETCD_GRPC_NOT_FOUND);
     assert_non_null(strstr(r.err, "requested lease not found"));
     assert_non_null(strstr(r.err, "gRPC code 5"));
-    assert_false(etcd_json_needs_reauth(r.grpc, r.err));
+    assert_false(reign_etcd_json_needs_reauth(r.grpc, r.err));
 
     r = parse(401, bad_token_body);
     assert_int_equal(r.rc, REIGN_EAUTH);
     assert_int_equal(r.grpc, ETCD_GRPC_UNAUTHENTICATED);
-    assert_true(etcd_json_needs_reauth(r.grpc, r.err));
+    assert_true(reign_etcd_json_needs_reauth(r.grpc, r.err));
 
     r = parse(400, no_user_body);
     assert_int_equal(r.rc, REIGN_EAUTH);
-    assert_true(etcd_json_needs_reauth(r.grpc, r.err));
+    assert_true(reign_etcd_json_needs_reauth(r.grpc, r.err));
 
     r = parse(400, bad_password_body);
     assert_int_equal(r.rc, REIGN_EAUTH);
-    assert_false(etcd_json_needs_reauth(r.grpc, r.err));
+    assert_false(reign_etcd_json_needs_reauth(r.grpc, r.err));
 
     r = parse(200, stream_error_body);
     assert_int_equal(r.rc, REIGN_EBACKEND);
@@ -196,21 +197,21 @@ static void test_int64_fields_accept_strings_and_numbers_only(void **state)
     assert_non_null(o);
     int64_t v = -1;
     char err[128];
-    assert_int_equal(etcd_json_int64(o, "a", &v, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_int64(o, "a", &v, err, sizeof err), REIGN_OK);
     assert_int_equal(v, 42);
-    assert_int_equal(etcd_json_int64(o, "b", &v, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_int64(o, "b", &v, err, sizeof err), REIGN_OK);
     assert_int_equal(v, 7);
-    assert_int_equal(etcd_json_int64(o, "e", &v, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_int64(o, "e", &v, err, sizeof err), REIGN_OK);
     assert_int_equal(v, -3);
-    assert_int_equal(etcd_json_int64(o, "missing", &v, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_int64(o, "missing", &v, err, sizeof err), REIGN_OK);
     assert_int_equal(v, 0);
-    assert_int_equal(etcd_json_int64(o, "h", &v, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_int64(o, "h", &v, err, sizeof err), REIGN_OK);
     assert_int_equal(v, 0);
-    assert_int_equal(etcd_json_int64(o, "c", &v, err, sizeof err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_int64(o, "c", &v, err, sizeof err), REIGN_EPROTO);
     assert_non_null(strstr(err, "\"c\""));
-    assert_int_equal(etcd_json_int64(o, "d", &v, err, sizeof err), REIGN_EPROTO);
-    assert_int_equal(etcd_json_int64(o, "f", &v, err, sizeof err), REIGN_EPROTO);
-    assert_int_equal(etcd_json_int64(o, "g", &v, err, sizeof err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_int64(o, "d", &v, err, sizeof err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_int64(o, "f", &v, err, sizeof err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_int64(o, "g", &v, err, sizeof err), REIGN_EPROTO);
     json_decref(o);
 }
 
@@ -221,13 +222,14 @@ static void test_lease_grant_gives_id_and_ttl(void **state)
     (void)state;
     resp r = parse(200, grant_body);
     int64_t id = 0, ttl = 0;
-    assert_int_equal(etcd_json_lease_grant(r.root, &id, &ttl, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_lease_grant(r.root, &id, &ttl, r.err, sizeof r.err), REIGN_OK);
     assert_int_equal(id, INT64_C(4390624894709944837));
     assert_int_equal(ttl, 10);
     json_decref(r.root);
 
     r = parse(200, "{\"header\":{}}");
-    assert_int_equal(etcd_json_lease_grant(r.root, &id, &ttl, r.err, sizeof r.err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_lease_grant(r.root, &id, &ttl, r.err, sizeof r.err),
+                     REIGN_EPROTO);
     json_decref(r.root);
 }
 
@@ -236,18 +238,19 @@ static void test_keepalive_gives_ttl_and_zero_for_a_lease_that_is_gone(void **st
     (void)state;
     resp r = parse(200, keepalive_body);
     int64_t ttl = -1;
-    assert_int_equal(etcd_json_lease_keepalive(r.root, INT64_C(4390624894709944842), &ttl, r.err,
-                                               sizeof r.err),
+    assert_int_equal(reign_etcd_json_lease_keepalive(r.root, INT64_C(4390624894709944842), &ttl,
+                                                     r.err, sizeof r.err),
                      REIGN_OK);
     assert_int_equal(ttl, 5);
     /* Another lease's answer is not ours. */
-    assert_int_equal(etcd_json_lease_keepalive(r.root, 1, &ttl, r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_lease_keepalive(r.root, 1, &ttl, r.err, sizeof r.err),
                      REIGN_EPROTO);
     json_decref(r.root);
 
     r = parse(200, keepalive_gone_body);
     assert_int_equal(r.rc, REIGN_OK);
-    assert_int_equal(etcd_json_lease_keepalive(r.root, 123, &ttl, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_lease_keepalive(r.root, 123, &ttl, r.err, sizeof r.err),
+                     REIGN_OK);
     assert_int_equal(ttl, 0);
     json_decref(r.root);
 }
@@ -259,26 +262,26 @@ static void test_timetolive_gives_the_leases_keys_and_minus_one_when_gone(void *
     int64_t ttl = 0;
     etcd_kv *kvs = NULL;
     size_t n = 0;
-    assert_int_equal(etcd_json_lease_keys(r.root, INT64_C(3719025857220431878), &ttl, &kvs, &n,
-                                          r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_lease_keys(r.root, INT64_C(3719025857220431878), &ttl, &kvs,
+                                                &n, r.err, sizeof r.err),
                      REIGN_OK);
     assert_int_equal(ttl, 29);
     assert_int_equal(n, 2);
     assert_int_equal(kvs[0].key_len, 3);
     assert_memory_equal(kvs[0].key, "foo", 3);
     assert_memory_equal(kvs[1].key, "bar", 3);
-    etcd_kvs_free(kvs, n);
+    reign_etcd_kvs_free(kvs, n);
     /* Another lease's answer is not ours. */
-    assert_int_equal(etcd_json_lease_keys(r.root, 1, &ttl, &kvs, &n, r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_lease_keys(r.root, 1, &ttl, &kvs, &n, r.err, sizeof r.err),
                      REIGN_EPROTO);
     json_decref(r.root);
 
     r = parse(200, timetolive_gone_body);
-    assert_int_equal(etcd_json_lease_keys(r.root, 12345, &ttl, &kvs, &n, r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_lease_keys(r.root, 12345, &ttl, &kvs, &n, r.err, sizeof r.err),
                      REIGN_OK);
     assert_int_equal(ttl, -1);
     assert_int_equal(n, 0);
-    etcd_kvs_free(kvs, n);
+    reign_etcd_kvs_free(kvs, n);
     json_decref(r.root);
 }
 
@@ -287,24 +290,26 @@ static void test_authenticate_gives_a_token_and_version_a_number(void **state)
     (void)state;
     resp r = parse(200, "{\"header\":{\"revision\":\"5\"},\"token\":\"ipawbslMhxhblmwj.20\"}");
     char *token = NULL;
-    assert_int_equal(etcd_json_auth_token(r.root, &token, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_auth_token(r.root, &token, r.err, sizeof r.err), REIGN_OK);
     assert_string_equal(token, "ipawbslMhxhblmwj.20");
     free(token);
     json_decref(r.root);
 
     r = parse(200, "{\"token\":\"a\\r\\nX-Evil: 1\"}");
-    assert_int_equal(etcd_json_auth_token(r.root, &token, r.err, sizeof r.err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_auth_token(r.root, &token, r.err, sizeof r.err), REIGN_EPROTO);
     json_decref(r.root);
 
     r = parse(200, "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}");
     int major = 0, minor = 0;
-    assert_int_equal(etcd_json_version(r.root, &major, &minor, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_version(r.root, &major, &minor, r.err, sizeof r.err),
+                     REIGN_OK);
     assert_int_equal(major, 3);
     assert_int_equal(minor, 4);
     json_decref(r.root);
 
     r = parse(200, "{\"etcdserver\":3}");
-    assert_int_equal(etcd_json_version(r.root, &major, &minor, r.err, sizeof r.err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_version(r.root, &major, &minor, r.err, sizeof r.err),
+                     REIGN_EPROTO);
     json_decref(r.root);
 }
 
@@ -336,7 +341,8 @@ static void test_acquire_txn_gives_ok_with_the_txn_revision_or_held(void **state
     assert_int_equal(r.rc, REIGN_OK);
     etcd_txn_item items[2];
     int64_t rev = 0;
-    assert_int_equal(etcd_json_txn_nested(r.root, items, 2, &rev, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_txn_nested(r.root, items, 2, &rev, r.err, sizeof r.err),
+                     REIGN_OK);
     assert_int_equal(rev, 7);
     assert_true(items[0].succeeded);
     assert_false(items[1].succeeded);
@@ -346,8 +352,8 @@ static void test_acquire_txn_gives_ok_with_the_txn_revision_or_held(void **state
     assert_memory_equal(items[1].kv.key, "/p/b", 4);
 
     reign_op a = op_of(REIGN_OP_ACQUIRE, "a", 0), b = op_of(REIGN_OP_ACQUIRE, "b", 0);
-    etcd_result_acquire(&a, &items[0], rev, true, "etcd://h");
-    etcd_result_acquire(&b, &items[1], rev, true, "etcd://h");
+    reign_etcd_result_acquire(&a, &items[0], rev, true, "etcd://h");
+    reign_etcd_result_acquire(&b, &items[1], rev, true, "etcd://h");
     assert_int_equal(a.result, REIGN_RES_OK);
     assert_int_equal(a.out_term, 7);
     assert_int_equal(b.result, REIGN_RES_HELD);
@@ -360,13 +366,13 @@ static void test_acquire_txn_gives_ok_with_the_txn_revision_or_held(void **state
 
     /* Written, but the keep-alive failed: the lease may end too soon. */
     reign_op c = op_of(REIGN_OP_ACQUIRE, "a", 0);
-    etcd_result_acquire(&c, &items[0], rev, false, "etcd://h");
+    reign_etcd_result_acquire(&c, &items[0], rev, false, "etcd://h");
     assert_int_equal(c.result, REIGN_RES_ERROR);
     assert_int_equal(c.out_status, REIGN_EBACKEND);
     assert_non_null(strstr(c.out_error, "etcd: ACQUIRE a: "));
     assert_non_null(strstr(c.out_error, "(etcd://h)"));
     op_clear(&c);
-    etcd_txn_items_clear(items, 2);
+    reign_etcd_txn_items_clear(items, 2);
     json_decref(r.root);
 }
 
@@ -380,7 +386,7 @@ static void test_a_held_key_that_is_not_a_lease_record_is_eproto(void **state)
     item.kv.value = (unsigned char *)"hello";
     item.kv.value_len = 5;
     reign_op op = op_of(REIGN_OP_ACQUIRE, "x\x01", 0);
-    etcd_result_acquire(&op, &item, 4, true, "etcd://h");
+    reign_etcd_result_acquire(&op, &item, 4, true, "etcd://h");
     assert_int_equal(op.result, REIGN_RES_ERROR);
     assert_int_equal(op.out_status, REIGN_EPROTO);
     assert_non_null(strstr(op.out_error, "x\\x01"));
@@ -389,7 +395,7 @@ static void test_a_held_key_that_is_not_a_lease_record_is_eproto(void **state)
     /* Not succeeded and no key: cannot be. */
     item.has_kv = false;
     op = op_of(REIGN_OP_ACQUIRE, "x", 0);
-    etcd_result_acquire(&op, &item, 4, true, "etcd://h");
+    reign_etcd_result_acquire(&op, &item, 4, true, "etcd://h");
     assert_int_equal(op.out_status, REIGN_EPROTO);
     op_clear(&op);
 }
@@ -400,14 +406,15 @@ static void test_release_txn_gives_ok_or_lost(void **state)
     resp r = parse(200, release_body);
     etcd_txn_item items[2];
     int64_t rev = 0;
-    assert_int_equal(etcd_json_txn_nested(r.root, items, 2, &rev, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_txn_nested(r.root, items, 2, &rev, r.err, sizeof r.err),
+                     REIGN_OK);
     assert_int_equal(items[0].deleted, 1);
     reign_op a = op_of(REIGN_OP_RELEASE, "a", 4), b = op_of(REIGN_OP_RELEASE, "b", 5);
-    etcd_result_release(&a, &items[0]);
-    etcd_result_release(&b, &items[1]);
+    reign_etcd_result_release(&a, &items[0]);
+    reign_etcd_result_release(&b, &items[1]);
     assert_int_equal(a.result, REIGN_RES_OK);
     assert_int_equal(b.result, REIGN_RES_LOST);
-    etcd_txn_items_clear(items, 2);
+    reign_etcd_txn_items_clear(items, 2);
     json_decref(r.root);
 }
 
@@ -417,15 +424,15 @@ static void test_a_txn_answering_another_count_is_eproto(void **state)
     resp r = parse(200, release_body);
     etcd_txn_item items[3];
     int64_t rev = 0;
-    assert_int_equal(etcd_json_txn_nested(r.root, items, 3, &rev, r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_txn_nested(r.root, items, 3, &rev, r.err, sizeof r.err),
                      REIGN_EPROTO);
     assert_non_null(strstr(r.err, "2 responses for 3"));
-    assert_int_equal(etcd_json_txn_ranges(r.root, items, 2, &rev, r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_txn_ranges(r.root, items, 2, &rev, r.err, sizeof r.err),
                      REIGN_EPROTO);
     json_decref(r.root);
 
     r = parse(200, "{\"header\":{},\"responses\":[]}");
-    assert_int_equal(etcd_json_txn_ranges(r.root, items, 0, &rev, r.err, sizeof r.err),
+    assert_int_equal(reign_etcd_json_txn_ranges(r.root, items, 0, &rev, r.err, sizeof r.err),
                      REIGN_EPROTO); /* "succeeded" absent = false: a txn without compares */
     json_decref(r.root);
 }
@@ -436,19 +443,20 @@ static void test_ranges_give_read_results_and_renew_verdicts(void **state)
     resp r = parse(200, ranges_body);
     etcd_txn_item items[2];
     int64_t rev = 0;
-    assert_int_equal(etcd_json_txn_ranges(r.root, items, 2, &rev, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_txn_ranges(r.root, items, 2, &rev, r.err, sizeof r.err),
+                     REIGN_OK);
     assert_int_equal(rev, 12);
     assert_true(items[0].has_kv);
     assert_false(items[1].has_kv);
 
     /* keys_only: no value, so a READ of it is a protocol error, not a crash. */
     reign_op rd = op_of(REIGN_OP_READ, "a", 0);
-    etcd_result_read(&rd, &items[0], "etcd://h");
+    reign_etcd_result_read(&rd, &items[0], "etcd://h");
     assert_int_equal(rd.result, REIGN_RES_ERROR);
     assert_int_equal(rd.out_status, REIGN_EPROTO);
     op_clear(&rd);
     rd = op_of(REIGN_OP_READ, "b", 0);
-    etcd_result_read(&rd, &items[1], "etcd://h");
+    reign_etcd_result_read(&rd, &items[1], "etcd://h");
     assert_int_equal(rd.result, REIGN_RES_NONE);
 
     static const struct {
@@ -469,13 +477,13 @@ static void test_ranges_give_read_results_and_renew_verdicts(void **state)
     };
     for (size_t i = 0; i < sizeof renew / sizeof *renew; i++) {
         reign_op op = op_of(REIGN_OP_RENEW, "a", renew[i].term);
-        etcd_result_renew(&op, renew[i].item >= 0 ? &items[renew[i].item] : NULL, renew[i].lease,
-                          renew[i].alive, "etcd://h");
+        reign_etcd_result_renew(&op, renew[i].item >= 0 ? &items[renew[i].item] : NULL,
+                                renew[i].lease, renew[i].alive, "etcd://h");
         if (op.result != renew[i].want)
             fail_msg("renew case %zu: result %d, expected %d", i, op.result, renew[i].want);
         op_clear(&op);
     }
-    etcd_txn_items_clear(items, 2);
+    reign_etcd_txn_items_clear(items, 2);
     json_decref(r.root);
 }
 
@@ -486,18 +494,18 @@ static void test_range_gives_every_pair(void **state)
     etcd_kv *kvs = NULL;
     size_t n = 0;
     int64_t rev = 0;
-    assert_int_equal(etcd_json_range(r.root, &kvs, &n, &rev, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_range(r.root, &kvs, &n, &rev, r.err, sizeof r.err), REIGN_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(kvs[1].key, "b", 2);
     assert_int_equal(kvs[1].lease, INT64_C(4390624894709944842));
     assert_null(kvs[0].value);
-    etcd_kvs_free(kvs, n);
+    reign_etcd_kvs_free(kvs, n);
     json_decref(r.root);
 
     r = parse(200, "{\"header\":{\"revision\":\"2\"}}");
-    assert_int_equal(etcd_json_range(r.root, &kvs, &n, &rev, r.err, sizeof r.err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_range(r.root, &kvs, &n, &rev, r.err, sizeof r.err), REIGN_OK);
     assert_int_equal(n, 0);
-    etcd_kvs_free(kvs, n);
+    reign_etcd_kvs_free(kvs, n);
     json_decref(r.root);
 }
 
@@ -524,7 +532,7 @@ static void test_wrong_types_in_a_range_are_eproto_naming_the_field(void **state
         etcd_kv *kvs = NULL;
         size_t n = 0;
         int64_t rev = 0;
-        int rc = etcd_json_range(r.root, &kvs, &n, &rev, r.err, sizeof r.err);
+        int rc = reign_etcd_json_range(r.root, &kvs, &n, &rev, r.err, sizeof r.err);
         if (rc != REIGN_EPROTO || strstr(r.err, cases[i].says) == NULL)
             fail_msg("%s: got %d \"%s\", expected REIGN_EPROTO saying \"%s\"", cases[i].body, rc,
                      r.err, cases[i].says);
@@ -550,7 +558,7 @@ static void feed_watch(const char *stream, size_t len, size_t step, watch_seen *
     assert_non_null(buf);
     memset(seen, 0, sizeof *seen);
     etcd_json_framer fr; /* resumable, as etcd_watch.c frames */
-    etcd_json_framer_reset(&fr);
+    reign_etcd_json_framer_reset(&fr);
     for (size_t pos = 0; pos < len;) {
         size_t n = step < len - pos ? step : len - pos;
         memcpy(buf + have, stream + pos, n);
@@ -558,17 +566,18 @@ static void feed_watch(const char *stream, size_t len, size_t step, watch_seen *
         pos += n;
         for (;;) {
             size_t flen = 0;
-            int f = etcd_json_framer_next(&fr, buf, have, &flen);
+            int f = reign_etcd_json_framer_next(&fr, buf, have, &flen);
             assert_true(f >= 0);
             if (f == 0) {
                 assert_int_equal(fr.pos, have); /* scanned once: the next call resumes */
                 break;
             }
-            etcd_json_framer_reset(&fr);
+            reign_etcd_json_framer_reset(&fr);
             etcd_watch_msg m;
             int grpc = 0;
             char err[256];
-            assert_int_equal(etcd_json_watch(buf, flen, &m, &grpc, err, sizeof err), REIGN_OK);
+            assert_int_equal(reign_etcd_json_watch(buf, flen, &m, &grpc, err, sizeof err),
+                             REIGN_OK);
             seen->messages++;
             seen->created += m.created;
             seen->last_revision = m.revision;
@@ -577,7 +586,7 @@ static void feed_watch(const char *stream, size_t len, size_t step, watch_seen *
                          (char *)m.deleted[i].key);
                 seen->deleted++;
             }
-            etcd_watch_msg_clear(&m);
+            reign_etcd_watch_msg_clear(&m);
             memmove(buf, buf + flen, have - flen);
             have -= flen;
         }
@@ -606,17 +615,17 @@ static void test_frame_honours_strings_escapes_and_refuses_garbage(void **state)
     (void)state;
     size_t flen = 0;
     const char *tricky = " \n{\"a\":\"}{\\\"}\",\"b\":[{}]}{\"next\":1}";
-    assert_int_equal(etcd_json_frame(tricky, strlen(tricky), &flen), 1);
+    assert_int_equal(reign_etcd_json_frame(tricky, strlen(tricky), &flen), 1);
     assert_int_equal(flen, strlen(" \n{\"a\":\"}{\\\"}\",\"b\":[{}]}"));
-    assert_int_equal(etcd_json_frame("{\"a\":\"}", 7, &flen), 0);
-    assert_int_equal(etcd_json_frame("   ", 3, &flen), 0);
-    assert_int_equal(etcd_json_frame("", 0, &flen), 0);
-    assert_int_equal(etcd_json_frame("x{}", 3, &flen), REIGN_EPROTO);
-    assert_int_equal(etcd_json_frame("{]]", 3, &flen), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_frame("{\"a\":\"}", 7, &flen), 0);
+    assert_int_equal(reign_etcd_json_frame("   ", 3, &flen), 0);
+    assert_int_equal(reign_etcd_json_frame("", 0, &flen), 0);
+    assert_int_equal(reign_etcd_json_frame("x{}", 3, &flen), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_frame("{]]", 3, &flen), REIGN_EPROTO);
     char deep[200];
     memset(deep, '[', sizeof deep);
     deep[0] = '{';
-    assert_int_equal(etcd_json_frame(deep, sizeof deep, &flen), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_frame(deep, sizeof deep, &flen), REIGN_EPROTO);
 }
 
 static void test_watch_cancel_and_stream_errors_are_reported(void **state)
@@ -629,20 +638,21 @@ static void test_watch_cancel_and_stream_errors_are_reported(void **state)
     etcd_watch_msg m;
     int grpc = 0;
     char err[256];
-    assert_int_equal(etcd_json_watch(cancel, strlen(cancel), &m, &grpc, err, sizeof err),
+    assert_int_equal(reign_etcd_json_watch(cancel, strlen(cancel), &m, &grpc, err, sizeof err),
                      REIGN_OK);
     assert_true(m.canceled);
     assert_int_equal(m.compact_revision, 4);
     assert_non_null(strstr(m.reason, "invalid auth token"));
-    etcd_watch_msg_clear(&m);
+    reign_etcd_watch_msg_clear(&m);
 
-    assert_int_equal(etcd_json_watch(stream_error_body, strlen(stream_error_body), &m, &grpc, err,
-                                     sizeof err),
+    assert_int_equal(reign_etcd_json_watch(stream_error_body, strlen(stream_error_body), &m, &grpc,
+                                           err, sizeof err),
                      REIGN_EBACKEND);
     assert_int_equal(grpc, ETCD_GRPC_UNAVAILABLE);
 
     const char *bad = "{\"result\":{\"events\":[{\"type\":\"DELETE\"}]}}";
-    assert_int_equal(etcd_json_watch(bad, strlen(bad), &m, &grpc, err, sizeof err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_watch(bad, strlen(bad), &m, &grpc, err, sizeof err),
+                     REIGN_EPROTO);
     assert_non_null(strstr(err, "no \"kv\""));
 }
 
@@ -656,7 +666,7 @@ static void test_watch_put_events_are_reported_for_observers(void **state)
     etcd_watch_msg m;
     int grpc = 0;
     char err[256];
-    assert_int_equal(etcd_json_watch(put, strlen(put), &m, &grpc, err, sizeof err), REIGN_OK);
+    assert_int_equal(reign_etcd_json_watch(put, strlen(put), &m, &grpc, err, sizeof err), REIGN_OK);
     assert_int_equal(m.n_events, 3);
     assert_int_equal(m.n_put, 2);
     assert_int_equal(m.n_deleted, 1);
@@ -664,9 +674,10 @@ static void test_watch_put_events_are_reported_for_observers(void **state)
     assert_int_equal(m.put[0].create_revision, 6);
     assert_memory_equal(m.put[1].key, "/p/{", 4);
     assert_memory_equal(m.deleted[0].key, "/p/b", 4);
-    etcd_watch_msg_clear(&m);
+    reign_etcd_watch_msg_clear(&m);
     const char *bad = "{\"result\":{\"events\":[{\"type\":\"PUT\"}]}}";
-    assert_int_equal(etcd_json_watch(bad, strlen(bad), &m, &grpc, err, sizeof err), REIGN_EPROTO);
+    assert_int_equal(reign_etcd_json_watch(bad, strlen(bad), &m, &grpc, err, sizeof err),
+                     REIGN_EPROTO);
     assert_non_null(strstr(err, "PUT event has no"));
 }
 
@@ -687,7 +698,7 @@ static void parse_all(const char *body, size_t len)
     json_t *root = NULL;
     int grpc = 0;
     char err[256];
-    int rc = etcd_json_response(200, body, len, &root, &grpc, err, sizeof err);
+    int rc = reign_etcd_json_response(200, body, len, &root, &grpc, err, sizeof err);
     assert_true(rc == REIGN_OK || rc == REIGN_EPROTO || rc == REIGN_EBACKEND ||
                 rc == REIGN_EAUTH);
     if (rc == REIGN_OK) {
@@ -697,38 +708,38 @@ static void parse_all(const char *body, size_t len)
         size_t n = 0;
         char *token = NULL;
         int major, minor;
-        etcd_json_lease_grant(root, &a, &b, err, sizeof err);
-        etcd_json_lease_keepalive(root, 5, &a, err, sizeof err);
-        if (etcd_json_lease_keys(root, 5, &a, &kvs, &n, err, sizeof err) == REIGN_OK)
-            etcd_kvs_free(kvs, n);
+        reign_etcd_json_lease_grant(root, &a, &b, err, sizeof err);
+        reign_etcd_json_lease_keepalive(root, 5, &a, err, sizeof err);
+        if (reign_etcd_json_lease_keys(root, 5, &a, &kvs, &n, err, sizeof err) == REIGN_OK)
+            reign_etcd_kvs_free(kvs, n);
         kvs = NULL;
         n = 0;
-        if (etcd_json_auth_token(root, &token, err, sizeof err) == REIGN_OK)
+        if (reign_etcd_json_auth_token(root, &token, err, sizeof err) == REIGN_OK)
             free(token);
-        etcd_json_version(root, &major, &minor, err, sizeof err);
-        if (etcd_json_txn_nested(root, items, 2, &a, err, sizeof err) == REIGN_OK) {
+        reign_etcd_json_version(root, &major, &minor, err, sizeof err);
+        if (reign_etcd_json_txn_nested(root, items, 2, &a, err, sizeof err) == REIGN_OK) {
             reign_op op = op_of(REIGN_OP_ACQUIRE, "a", 0);
-            etcd_result_acquire(&op, &items[1], a, true, "etcd://h");
+            reign_etcd_result_acquire(&op, &items[1], a, true, "etcd://h");
             assert_true(op.result == REIGN_RES_OK || op.result == REIGN_RES_HELD ||
                         op.result == REIGN_RES_ERROR);
             op_clear(&op);
-            etcd_txn_items_clear(items, 2);
+            reign_etcd_txn_items_clear(items, 2);
         }
-        if (etcd_json_txn_ranges(root, items, 2, &a, err, sizeof err) == REIGN_OK) {
+        if (reign_etcd_json_txn_ranges(root, items, 2, &a, err, sizeof err) == REIGN_OK) {
             reign_op op = op_of(REIGN_OP_READ, "a", 0);
-            etcd_result_read(&op, &items[0], "etcd://h");
+            reign_etcd_result_read(&op, &items[0], "etcd://h");
             op_clear(&op);
-            etcd_txn_items_clear(items, 2);
+            reign_etcd_txn_items_clear(items, 2);
         }
-        if (etcd_json_range(root, &kvs, &n, &a, err, sizeof err) == REIGN_OK)
-            etcd_kvs_free(kvs, n);
+        if (reign_etcd_json_range(root, &kvs, &n, &a, err, sizeof err) == REIGN_OK)
+            reign_etcd_kvs_free(kvs, n);
         json_decref(root);
     }
     size_t flen = 0;
-    if (etcd_json_frame(body, len, &flen) == 1) {
+    if (reign_etcd_json_frame(body, len, &flen) == 1) {
         etcd_watch_msg m;
-        if (etcd_json_watch(body, flen, &m, &grpc, err, sizeof err) == REIGN_OK)
-            etcd_watch_msg_clear(&m);
+        if (reign_etcd_json_watch(body, flen, &m, &grpc, err, sizeof err) == REIGN_OK)
+            reign_etcd_watch_msg_clear(&m);
     }
 }
 

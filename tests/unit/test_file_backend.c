@@ -230,7 +230,7 @@ static void drain(instance *in, released_log *l)
 static void lock_path(const char *dir, const char *res, size_t len, char *out, size_t out_size)
 {
     char name[FILE_NAME_MAX];
-    file_name_encode(res, len, ".lock", name);
+    reign_file_name_encode(res, len, ".lock", name);
     snprintf(out, out_size, "%s/%s", dir, name);
 }
 
@@ -686,7 +686,7 @@ static void test_hostile_resource_ids_map_to_distinct_files_inside_the_directory
     inst_open(&b, f->dir, "inst-b", "");
     char names[N_IDS][FILE_NAME_MAX];
     for (int i = 0; i < N_IDS; i++) {
-        file_name_encode(ids[i], strlen(ids[i]), ".lock", names[i]);
+        reign_file_name_encode(ids[i], strlen(ids[i]), ".lock", names[i]);
         assert_true(strlen(names[i]) <= 255);
         assert_null(strchr(names[i], '/'));
         assert_true(names[i][0] != '.');
@@ -733,30 +733,30 @@ static void test_short_names_decode_back_to_their_ids_and_long_ones_do_not(void 
     char name[FILE_NAME_MAX], id[FILE_NAME_MAX];
     size_t len = 0;
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        file_name_encode(ids[i], strlen(ids[i]), ".lock", name);
-        assert_int_equal(file_name_decode(name, ".lock", id, &len), 0);
+        reign_file_name_encode(ids[i], strlen(ids[i]), ".lock", name);
+        assert_int_equal(reign_file_name_decode(name, ".lock", id, &len), 0);
         assert_int_equal(len, strlen(ids[i]));
         assert_memory_equal(id, ids[i], len);
     }
     char longid[400];
     memset(longid, 'a', sizeof longid - 1);
     longid[sizeof longid - 1] = '\0';
-    file_name_encode(longid, strlen(longid), ".lock", name);
-    assert_int_equal(file_name_decode(name, ".lock", id, &len), -1);
-    assert_int_equal(file_name_decode("abc.member", ".lock", id, &len), -1);
-    assert_int_equal(file_name_decode(".lock", ".lock", id, &len), -1);
-    assert_int_equal(file_name_decode("a%4.lock", ".lock", id, &len), -1);
+    reign_file_name_encode(longid, strlen(longid), ".lock", name);
+    assert_int_equal(reign_file_name_decode(name, ".lock", id, &len), -1);
+    assert_int_equal(reign_file_name_decode("abc.member", ".lock", id, &len), -1);
+    assert_int_equal(reign_file_name_decode(".lock", ".lock", id, &len), -1);
+    assert_int_equal(reign_file_name_decode("a%4.lock", ".lock", id, &len), -1);
 }
 
 static void test_names_keep_safe_bytes_and_escape_the_rest(void **state)
 {
     (void)state;
     char name[FILE_NAME_MAX];
-    file_name_encode("jobs-7_a", 8, ".lock", name);
+    reign_file_name_encode("jobs-7_a", 8, ".lock", name);
     assert_string_equal(name, "jobs-7_a.lock");
-    file_name_encode("../X", 4, ".lock", name);
+    reign_file_name_encode("../X", 4, ".lock", name);
     assert_string_equal(name, "%2E%2E%2F%58.lock");
-    file_name_encode("a\0b", 3, ".member", name);
+    reign_file_name_encode("a\0b", 3, ".member", name);
     assert_string_equal(name, "a%00b.member");
 }
 
@@ -765,7 +765,7 @@ static void test_long_ids_get_a_hashed_name_that_fits(void **state)
     (void)state;
     char id[1024], name[FILE_NAME_MAX];
     memset(id, '%', sizeof id); /* worst case: every byte escaped */
-    file_name_encode(id, sizeof id, ".member", name);
+    reign_file_name_encode(id, sizeof id, ".member", name);
     assert_true(strlen(name) <= 255);
     const char *tilde = strchr(name, '~');
     assert_non_null(tilde);
@@ -784,25 +784,25 @@ static void test_record_round_trips_every_byte(void **state)
     holder[255] = '\0';
     snprintf(metadata, sizeof metadata, "http://10.0.0.5:8080/x y%%z\n");
     size_t len = 0;
-    char *buf = file_record_encode(UINT64_MAX, FILE_STATE_HELD, holder, metadata, &len);
+    char *buf = reign_file_record_encode(UINT64_MAX, FILE_STATE_HELD, holder, metadata, &len);
     assert_non_null(buf);
     assert_int_equal(strlen(buf), len);
     file_record rec;
     const char *why = NULL;
-    assert_int_equal(file_record_parse(buf, len, &rec, &why), FILE_RECORD_OK);
+    assert_int_equal(reign_file_record_parse(buf, len, &rec, &why), FILE_RECORD_OK);
     assert_int_equal(rec.term, UINT64_MAX);
     assert_int_equal(rec.state, FILE_STATE_HELD);
     assert_string_equal(rec.holder, holder);
     assert_string_equal(rec.metadata, metadata);
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
     free(buf);
 
-    buf = file_record_encode(7, FILE_STATE_RELEASED, "", "", &len);
+    buf = reign_file_record_encode(7, FILE_STATE_RELEASED, "", "", &len);
     assert_string_equal(buf, "reign-lock 1\nterm 7\nstate released\nholder \nmetadata \nend\n");
-    assert_int_equal(file_record_parse(buf, len, &rec, &why), FILE_RECORD_OK);
+    assert_int_equal(reign_file_record_parse(buf, len, &rec, &why), FILE_RECORD_OK);
     assert_int_equal(rec.state, FILE_STATE_RELEASED);
     assert_string_equal(rec.holder, "");
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
     free(buf);
 }
 
@@ -811,10 +811,10 @@ static void test_an_empty_record_means_never_held(void **state)
     (void)state;
     file_record rec;
     const char *why = NULL;
-    assert_int_equal(file_record_parse("", 0, &rec, &why), FILE_RECORD_OK);
+    assert_int_equal(reign_file_record_parse("", 0, &rec, &why), FILE_RECORD_OK);
     assert_int_equal(rec.term, 0);
     assert_int_equal(rec.state, FILE_STATE_NEVER);
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
 }
 
 static void test_bytes_after_the_end_line_are_ignored(void **state)
@@ -824,10 +824,10 @@ static void test_bytes_after_the_end_line_are_ignored(void **state)
                                "ld\nmetadata a-longer-old-one\nend\n";
     file_record rec;
     const char *why = NULL;
-    assert_int_equal(file_record_parse(text, strlen(text), &rec, &why), FILE_RECORD_OK);
+    assert_int_equal(reign_file_record_parse(text, strlen(text), &rec, &why), FILE_RECORD_OK);
     assert_int_equal(rec.term, 3);
     assert_string_equal(rec.metadata, "m");
-    file_record_clear(&rec);
+    reign_file_record_clear(&rec);
 }
 
 static void test_garbage_records_are_refused_with_the_fault_named(void **state)
@@ -856,7 +856,7 @@ static void test_garbage_records_are_refused_with_the_fault_named(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         file_record rec;
         const char *why = NULL;
-        int rc = file_record_parse(cases[i].text, strlen(cases[i].text), &rec, &why);
+        int rc = reign_file_record_parse(cases[i].text, strlen(cases[i].text), &rec, &why);
         if (rc != FILE_RECORD_BAD)
             fail_msg("case %zu (%s): parsed", i, cases[i].text);
         assert_contains(why, cases[i].why);
@@ -919,7 +919,7 @@ static void test_sha256_matches_the_standard_vectors(void **state)
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         uint8_t d[FILE_SHA256_LEN];
         char hex[65];
-        file_sha256(v[i].in, strlen(v[i].in), d);
+        reign_file_sha256(v[i].in, strlen(v[i].in), d);
         for (int j = 0; j < FILE_SHA256_LEN; j++)
             snprintf(hex + 2 * j, 3, "%02x", d[j]);
         assert_string_equal(hex, v[i].hex);

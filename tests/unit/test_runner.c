@@ -35,7 +35,7 @@ static runner_output step(runner_state *st, int64_t now, bool is_master, uint64_
 {
     runner_input in = {.now_ms = now, .is_master = is_master, .draw = draw};
     runner_output o;
-    runner_step(st, &in, &o);
+    reign_runner_state_step(st, &in, &o);
     return o;
 }
 
@@ -43,7 +43,7 @@ static runner_output step(runner_state *st, int64_t now, bool is_master, uint64_
 static void campaigning_at_zero(runner_state *st, int64_t odds)
 {
     runner_settings s = settings(odds);
-    runner_state_init(st, &s);
+    reign_runner_state_init(st, &s);
     runner_output o = step(st, 0, false, 0);
     assert_int_equal(o.actions, RUNNER_ACT_CAMPAIGN);
 }
@@ -64,7 +64,7 @@ static void test_pre_election_pause_is_honoured_before_campaigning(void **state)
     (void)state;
     runner_settings s = settings(0);
     runner_state st;
-    runner_state_init(&st, &s);
+    reign_runner_state_init(&st, &s);
 
     runner_output o = step(&st, 100, false, 700); /* pause = 700 % 1000 */
     assert_int_equal(o.actions, 0);
@@ -86,13 +86,13 @@ static void test_pre_election_pause_stays_below_the_configured_maximum(void **st
     uint64_t seed = 42;
     for (int i = 0; i < 10000; i++) {
         runner_state st;
-        runner_state_init(&st, &s);
-        step(&st, 0, false, runner_splitmix64(&seed));
+        reign_runner_state_init(&st, &s);
+        step(&st, 0, false, reign_runner_splitmix64(&seed));
         assert_in_range(st.campaign_at_ms, 0, PAUSE - 1);
     }
     /* The largest draw still gives a pause below the maximum. */
     runner_state st;
-    runner_state_init(&st, &s);
+    reign_runner_state_init(&st, &s);
     runner_output o = step(&st, 0, false, UINT64_MAX);
     assert_true(o.next_wake_ms < PAUSE);
 }
@@ -130,7 +130,7 @@ static void test_mastership_seen_at_the_end_of_the_pause_is_tracked_in_the_same_
     (void)state;
     runner_settings s = settings(0);
     runner_state st;
-    runner_state_init(&st, &s);
+    reign_runner_state_init(&st, &s);
     runner_output o = step(&st, 0, true, 10); /* pause 10: not yet */
     assert_int_equal(o.actions, 0);
     o = step(&st, 10, true, 0);
@@ -209,7 +209,7 @@ static void test_odds_one_resigns_at_the_first_check_after_the_hold_interval(voi
     (void)state;
     runner_settings s = settings(1);
     runner_state st;
-    runner_state_init(&st, &s);
+    reign_runner_state_init(&st, &s);
     assert_int_equal(step(&st, 0, false, 0).actions, RUNNER_ACT_CAMPAIGN);
     /* Master at 1000: the checks fall at 6000, 11000, … 61000 is the first
      * at or after 1000 + HOLD. */
@@ -234,7 +234,7 @@ static void test_huge_odds_never_resign_over_thousands_of_checks(void **state)
     uint64_t seed = 20260101;
     for (int i = 0; i < 100000; i++) {
         int64_t t = st.next_check_ms;
-        runner_output o = step(&st, t, true, runner_splitmix64(&seed));
+        runner_output o = step(&st, t, true, reign_runner_splitmix64(&seed));
         assert_int_equal(o.actions, 0);
         assert_int_equal(st.phase, RUNNER_MASTER);
     }
@@ -265,7 +265,7 @@ static void test_resign_chance_is_about_one_in_odds(void **state)
     for (int i = 0; i < checks; i++) {
         st.phase = RUNNER_MASTER; /* keep checking the same mastership */
         st.next_check_ms = t;
-        runner_output o = step(&st, t, true, runner_splitmix64(&seed));
+        runner_output o = step(&st, t, true, reign_runner_splitmix64(&seed));
         if (o.actions & RUNNER_ACT_OFFER_RESIGNATION)
             resigned++;
         t += CHECK;
@@ -290,7 +290,7 @@ static void test_resignation_waits_for_execution_then_pauses_and_campaigns(void 
     }
 
     runner_input in = {.now_ms = HOLD + 10 * CHECK, .resign_done = true, .draw = 300};
-    runner_step(&st, &in, &o);
+    reign_runner_state_step(&st, &in, &o);
     assert_int_equal(o.actions, 0);
     assert_int_equal(st.phase, RUNNER_PAUSE);
     assert_int_equal(o.next_wake_ms, HOLD + 10 * CHECK + 300);
@@ -303,7 +303,7 @@ static void test_failed_campaign_is_retried_after_a_check_interval(void **state)
     (void)state;
     runner_state st;
     campaigning_at_zero(&st, 0);
-    runner_step_campaign_failed(&st, 0);
+    reign_runner_step_campaign_failed(&st, 0);
     runner_output o = step(&st, CHECK - 1, false, 0);
     assert_int_equal(o.actions, 0);
     assert_int_equal(o.next_wake_ms, CHECK);
@@ -318,7 +318,7 @@ static void test_huge_intervals_saturate_instead_of_overflowing(void **state)
     s.master_check_interval_ms = INT64_MAX;
     s.master_hold_interval_ms = INT64_MAX;
     runner_state st;
-    runner_state_init(&st, &s);
+    reign_runner_state_init(&st, &s);
     step(&st, 1000, false, 0);
     runner_output o = step(&st, 1000, true, 0);
     assert_int_equal(o.actions, RUNNER_ACT_TRACK_TRUE);
@@ -413,7 +413,7 @@ static int64_t fake_clock(void *payload)
 
 static uint64_t fake_random(void *payload)
 {
-    return runner_splitmix64(&((fake_env *)payload)->seed);
+    return reign_runner_splitmix64(&((fake_env *)payload)->seed);
 }
 
 typedef struct resign_box {
