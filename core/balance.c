@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reign/backend.h"
+
 static uint64_t mix64(uint64_t x)
 {
     x ^= x >> 33;
@@ -21,12 +23,7 @@ static uint64_t mix64(uint64_t x)
 
 uint64_t reign_balance_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        h ^= *c;
-        h *= 1099511628211ULL;
-    }
-    return mix64(h);
+    return mix64(reign_hash(s, strlen(s)));
 }
 
 /* Capacities by largest remainder: ⌊R·w/W⌋ each, and the R − Σ left over
@@ -136,26 +133,34 @@ int reign_balance_assign(const uint64_t *resource_hash, size_t n_resources,
         order[i] = (order_entry){resource_hash[i], i};
     qsort(order, n_resources, sizeof *order, cmp_order);
 
-    for (size_t k = 0; k < n_resources; k++) {
+    /* Preferences first, in hash order, as far as each member has room:
+     * a resource that names a live member keeps it unless that member is
+     * full with other preferring resources (no hash order lets a
+     * non-preferring resource take the room first). */
+    for (size_t k = 0; prefs != NULL && k < n_resources; k++) {
         size_t r = order[k].index;
-        size_t best = BALANCE_NONE;
-        if (prefs != NULL) {
-            for (size_t p = 0; p < prefs[r].n && best == BALANCE_NONE; p++) {
-                size_t m = find_member(members, n_members, prefs[r].ids[p]);
-                if (m != BALANCE_NONE && room[m] > 0)
-                    best = m;
+        for (size_t p = 0; p < prefs[r].n && owner[r] == BALANCE_NONE; p++) {
+            size_t m = find_member(members, n_members, prefs[r].ids[p]);
+            if (m != BALANCE_NONE && room[m] > 0) {
+                owner[r] = m;
+                room[m]--;
             }
         }
-        if (best == BALANCE_NONE) {
-            uint64_t best_score = 0;
-            for (size_t m = 0; m < n_members; m++) {
-                if (room[m] == 0)
-                    continue;
-                uint64_t score = mix64(resource_hash[r] ^ member_hash[m]);
-                if (best == BALANCE_NONE || score > best_score) {
-                    best = m;
-                    best_score = score;
-                }
+    }
+    /* The rest by rendezvous among the members with room. */
+    for (size_t k = 0; k < n_resources; k++) {
+        size_t r = order[k].index;
+        if (owner[r] != BALANCE_NONE)
+            continue;
+        size_t best = BALANCE_NONE;
+        uint64_t best_score = 0;
+        for (size_t m = 0; m < n_members; m++) {
+            if (room[m] == 0)
+                continue;
+            uint64_t score = mix64(resource_hash[r] ^ member_hash[m]);
+            if (best == BALANCE_NONE || score > best_score) {
+                best = m;
+                best_score = score;
             }
         }
         if (best != BALANCE_NONE) {

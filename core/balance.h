@@ -30,9 +30,10 @@ size_t reign_balance_capacity(size_t n_resources, const balance_member *members,
                               size_t m);
 
 /* For each resource i (by its hash resource_hash[i]) choose owner[i], an
- * index into members: its preferred members first (in their order, when
- * present and with room), then by rendezvous rank, skipping members that
- * are full. Resources are placed in the order of their hashes, so the
+ * index into members: every resource that prefers a live member with room
+ * gets it (in the order of its preferences) before any resource is placed
+ * by rendezvous rank, skipping members that are full. Resources are
+ * placed in the order of their hashes within each pass, so the
  * result depends only on the sets, not on the order given. prefs may be
  * NULL. With no members every owner is BALANCE_NONE. Returns 0, or -1 if
  * out of memory. */

@@ -84,7 +84,7 @@ int reign_election_new_internal(reign_factory *f, const char *resource_id, reign
     }
     e->factory = f;
     e->resource_len = strlen(resource_id);
-    e->hash = reign_engine_hash(e->resource, e->resource_len);
+    e->hash = reign_hash(e->resource, e->resource_len);
     e->bookkeeping = strncmp(resource_id, REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
     pthread_mutex_lock(&f->mu);
     if (f->stopping) {

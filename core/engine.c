@@ -38,16 +38,6 @@ typedef struct removal_list {
     size_t n, cap;
 } removal_list;
 
-uint64_t reign_engine_hash(const char *resource, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)resource[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,
                                   uint64_t hash)
 {
@@ -664,7 +654,7 @@ static void apply_released(reign_factory *f, released_list *l)
     bool member_left = l->all;
     for (size_t i = 0; i < l->n; i++) {
         reign_election *e =
-            reign_engine_find(f, l->names[i], l->lens[i], reign_engine_hash(l->names[i], l->lens[i]));
+            reign_engine_find(f, l->names[i], l->lens[i], reign_hash(l->names[i], l->lens[i]));
         if (e != NULL && e->campaigning && !e->master) {
             e->retry_at = 0;
             f->next_walk = 0;

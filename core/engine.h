@@ -238,7 +238,6 @@ void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n);
 /* Election index (f->mu held). */
 reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,
                                   uint64_t hash);
-uint64_t reign_engine_hash(const char *resource, size_t len);
 
 /* REIGN_OK for a valid resource ID (1..REIGN_RESOURCE_ID_MAX bytes), else
  * REIGN_EINVAL with a message. */

@@ -112,7 +112,7 @@ static int index_grow(reign_observer *o)
  * memory; the existing item when present. */
 static obs_item *item_add(reign_observer *o, const char *id, size_t len)
 {
-    uint64_t hash = reign_engine_hash(id, len);
+    uint64_t hash = reign_hash(id, len);
     obs_item *it = o->n_buckets ? item_find(o, id, len, hash) : NULL;
     if (it != NULL)
         return it;
@@ -165,7 +165,7 @@ void reign_observe_notified(reign_factory *f, char *const *names, const size_t *
             woke = true;
         }
         for (size_t i = 0; i < n && !all; i++) {
-            obs_item *it = item_find(o, names[i], lens[i], reign_engine_hash(names[i], lens[i]));
+            obs_item *it = item_find(o, names[i], lens[i], reign_hash(names[i], lens[i]));
             if (it == NULL && o->prefix != NULL && lens[i] >= o->prefix_len &&
                 memcmp(names[i], o->prefix, o->prefix_len) == 0) {
                 it = item_add(o, names[i], lens[i]);
@@ -682,7 +682,7 @@ int reign_observer_wait_change(reign_observer *o, const char *resource_id, int64
     obs_item *it = NULL;
     if (resource_id != NULL) {
         size_t len = strlen(resource_id);
-        it = item_find(o, resource_id, len, reign_engine_hash(resource_id, len));
+        it = item_find(o, resource_id, len, reign_hash(resource_id, len));
         if (it == NULL && !(o->prefix != NULL && len >= o->prefix_len &&
                             memcmp(resource_id, o->prefix, o->prefix_len) == 0)) {
             pthread_mutex_unlock(&o->mu);
@@ -693,7 +693,7 @@ int reign_observer_wait_change(reign_observer *o, const char *resource_id, int64
     for (;;) {
         if (resource_id != NULL) {
             size_t len = strlen(resource_id);
-            it = item_find(o, resource_id, len, reign_engine_hash(resource_id, len));
+            it = item_find(o, resource_id, len, reign_hash(resource_id, len));
             if (it != NULL && it->changed_ms >= after_ms)
                 hit = it;
         } else {

@@ -6,19 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reign/backend.h"
+
 /* Beyond this many entries the set is cleared rather than grown: a guess
  * lost costs a round trip, never a wrong answer. */
 #define HELD_MAX (1u << 22)
-
-static uint64_t hash_of(const char *res, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)res[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 static size_t find(const etcd_held *set, const char *res, size_t len, uint64_t h)
 {
@@ -34,7 +26,7 @@ bool reign_etcd_held_contains(const etcd_held *set, const char *res, size_t len)
 {
     if (set->n == 0)
         return false;
-    return set->slots[find(set, res, len, hash_of(res, len))].res != NULL;
+    return set->slots[find(set, res, len, reign_hash(res, len))].res != NULL;
 }
 
 static bool grow(etcd_held *set)
@@ -60,7 +52,7 @@ bool reign_etcd_held_add(etcd_held *set, const char *res, size_t len)
         reign_etcd_held_clear(set);
     if ((set->n + 1) * 2 > set->cap && !grow(set))
         return false;
-    uint64_t h = hash_of(res, len);
+    uint64_t h = reign_hash(res, len);
     size_t i = find(set, res, len, h);
     if (set->slots[i].res != NULL)
         return true;
@@ -78,7 +70,7 @@ void reign_etcd_held_remove(etcd_held *set, const char *res, size_t len)
     if (set->n == 0)
         return;
     size_t mask = set->cap - 1;
-    size_t i = find(set, res, len, hash_of(res, len));
+    size_t i = find(set, res, len, reign_hash(res, len));
     if (set->slots[i].res == NULL)
         return;
     free(set->slots[i].res);

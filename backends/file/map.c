@@ -13,17 +13,6 @@ struct file_map_node {
     char key[]; /* key_len bytes + NUL */
 };
 
-static uint64_t hash_bytes(const void *key, size_t len)
-{
-    const unsigned char *p = key;
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3u;
-    }
-    return h;
-}
-
 static file_map_node **find_slot(const file_map *m, const void *key, size_t key_len, uint64_t h)
 {
     if (m->n_buckets == 0)
@@ -39,7 +28,7 @@ static file_map_node **find_slot(const file_map *m, const void *key, size_t key_
 
 void *reign_file_map_get(const file_map *m, const void *key, size_t key_len)
 {
-    file_map_node **slot = find_slot(m, key, key_len, hash_bytes(key, key_len));
+    file_map_node **slot = find_slot(m, key, key_len, reign_hash(key, key_len));
     return slot != NULL && *slot != NULL ? (*slot)->value : NULL;
 }
 
@@ -72,7 +61,7 @@ int reign_file_map_put(file_map *m, const void *key, size_t key_len, void *value
     file_map_node *node = malloc(sizeof *node + key_len + 1);
     if (node == NULL)
         return -1;
-    node->hash = hash_bytes(key, key_len);
+    node->hash = reign_hash(key, key_len);
     node->key_len = key_len;
     node->value = value;
     memcpy(node->key, key, key_len);
@@ -86,7 +75,7 @@ int reign_file_map_put(file_map *m, const void *key, size_t key_len, void *value
 
 void *reign_file_map_remove(file_map *m, const void *key, size_t key_len)
 {
-    file_map_node **slot = find_slot(m, key, key_len, hash_bytes(key, key_len));
+    file_map_node **slot = find_slot(m, key, key_len, reign_hash(key, key_len));
     if (slot == NULL || *slot == NULL)
         return NULL;
     file_map_node *node = *slot;

@@ -103,17 +103,6 @@ static int64_t add_ms(int64_t base_ns, int64_t ms)
 
 /* ---- 2. The lease table -------------------------------------------------- */
 
-/* FNV-1a: resource IDs may hold any byte but NUL. */
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
-
 static void lease_end(mem_lease *l)
 {
     l->held = false;
@@ -170,7 +159,7 @@ static void table_grow(mem_store *s)
  * when out of memory. */
 static mem_lease *table_get_or_add(mem_store *s, const char *res, size_t len)
 {
-    uint64_t h = hash_bytes(res, len);
+    uint64_t h = reign_hash(res, len);
     mem_lease *l = table_find(s, res, len, h);
     if (l != NULL) {
         return l;
@@ -410,7 +399,7 @@ static void do_acquire(mem_store *s, const mem_client *c, reign_op *op, int64_t 
 static mem_lease *lookup(mem_store *s, const reign_op *op)
 {
     return table_find(s, op->resource, op->resource_len,
-                      hash_bytes(op->resource, op->resource_len));
+                      reign_hash(op->resource, op->resource_len));
 }
 
 static void do_renew(mem_store *s, const mem_client *c, reign_op *op, int64_t now)
@@ -555,7 +544,7 @@ int reign_mem_store_set_metadata(mem_client *client, const char *resource, size_
     s->executes++;
     rc = await_service(s, timeout_ms);
     if (rc == REIGN_OK) {
-        mem_lease *l = table_find(s, resource, len, hash_bytes(resource, len));
+        mem_lease *l = table_find(s, resource, len, reign_hash(resource, len));
         int64_t now = now_ns();
         if (lease_settle(l, now)) {
             notify_others(s, client, l);

@@ -28,17 +28,7 @@ typedef struct noop_state {
     size_t n_terms;
 } noop_state;
 
-/* FNV-1a: resource IDs may hold any byte but NUL. */
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
-
+/* The term of op's resource in the bucket of hash h, or NULL. */
 static noop_term *find_term(const noop_state *st, const reign_op *op, uint64_t h)
 {
     noop_term *t = st->buckets[h & (st->n_buckets - 1)];
@@ -77,7 +67,7 @@ static void grow(noop_state *st)
 /* Remember `term` as the resource's last; false when out of memory. */
 static bool record_term(noop_state *st, const reign_op *op, uint64_t term)
 {
-    uint64_t h = hash_bytes(op->resource, op->resource_len);
+    uint64_t h = reign_hash(op->resource, op->resource_len);
     noop_term *t = find_term(st, op, h);
     if (t != NULL) {
         t->term = term;
@@ -126,7 +116,7 @@ static void do_acquire(noop_state *st, reign_op *op)
  * resource never acquired here. */
 static void do_read(noop_state *st, reign_op *op)
 {
-    const noop_term *t = find_term(st, op, hash_bytes(op->resource, op->resource_len));
+    const noop_term *t = find_term(st, op, reign_hash(op->resource, op->resource_len));
     char *holder = strdup(st->instance_id);
     char *metadata = strdup(st->metadata);
     if (holder == NULL || metadata == NULL) {

@@ -33,20 +33,14 @@
 
 /* After a failed connect attempt wait this long, doubling up to the max, so
  * that a server that is down is not hammered by every batch. */
-#define PG_BACKOFF_MIN_MS 100
-#define PG_BACKOFF_MAX_MS 2000
 #define PG_ERR_SIZE 512
 /* ON CONFLICT needs 9.5. */
 #define PG_MIN_SERVER_VERSION 90500
 
-/* Reconnection bookkeeping of one connection. */
+/* One connection and its reconnection pacing (backend.h). */
 typedef struct pg_link {
-    PGconn *conn;        /* NULL while broken */
-    int64_t next_try_ms; /* no connect attempt before this */
-    int64_t backoff_ms;  /* 0 after a success: the first retry is at once */
-    int last_status;     /* of the last failed attempt */
-    char last_error[PG_ERR_SIZE];
-    bool warned; /* logged the outage already */
+    PGconn *conn; /* NULL while broken */
+    reign_backend_link pace;
 } pg_link;
 
 typedef struct pg_state {
@@ -147,38 +141,24 @@ static void link_drop(pg_link *l)
 static void link_broken(pg_state *st, pg_link *l, const char *what, const char *cause)
 {
     link_drop(l);
-    l->next_try_ms = reign_monotonic_ms();
-    l->backoff_ms = 0;
-    l->warned = true;
-    reign_backend_log(st->cfg, REIGN_LOG_WARN, "%s connection lost: %s (%s)", what, cause,
-                      st->cfg->uri_redacted);
+    char who[32];
+    snprintf(who, sizeof(who), "%s connection", what);
+    reign_backend_link_lost(st->cfg, &l->pace, who, cause);
 }
 
 static void link_failed(pg_state *st, pg_link *l, const char *what, int status, const char *cause)
 {
-    l->backoff_ms = l->backoff_ms == 0 ? PG_BACKOFF_MIN_MS : l->backoff_ms * 2;
-    if (l->backoff_ms > PG_BACKOFF_MAX_MS) {
-        l->backoff_ms = PG_BACKOFF_MAX_MS;
-    }
-    l->next_try_ms = reign_monotonic_ms() + l->backoff_ms;
-    l->last_status = status;
-    snprintf(l->last_error, sizeof(l->last_error), "%s", cause);
-    /* one warning per outage; the attempts after it only at debug level */
-    reign_backend_log(st->cfg, l->warned ? REIGN_LOG_DEBUG : REIGN_LOG_WARN,
-                      "%s connection: %s; next attempt in %" PRId64 " ms (%s)", what, cause,
-                      l->backoff_ms, st->cfg->uri_redacted);
-    l->warned = true;
+    char who[32];
+    snprintf(who, sizeof(who), "%s connection", what);
+    reign_backend_link_failed(st->cfg, &l->pace, who, status, cause);
 }
 
 static void link_up(pg_state *st, pg_link *l, PGconn *c, const char *what)
 {
     l->conn = c;
-    l->backoff_ms = 0;
-    if (l->warned) {
-        reign_backend_log(st->cfg, REIGN_LOG_INFO, "%s connection is back (%s)", what,
-                          st->cfg->uri_redacted);
-    }
-    l->warned = false;
+    char who[32];
+    snprintf(who, sizeof(who), "%s connection", what);
+    reign_backend_link_up(st->cfg, &l->pace, who);
 }
 
 /* PQescapeIdentifier → malloc'd copy (libpq's must go with PQfreemem). */
@@ -465,10 +445,8 @@ static int cmd_ensure(pg_state *st, int64_t deadline_ms, char *err, size_t err_s
         link_broken(st, &st->cmd, "command", msg[0] != '\0' ? msg : "closed while idle");
     }
     int64_t now = reign_monotonic_ms();
-    if (now < st->cmd.next_try_ms) {
-        snprintf(err, err_size, "not connected (%s); next attempt in %" PRId64 " ms",
-                 st->cmd.last_error, st->cmd.next_try_ms - now);
-        return st->cmd.last_status != REIGN_OK ? st->cmd.last_status : REIGN_EBACKEND;
+    if (!reign_backend_link_may_try(&st->cmd.pace, now)) {
+        return reign_backend_link_refusal(&st->cmd.pace, now, err, err_size);
     }
     int rc = cmd_connect(st, deadline_ms, err, err_size);
     if (rc != REIGN_OK) {
@@ -553,7 +531,8 @@ out:
 static void lsn_maintain(pg_state *st, int64_t deadline_ms)
 {
     int64_t now = reign_monotonic_ms();
-    if (st->lsn.conn != NULL || now < st->lsn.next_try_ms || now >= deadline_ms) {
+    if (st->lsn.conn != NULL || !reign_backend_link_may_try(&st->lsn.pace, now) ||
+        now >= deadline_ms) {
         return;
     }
     char err[PG_ERR_SIZE];
@@ -898,7 +877,7 @@ static int pg_observe(void *state, int on)
      * fd is back, so nothing falls into the gap. */
     if (st->lsn.conn != NULL) {
         link_drop(&st->lsn);
-        st->lsn.next_try_ms = reign_monotonic_ms();
+        reign_backend_link_retry_now(&st->lsn.pace);
     }
     return REIGN_OK;
 }

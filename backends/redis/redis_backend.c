@@ -44,21 +44,13 @@
 
 /* ---- 1. State and links -------------------------------------------------- */
 
-/* After a failed connect attempt wait this long, doubling up to the max,
- * so that a dead server is not hammered by every batch. */
-#define REDIS_BACKOFF_MIN_MS 100
-#define REDIS_BACKOFF_MAX_MS 2000
 #define REDIS_ERR_SIZE 640
 #define SWITCH_CHANNEL "+switch-master"
 
-/* Reconnection bookkeeping of one connection. */
+/* One connection and its reconnection pacing (backend.h). */
 typedef struct redis_link {
     reign_redis_conn *conn; /* NULL while broken */
-    int64_t next_try_ms;    /* no connect attempt before this */
-    int64_t backoff_ms;     /* 0 after a success: the first retry is at once */
-    int last_status;        /* of the last failed attempt */
-    char last_error[REDIS_ERR_SIZE];
-    bool warned; /* logged the outage already */
+    reign_backend_link pace;
 } redis_link;
 
 typedef struct redis_state {
@@ -108,39 +100,25 @@ static void link_drop(redis_link *l)
 static void link_broken(redis_state *st, redis_link *l, const char *what, const char *cause)
 {
     link_drop(l);
-    l->next_try_ms = reign_monotonic_ms();
-    l->backoff_ms = 0;
-    l->warned = true;
-    reign_backend_log(st->cfg, REIGN_LOG_WARN, "%s connection to %s lost: %s (%s)", what,
-                      st->conf.where, cause, st->cfg->uri_redacted);
+    char who[sizeof(st->conf.where) + 48];
+    snprintf(who, sizeof(who), "%s connection to %s", what, st->conf.where);
+    reign_backend_link_lost(st->cfg, &l->pace, who, cause);
 }
 
 static void link_failed(redis_state *st, redis_link *l, const char *what, int status,
                         const char *cause)
 {
-    l->backoff_ms = l->backoff_ms == 0 ? REDIS_BACKOFF_MIN_MS : l->backoff_ms * 2;
-    if (l->backoff_ms > REDIS_BACKOFF_MAX_MS) {
-        l->backoff_ms = REDIS_BACKOFF_MAX_MS;
-    }
-    l->next_try_ms = reign_monotonic_ms() + l->backoff_ms;
-    l->last_status = status;
-    snprintf(l->last_error, sizeof(l->last_error), "%s", cause);
-    /* one warning per outage; the attempts after it only at debug level */
-    reign_backend_log(st->cfg, l->warned ? REIGN_LOG_DEBUG : REIGN_LOG_WARN,
-                      "%s connection: %s; next attempt in %" PRId64 " ms (%s)", what, cause,
-                      l->backoff_ms, st->cfg->uri_redacted);
-    l->warned = true;
+    char who[64];
+    snprintf(who, sizeof(who), "%s connection", what);
+    reign_backend_link_failed(st->cfg, &l->pace, who, status, cause);
 }
 
 static void link_up(redis_state *st, redis_link *l, reign_redis_conn *c, const char *what)
 {
     l->conn = c;
-    l->backoff_ms = 0;
-    if (l->warned) {
-        reign_backend_log(st->cfg, REIGN_LOG_INFO, "%s connection to %s is back (%s)", what,
-                          st->conf.where, st->cfg->uri_redacted);
-    }
-    l->warned = false;
+    char who[sizeof(st->conf.where) + 48];
+    snprintf(who, sizeof(who), "%s connection to %s", what, st->conf.where);
+    reign_backend_link_up(st->cfg, &l->pace, who);
 }
 
 /* ---- 2. The command connection ------------------------------------------- */
@@ -256,10 +234,8 @@ static int cmd_ensure(redis_state *st, int64_t deadline_ms, char *err, size_t er
         link_broken(st, &st->cmd, "command", "closed while idle");
     }
     int64_t now = reign_monotonic_ms();
-    if (now < st->cmd.next_try_ms) {
-        snprintf(err, err_size, "not connected to %s (%s); next attempt in %" PRId64 " ms",
-                 st->conf.where, st->cmd.last_error, st->cmd.next_try_ms - now);
-        return st->cmd.last_status != REIGN_OK ? st->cmd.last_status : REIGN_EBACKEND;
+    if (!reign_backend_link_may_try(&st->cmd.pace, now)) {
+        return reign_backend_link_refusal(&st->cmd.pace, now, err, err_size);
     }
     int rc = cmd_connect(st, deadline_ms, err, err_size);
     if (rc != REIGN_OK) {
@@ -279,7 +255,8 @@ static void master_moved(redis_state *st, const char *why)
         link_broken(st, &st->sub, "subscriber", why);
     }
     /* the first attempt at once: the sentinels know the new master already */
-    st->cmd.next_try_ms = st->sub.next_try_ms = reign_monotonic_ms();
+    reign_backend_link_retry_now(&st->cmd.pace);
+    reign_backend_link_retry_now(&st->sub.pace);
 }
 
 /* ---- 3. The subscribers -------------------------------------------------- */
@@ -341,7 +318,7 @@ out:
 /* Bring the lease subscriber back if it is down and its backoff has passed. */
 static void sub_maintain(redis_state *st, int64_t deadline_ms)
 {
-    if (st->sub.conn != NULL || st->sub_disabled || reign_monotonic_ms() < st->sub.next_try_ms ||
+    if (st->sub.conn != NULL || st->sub_disabled || !reign_backend_link_may_try(&st->sub.pace, reign_monotonic_ms()) ||
         reign_monotonic_ms() >= deadline_ms) {
         return;
     }
@@ -375,7 +352,7 @@ static void sub_maintain(redis_state *st, int64_t deadline_ms)
  * is followed within a round trip instead of at the next failed batch. */
 static void sen_maintain(redis_state *st, int64_t deadline_ms)
 {
-    if (!st->conf.sentinel || st->sen.conn != NULL || reign_monotonic_ms() < st->sen.next_try_ms ||
+    if (!st->conf.sentinel || st->sen.conn != NULL || !reign_backend_link_may_try(&st->sen.pace, reign_monotonic_ms()) ||
         reign_monotonic_ms() >= deadline_ms) {
         return;
     }
@@ -946,7 +923,7 @@ int reign_redis_observe(void *state, int on)
      * fd comes back, so nothing falls into the gap. */
     if (st->sub.conn != NULL) {
         link_drop(&st->sub);
-        st->sub.next_try_ms = reign_monotonic_ms();
+        reign_backend_link_retry_now(&st->sub.pace);
     }
     return REIGN_OK;
 }

@@ -5,15 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+#include "reign/backend.h"
 
 static int grow(reign_s3_obs_map *map)
 {
@@ -40,7 +32,7 @@ static int grow(reign_s3_obs_map *map)
 
 reign_s3_obs *reign_s3_obs_find(reign_s3_obs_map *map, const char *key, bool create, int64_t now_ms)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = reign_hash(key, strlen(key));
     if (map->n_slots > 0) {
         for (reign_s3_obs *o = map->slots[h & (map->n_slots - 1)]; o != NULL; o = o->next) {
             if (o->hash == h && strcmp(o->key, key) == 0) {

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reign/backend.h"
 #include "s3_record.h"
 
 /* Connections served at once; more wait in the listen backlog. */
@@ -84,12 +85,7 @@ static int64_t mono_ms(void)
 
 static size_t slot_of(const reign_s3_peer_server *srv, const char *name)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const char *c = name; *c != '\0'; c++) {
-        h ^= (unsigned char)*c;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h & (srv->n_slots - 1));
+    return (size_t)(reign_hash(name, strlen(name)) & (srv->n_slots - 1));
 }
 
 void reign_s3_peer_server_held(reign_s3_peer_server *srv, const char *name, uint64_t term,

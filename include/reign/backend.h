@@ -190,6 +190,10 @@ REIGN_EXTERN const char *reign_op_kind_name(reign_op_kind kind);
  * out_size > 0. Returns out. */
 REIGN_EXTERN char *reign_printable(const void *bytes, size_t len, char *out, size_t out_size);
 
+/* FNV-1a (64-bit) of len bytes: the one hash of resource IDs and names,
+ * for a backend's tables. */
+REIGN_EXTERN uint64_t reign_hash(const void *bytes, size_t len);
+
 /* The value of query parameter `name` (marks it used), NULL if absent. */
 REIGN_EXTERN const char *reign_backend_param(const reign_backend_config *cfg, const char *name);
 
@@ -201,6 +205,48 @@ REIGN_EXTERN void reign_backend_log(const reign_backend_config *cfg, int level, 
  * with a message naming it on garbage. Leaves *out untouched if absent. */
 REIGN_EXTERN int reign_backend_param_ms(const reign_backend_config *cfg, const char *name,
                                         int64_t *out);
+
+/* ---- Reconnection pacing, for backends that keep connections ------------ */
+
+/* The outage bookkeeping of one connection a backend keeps open (the
+ * connection itself is the backend's). A connection that worked and broke
+ * is tried again at once; after a failed attempt the next waits 100 ms,
+ * doubling to 2 s, so a dead server is not hammered by every batch. One
+ * warning per outage, the attempts after it at debug level, an info line
+ * when it is back. Times are reign_monotonic_ms(). Zeroed = connectable now. */
+typedef struct reign_backend_link {
+    int64_t next_try_ms;  /* no attempt before this */
+    int64_t backoff_ms;   /* 0 after a success */
+    int last_status;      /* of the last failed attempt */
+    int outage_logged;    /* the outage was warned of */
+    char last_error[512]; /* of the last failed attempt */
+} reign_backend_link;
+
+/* True if an attempt may be made at now_ms. */
+REIGN_EXTERN int reign_backend_link_may_try(const reign_backend_link *l, int64_t now_ms);
+
+/* Make the next attempt due at once (a resubscribe, a master that moved). */
+REIGN_EXTERN void reign_backend_link_retry_now(reign_backend_link *l);
+
+/* A connection that worked broke: "<what> lost: <cause>" at WARN; the next
+ * attempt is due at once. */
+REIGN_EXTERN void reign_backend_link_lost(const reign_backend_config *cfg, reign_backend_link *l,
+                                          const char *what, const char *cause);
+
+/* An attempt failed with status and cause: back off, and log
+ * "<what>: <cause>; next attempt in N ms". */
+REIGN_EXTERN void reign_backend_link_failed(const reign_backend_config *cfg,
+                                            reign_backend_link *l, const char *what, int status,
+                                            const char *cause);
+
+/* An attempt succeeded: "<what> is back" at INFO if an outage was logged. */
+REIGN_EXTERN void reign_backend_link_up(const reign_backend_config *cfg, reign_backend_link *l,
+                                        const char *what);
+
+/* While backing off: "not connected (<last cause>); next attempt in N ms"
+ * into err, and the last attempt's status (REIGN_EBACKEND if it had none). */
+REIGN_EXTERN int reign_backend_link_refusal(const reign_backend_link *l, int64_t now_ms,
+                                            char *err, size_t err_size);
 
 #ifdef __cplusplus
 }
