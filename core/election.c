@@ -8,71 +8,22 @@
 #include "election_internal.h"
 #include "engine.h"
 #include "error.h"
-#include "members.h"
 
-static void index_insert(reign_factory *f, reign_election *e)
+int reign_resource_id_check(const char *resource_id)
 {
-    size_t b = e->hash % f->n_buckets;
-    e->next_in_bucket = f->buckets[b];
-    f->buckets[b] = e;
-    e->next = f->elections;
-    if (f->elections != NULL)
-        f->elections->prev = e;
-    f->elections = e;
-    f->n_elections++;
+    if (resource_id == NULL)
+        return reign_error_set(REIGN_EINVAL, "resource ID is NULL");
+    size_t len = strnlen(resource_id, REIGN_RESOURCE_ID_MAX + 1);
+    if (len == 0)
+        return reign_error_set(REIGN_EINVAL, "resource ID is empty");
+    if (len > REIGN_RESOURCE_ID_MAX)
+        return reign_error_set(REIGN_EINVAL, "resource ID is longer than %d bytes",
+                               REIGN_RESOURCE_ID_MAX);
+    return REIGN_OK;
 }
 
-static void index_remove(reign_factory *f, reign_election *e)
-{
-    reign_election **p = &f->buckets[e->hash % f->n_buckets];
-    while (*p != e)
-        p = &(*p)->next_in_bucket;
-    *p = e->next_in_bucket;
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        f->elections = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    f->n_elections--;
-}
-
-/* Grow the index so lookups stay O(1) with many thousands of resources. */
-static void index_grow(reign_factory *f)
-{
-    if (f->n_elections < f->n_buckets)
-        return;
-    size_t n = f->n_buckets * 4;
-    reign_election **buckets = calloc(n, sizeof *buckets);
-    if (buckets == NULL)
-        return; /* longer chains, still correct */
-    for (reign_election *e = f->elections; e; e = e->next) {
-        e->next_in_bucket = buckets[e->hash % n];
-        buckets[e->hash % n] = e;
-    }
-    free(f->buckets);
-    f->buckets = buckets;
-    f->n_buckets = n;
-}
-
-/* Public: reign's own IDs (member slots) are refused, so that no program
- * can campaign for a slot and appear as a fake member. */
-int reign_election_new(reign_factory *f, const char *resource_id, reign_election **out)
-{
-    if (f == NULL || out == NULL)
-        return reign_error_set(REIGN_EINVAL, "election_new: NULL argument");
-    int rc = reign_resource_id_check(resource_id);
-    if (rc != REIGN_OK)
-        return rc;
-    if (strncmp(resource_id, REIGN_RESERVED_PREFIX, strlen(REIGN_RESERVED_PREFIX)) == 0)
-        return reign_error_set(REIGN_EINVAL,
-                               "resource ID '%.64s%s' is reserved: IDs starting with \""
-                               REIGN_RESERVED_PREFIX "\" are reign's own (member slots)",
-                               resource_id, strlen(resource_id) > 64 ? "..." : "");
-    return reign_election_new_internal(f, resource_id, out);
-}
-
-int reign_election_new_internal(reign_factory *f, const char *resource_id, reign_election **out)
+static int election_create(reign_factory *f, const char *resource_id, bool internal,
+                           reign_election **out)
 {
     int rc = reign_resource_id_check(resource_id);
     if (rc != REIGN_OK)
@@ -85,17 +36,9 @@ int reign_election_new_internal(reign_factory *f, const char *resource_id, reign
     e->factory = f;
     e->resource_len = strlen(resource_id);
     e->hash = reign_hash(e->resource, e->resource_len);
-    e->bookkeeping = strncmp(resource_id, REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
+    e->internal = internal;
     pthread_mutex_lock(&f->mu);
-    if (f->stopping) {
-        rc = reign_error_set(REIGN_ECLOSED, "election_new: factory is closing");
-    } else if (reign_engine_find(f, e->resource, e->resource_len, e->hash) != NULL) {
-        rc = reign_error_set(REIGN_EBUSY, "election_new: resource already has an election in "
-                                          "this factory");
-    } else {
-        index_grow(f);
-        index_insert(f, e);
-    }
+    rc = reign_engine_add(f, e);
     pthread_mutex_unlock(&f->mu);
     if (rc != REIGN_OK) {
         free(e->resource);
@@ -104,6 +47,31 @@ int reign_election_new_internal(reign_factory *f, const char *resource_id, reign
     }
     *out = e;
     return REIGN_OK;
+}
+
+/* Public: reign's own IDs (member slots) are refused, so that no program
+ * can campaign for a slot and appear as a fake member. */
+int reign_election_new(reign_factory *f, const char *resource_id, reign_election **out)
+{
+    if (f == NULL || out == NULL)
+        return reign_error_set(REIGN_EINVAL, "election_new: NULL argument");
+    int rc = reign_resource_id_check(resource_id);
+    if (rc != REIGN_OK)
+        return rc;
+    if (strncmp(resource_id, REIGN_RESERVED_PREFIX, strlen(REIGN_RESERVED_PREFIX)) == 0) {
+        char shown[80];
+        reign_printable(resource_id, strlen(resource_id), shown, sizeof shown);
+        return reign_error_set(REIGN_EINVAL,
+                               "resource ID '%s' is reserved: IDs starting with \""
+                               REIGN_RESERVED_PREFIX "\" are reign's own (member slots)",
+                               shown);
+    }
+    return election_create(f, resource_id, false, out);
+}
+
+int reign_election_new_internal(reign_factory *f, const char *resource_id, reign_election **out)
+{
+    return election_create(f, resource_id, true, out);
 }
 
 /* After this returns, the previous callback is not running and will not
@@ -383,7 +351,7 @@ int reign_election_close_many(reign_election *const *elections, size_t n)
             continue;
         while (!e->removed || e->waiters > 0)
             pthread_cond_wait(&f->changed, &f->mu);
-        index_remove(f, e);
+        reign_engine_remove(f, e);
     }
     pthread_mutex_unlock(&f->mu);
     for (size_t i = first; i < n; i++) {

@@ -23,20 +23,8 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "members.h"
-#include "observe.h"
 
-typedef struct batch {
-    reign_op *ops;
-    reign_election **owners;  /* NULL for READ ops */
-    read_request **reads;     /* the READ request of a READ op */
-    size_t n, cap;
-} batch;
-
-typedef struct removal_list {
-    reign_election **items;
-    size_t n, cap;
-} removal_list;
+typedef reign_engine_batch batch;
 
 reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,
                                   uint64_t hash)
@@ -47,13 +35,116 @@ reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t
     return NULL;
 }
 
+/* Grow the index so lookups stay O(1) with many thousands of resources. */
+static void index_grow(reign_factory *f)
+{
+    if (f->n_elections < f->n_buckets)
+        return;
+    size_t n = f->n_buckets * 4;
+    reign_election **buckets = calloc(n, sizeof *buckets);
+    if (buckets == NULL)
+        return; /* longer chains, still correct */
+    for (reign_election *e = f->elections; e; e = e->next) {
+        e->next_in_bucket = buckets[e->hash % n];
+        buckets[e->hash % n] = e;
+    }
+    free(f->buckets);
+    f->buckets = buckets;
+    f->n_buckets = n;
+}
+
+int reign_engine_add(reign_factory *f, reign_election *e)
+{
+    if (f->stopping)
+        return reign_error_set(REIGN_ECLOSED, "election_new: factory is closing");
+    if (reign_engine_find(f, e->resource, e->resource_len, e->hash) != NULL)
+        return reign_error_set(REIGN_EBUSY, "election_new: resource already has an election in "
+                                            "this factory");
+    index_grow(f);
+    size_t b = e->hash % f->n_buckets;
+    e->next_in_bucket = f->buckets[b];
+    f->buckets[b] = e;
+    e->next = f->elections;
+    if (f->elections != NULL)
+        f->elections->prev = e;
+    f->elections = e;
+    f->n_elections++;
+    return REIGN_OK;
+}
+
+void reign_engine_remove(reign_factory *f, reign_election *e)
+{
+    reign_election **p = &f->buckets[e->hash % f->n_buckets];
+    while (*p != e)
+        p = &(*p)->next_in_bucket;
+    *p = e->next_in_bucket;
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        f->elections = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    f->n_elections--;
+}
+
 bool reign_engine_is_engine_thread(const reign_factory *f)
 {
     return f->thread_started && pthread_equal(pthread_self(), f->thread);
 }
 
+#define N_CLIENTS (sizeof ((reign_factory *)0)->clients / sizeof ((reign_factory *)0)->clients[0])
+
+int reign_engine_attach(reign_factory *f, const reign_engine_client *c)
+{
+    size_t free_slot = N_CLIENTS;
+    for (size_t i = 0; i < N_CLIENTS; i++) {
+        if (f->clients[i] == c)
+            return REIGN_OK;
+        if (f->clients[i] == NULL && free_slot == N_CLIENTS)
+            free_slot = i;
+    }
+    if (free_slot == N_CLIENTS)
+        return reign_error_set(REIGN_ENOMEM, "engine: no room for another client");
+    f->clients[free_slot] = c;
+    return REIGN_OK;
+}
+
+void reign_engine_detach(reign_factory *f, const reign_engine_client *c)
+{
+    for (size_t i = 0; i < N_CLIENTS; i++)
+        if (f->clients[i] == c)
+            f->clients[i] = NULL;
+}
+
+/* On the engine thread, no lock held: tell the clients the fd. */
+static void tell_fd(reign_factory *f, int fd)
+{
+    const reign_engine_client *clients[N_CLIENTS];
+    pthread_mutex_lock(&f->mu);
+    memcpy(clients, f->clients, sizeof clients);
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < N_CLIENTS; i++)
+        if (clients[i] != NULL && clients[i]->fd_seen != NULL)
+            clients[i]->fd_seen(f, clients[i]->ctx, fd);
+}
+
+void reign_engine_view(const reign_election *e, reign_mono_ns *deadline, uint64_t *term)
+{
+    for (;;) {
+        int64_t d1 = atomic_load(&e->deadline_ns);
+        uint64_t t = atomic_load(&e->term);
+        if (atomic_load(&e->deadline_ns) != d1)
+            continue; /* changed under us: read again */
+        *deadline = d1;
+        *term = t;
+        return;
+    }
+}
+
 void reign_engine_wake(reign_factory *f)
 {
+    if (f->wake_fd < 0)
+        return; /* stepped (tests): nobody to wake */
     uint64_t one = 1;
     ssize_t n;
     do
@@ -65,10 +156,10 @@ void reign_engine_wake(reign_factory *f)
 void reign_engine_queue_event(reign_factory *f, reign_election *e, reign_event_kind kind,
                               uint64_t term, reign_lost_reason reason)
 {
-    /* The membership's slot is not one of the user's resources. */
-    if (!e->bookkeeping && kind == REIGN_EVENT_GAINED)
+    /* The core's own elections (member slots) are not the user's resources. */
+    if (!e->internal && kind == REIGN_EVENT_GAINED)
         f->stats.gained++;
-    else if (!e->bookkeeping)
+    else if (!e->internal)
         f->stats.lost++;
     if (f->n_events == f->cap_events) {
         size_t cap = f->cap_events ? f->cap_events * 2 : 16;
@@ -108,7 +199,7 @@ void reign_engine_drop_mastership(reign_factory *f, reign_election *e, reign_los
     e->release_pending = true;
     e->release_term = e->held_term;
     reign_engine_enqueue(f, e);
-    if (!e->bookkeeping)
+    if (!e->internal)
         f->stats.masterships--;
     reign_engine_queue_event(f, e, REIGN_EVENT_LOST, e->held_term, reason);
 }
@@ -122,7 +213,7 @@ static void set_master(reign_factory *f, reign_election *e, uint64_t term, reign
     e->renew_at = t_sent + f->renew_ns;
     atomic_store(&e->term, term);
     atomic_store(&e->deadline_ns, deadline);
-    if (!e->bookkeeping)
+    if (!e->internal)
         f->stats.masterships++;
     reign_engine_queue_event(f, e, REIGN_EVENT_GAINED, term, REIGN_LOST_NONE);
 }
@@ -156,33 +247,23 @@ static int batch_push(batch *b, reign_op_kind kind, const char *res, size_t len,
     return REIGN_OK;
 }
 
-static void batch_clear(batch *b)
-{
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->ops[i].out_holder);
-        free(b->ops[i].out_metadata);
-        free(b->ops[i].out_error);
-    }
-    b->n = 0;
-}
-
 static reign_mono_ns min_ns(reign_mono_ns a, reign_mono_ns b)
 {
     return a < b ? a : b;
 }
 
-static int removal_push(removal_list *removals, reign_election *e)
+static int removal_push(batch *b, reign_election *e)
 {
-    if (removals->n == removals->cap) {
-        size_t cap = removals->cap ? removals->cap * 2 : 8;
-        reign_election **items = realloc(removals->items, cap * sizeof *items);
+    if (b->n_removals == b->cap_removals) {
+        size_t cap = b->cap_removals ? b->cap_removals * 2 : 8;
+        reign_election **items = realloc(b->removals, cap * sizeof *items);
         if (items == NULL)
             return REIGN_ENOMEM;
-        removals->items = items;
-        removals->cap = cap;
+        b->removals = items;
+        b->cap_removals = cap;
     }
     e->retry_release = false; /* best effort: a closed election waits for nothing */
-    removals->items[removals->n++] = e;
+    b->removals[b->n_removals++] = e;
     e->in_flight = true; /* keep it out of later gathers */
     return REIGN_OK;
 }
@@ -190,7 +271,7 @@ static int removal_push(removal_list *removals, reign_election *e)
 /* Settle the queued elections (RELEASE owed, or closing): work in their
  * number, not in the number of elections. One stays queued while an op of
  * it is out, or when memory ran short. */
-static void gather_queue(reign_factory *f, batch *b, removal_list *removals)
+static void gather_queue(reign_factory *f, batch *b)
 {
     reign_election **pp = &f->pending;
     while (*pp != NULL) {
@@ -201,7 +282,7 @@ static void gather_queue(reign_factory *f, batch *b, removal_list *removals)
             continue;
         }
         if (e->closing && !e->master && !e->release_pending) {
-            rc = removal_push(removals, e);
+            rc = removal_push(b, e);
         } else if (e->release_pending) {
             rc = batch_push(b, REIGN_OP_RELEASE, e->resource, e->resource_len, e->release_term, e,
                             NULL);
@@ -240,8 +321,7 @@ static void note_due(reign_factory *f, reign_election *e)
 /* Walk every election: end beliefs whose deadline passed and gather the
  * renewals, campaigns and release retries due at `now` into b; return the
  * next time anything is due. */
-static reign_mono_ns gather_walk(reign_factory *f, reign_mono_ns now, batch *b,
-                                 removal_list *removals)
+static reign_mono_ns gather_walk(reign_factory *f, reign_mono_ns now, batch *b)
 {
     reign_mono_ns next = now + 60 * 1000 * REIGN_NS_PER_MS;
     /* Ride-along windows: renewals due within renew/2 and campaign retries due
@@ -271,7 +351,7 @@ static reign_mono_ns gather_walk(reign_factory *f, reign_mono_ns now, batch *b,
             continue;
         if (e->closing && !e->master && !e->release_pending) {
             /* Queued ones are the queue's (it may be freed once removed). */
-            if (!e->queued && removal_push(removals, e) != REIGN_OK)
+            if (!e->queued && removal_push(b, e) != REIGN_OK)
                 next = now + 10 * REIGN_NS_PER_MS; /* out of memory: try again soon */
             continue;
         }
@@ -318,12 +398,12 @@ static reign_mono_ns gather_walk(reign_factory *f, reign_mono_ns now, batch *b,
  * due. The walk over every election runs only when something of it is
  * due (next_walk), so closing thousands of elections one by one costs
  * each only its own settling. */
-static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, removal_list *removals)
+static reign_mono_ns gather_locked(reign_factory *f, reign_mono_ns now, batch *b)
 {
-    gather_queue(f, b, removals);
+    gather_queue(f, b);
     reign_mono_ns next = f->next_walk;
     if (f->retry_all || now >= f->next_walk) {
-        next = gather_walk(f, now, b, removals);
+        next = gather_walk(f, now, b);
         f->next_walk = next;
     }
     while (f->reads != NULL) {
@@ -335,6 +415,21 @@ static reign_mono_ns gather(reign_factory *f, reign_mono_ns now, batch *b, remov
         f->reads = r->next;
         f->stats.ops_read++;
     }
+    return next;
+}
+
+reign_mono_ns reign_engine_gather(reign_factory *f, reign_mono_ns now, reign_engine_batch *b)
+{
+    pthread_mutex_lock(&f->mu);
+    reign_mono_ns next = gather_locked(f, now, b);
+    bool has_renew = false;
+    for (size_t i = 0; i < b->n; i++)
+        has_renew |= b->ops[i].kind == REIGN_OP_RENEW;
+    if (b->n > 0) {
+        f->stats.batches++;
+        f->stats.renew_batches += has_renew;
+    }
+    pthread_mutex_unlock(&f->mu);
     return next;
 }
 
@@ -573,9 +668,26 @@ static void apply(reign_factory *f, batch *b, size_t from, size_t to, reign_mono
     }
 }
 
+void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].next = f->reads;
+        f->reads = &reqs[i];
+    }
+    pthread_mutex_unlock(&f->mu);
+    reign_engine_wake(f);
+    pthread_mutex_lock(&f->mu);
+    /* The engine always answers: a backend returns within op_timeout_ms. */
+    for (size_t i = 0; i < n; i++)
+        while (!reqs[i].done)
+            pthread_cond_wait(&f->changed, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
-static void deliver_events(reign_factory *f)
+void reign_engine_deliver(reign_factory *f)
 {
     pthread_mutex_lock(&f->mu);
     engine_event *events = f->events;
@@ -645,28 +757,28 @@ static void on_released(void *ctx, const char *resource, size_t len)
     l->lens[l->n++] = len;
 }
 
-static void apply_released(reign_factory *f, released_list *l)
+void reign_engine_notified(reign_factory *f, char *const *names, const size_t *lens, size_t n,
+                           bool all)
 {
     pthread_mutex_lock(&f->mu);
     f->stats.notifications++;
-    if (l->all)
+    if (all)
         f->retry_all = true;
-    bool member_left = l->all;
-    for (size_t i = 0; i < l->n; i++) {
-        reign_election *e =
-            reign_engine_find(f, l->names[i], l->lens[i], reign_hash(l->names[i], l->lens[i]));
+    for (size_t i = 0; i < n; i++) {
+        reign_election *e = reign_engine_find(f, names[i], lens[i], reign_hash(names[i], lens[i]));
         if (e != NULL && e->campaigning && !e->master) {
             e->retry_at = 0;
             f->next_walk = 0;
         }
-        member_left |= strncmp(l->names[i], REIGN_MEMBER_PREFIX, strlen(REIGN_MEMBER_PREFIX)) == 0;
     }
-    /* A member slot freed: re-read the members now, so survivors take
-     * over a dead instance's share without waiting for the next refresh. */
-    if (member_left && f->members != NULL)
-        reign_members_kick(f->members);
-    reign_observe_notified(f, l->names, l->lens, l->n, l->all);
+    for (size_t i = 0; i < N_CLIENTS; i++)
+        if (f->clients[i] != NULL && f->clients[i]->notified != NULL)
+            f->clients[i]->notified(f, f->clients[i]->ctx, names, lens, n, all);
     pthread_mutex_unlock(&f->mu);
+}
+
+static void released_list_free(released_list *l)
+{
     for (size_t i = 0; i < l->n; i++)
         free(l->names[i]);
     free(l->names);
@@ -678,7 +790,7 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     struct pollfd fds[2] = {{.fd = f->wake_fd, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
     if (f->backend->notify_fd != NULL && f->backend->notify_drain != NULL)
         fds[1].fd = f->backend->notify_fd(f->state);
-    reign_observe_engine_sync(f, fds[1].fd);
+    tell_fd(f, fds[1].fd);
     reign_mono_ns now = reign_clock_now_ns();
     int timeout_ms = 0;
     if (next > now) {
@@ -697,11 +809,12 @@ static void wait_for_work(reign_factory *f, reign_mono_ns next)
     if (fds[1].fd >= 0 && fds[1].revents != 0) {
         released_list l = {0};
         f->backend->notify_drain(f->state, on_released, &l);
-        apply_released(f, &l);
+        reign_engine_notified(f, l.names, l.lens, l.n, l.all);
+        released_list_free(&l);
         /* The drain may have dropped a broken link: note it now, so the
          * reconnect at the next execute is seen as one even when the new
          * socket gets the old number. */
-        reign_observe_engine_sync(f, f->backend->notify_fd(f->state));
+        tell_fd(f, f->backend->notify_fd(f->state));
     }
 }
 
@@ -729,6 +842,59 @@ static void note_outage(reign_factory *f, int rc, const reign_op *ops, size_t n)
 int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
                                          int64_t timeout_ms);
 
+void reign_engine_apply(reign_factory *f, reign_engine_batch *b, size_t from, size_t n, int rc,
+                        reign_mono_ns t_sent, reign_mono_ns t_io, reign_mono_ns now)
+{
+    reign_op *ops = b->ops + from;
+    if (rc != REIGN_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (ops[i].result == REIGN_RES_UNSET || ops[i].result == REIGN_RES_ERROR)
+                ops[i].out_status = ops[i].out_status ? ops[i].out_status : rc;
+    }
+    pthread_mutex_lock(&f->mu);
+    note_outage(f, rc, ops, n);
+    record_batch(f, rc, t_io, now);
+    apply(f, b, from, from + n, t_sent, now, rc == REIGN_OK);
+    pthread_mutex_unlock(&f->mu);
+}
+
+size_t reign_engine_chunk_ops(reign_factory *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t chunk = f->chunk_ops;
+    pthread_mutex_unlock(&f->mu);
+    return chunk;
+}
+
+void reign_engine_finish(reign_factory *f, reign_engine_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ops[i].out_holder);
+        free(b->ops[i].out_metadata);
+        free(b->ops[i].out_error);
+    }
+    b->n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < b->n_removals; i++)
+        b->removals[i]->removed = true;
+    b->n_removals = 0;
+    pthread_cond_broadcast(&f->changed);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void reign_engine_batch_free(reign_engine_batch *b)
+{
+    free(b->ops);
+    free(b->owners);
+    free(b->reads);
+    free(b->removals);
+    *b = (reign_engine_batch){0};
+}
+
+/* Zero (no hook) as every static; clang refuses NULL as an _Atomic initializer. */
+int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
+                                         int64_t timeout_ms);
+
 /* Execute the batch in chunks of f->chunk_ops, each with the whole op
  * timeout and applied as soon as it returns: a slow or failed chunk costs
  * only its own ops (their RENEWs are retried, the others are renewed), and
@@ -737,9 +903,9 @@ int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t
  * later one: never later than the send. */
 static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
 {
-    pthread_mutex_lock(&f->mu);
-    size_t chunk = f->chunk_ops > 0 ? f->chunk_ops : b->n;
-    pthread_mutex_unlock(&f->mu);
+    size_t chunk = reign_engine_chunk_ops(f);
+    if (chunk == 0)
+        chunk = b->n;
     for (size_t from = 0; from < b->n; from += chunk) {
         size_t n = b->n - from < chunk ? b->n - from : chunk;
         reign_op *ops = b->ops + from;
@@ -749,17 +915,7 @@ static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
             atomic_load(&reign_engine_execute_hook);
         int rc = hook != NULL ? hook(f, ops, n, f->op_timeout_ms)
                               : f->backend->execute(f->state, ops, n, f->op_timeout_ms);
-        if (rc != REIGN_OK) {
-            for (size_t i = 0; i < n; i++)
-                if (ops[i].result == REIGN_RES_UNSET || ops[i].result == REIGN_RES_ERROR)
-                    ops[i].out_status = ops[i].out_status ? ops[i].out_status : rc;
-        }
-        pthread_mutex_lock(&f->mu);
-        reign_mono_ns done = reign_clock_now_ns();
-        note_outage(f, rc, ops, n);
-        record_batch(f, rc, t_io, done);
-        apply(f, b, from, from + n, t_sent, done, rc == REIGN_OK);
-        pthread_mutex_unlock(&f->mu);
+        reign_engine_apply(f, b, from, n, rc, t_sent, t_io, reign_clock_now_ns());
     }
 }
 
@@ -798,42 +954,31 @@ void reign_engine_run_call(reign_factory *f, engine_call *call)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* The driver: gather, execute, apply, then poll until something is due. */
 static void *engine_main(void *arg)
 {
     reign_factory *f = arg;
-    batch b = {0};
-    removal_list removals = {0};
+    reign_engine_batch b = {0};
 
     for (;;) {
         pthread_mutex_lock(&f->mu);
         bool stopping = f->stopping;
-        reign_mono_ns now = reign_clock_now_ns();
-        reign_mono_ns next = gather(f, now, &b, &removals);
-        bool has_renew = false;
-        for (size_t i = 0; i < b.n; i++)
-            has_renew |= b.ops[i].kind == REIGN_OP_RENEW;
-        if (b.n > 0) {
-            f->stats.batches++;
-            f->stats.renew_batches += has_renew;
-        }
         pthread_mutex_unlock(&f->mu);
+        reign_mono_ns now = reign_clock_now_ns();
+        reign_mono_ns next = reign_engine_gather(f, now, &b);
 
-        deliver_events(f);
+        reign_engine_deliver(f);
 
         bool did_io = b.n > 0;
         if (did_io) {
             run_chunks(f, &b, now);
-            batch_clear(&b);
-            deliver_events(f);
+            reign_engine_deliver(f);
         }
+        reign_engine_finish(f, &b);
 
         did_io |= run_calls(f);
 
         pthread_mutex_lock(&f->mu);
-        for (size_t i = 0; i < removals.n; i++)
-            removals.items[i]->removed = true;
-        removals.n = 0;
-        pthread_cond_broadcast(&f->changed);
         bool idle_stop = stopping && f->elections == NULL;
         pthread_mutex_unlock(&f->mu);
 
@@ -846,10 +991,7 @@ static void *engine_main(void *arg)
         else if (stopping)
             wait_for_work(f, reign_clock_now_ns() + 10 * REIGN_NS_PER_MS);
     }
-    free(b.ops);
-    free(b.owners);
-    free(b.reads);
-    free(removals.items);
+    reign_engine_batch_free(&b);
     return NULL;
 }
 

@@ -1,6 +1,12 @@
 /* The lease engine: one thread per factory that batches lease operations,
  * keeps every mastership's local deadline and tells elections what happened.
- * factory.c and election.c are its public faces; they share these structs. */
+ * factory.c and election.c are its public faces; they share these structs.
+ *
+ * The engine knows elections, not what they are for: the core's own
+ * clients (membership) mark their elections internal and hear of freed
+ * resources through a released hook. It is driven in steps (gather,
+ * execute, apply, deliver, finish) by its thread, or by a test on a fake
+ * clock (reign_engine_open_stepped). */
 #ifndef REIGN_CORE_ENGINE_H
 #define REIGN_CORE_ENGINE_H
 
@@ -63,7 +69,7 @@ struct reign_election {
     bool in_flight;          /* an op for it is in the batch being executed */
     bool closing;            /* close requested */
     bool removed;            /* the engine dropped it: the closer may free */
-    bool bookkeeping;        /* the membership's slot lease: not counted in stats */
+    bool internal;           /* the core's own (a member slot): not counted in stats */
     bool queued;             /* on factory->pending */
     reign_election *next_pending;
     unsigned waiters;        /* threads inside reign_election_wait */
@@ -165,7 +171,9 @@ struct reign_factory {
     reign_election *delivering_to; /* whose callback the engine is calling */
     reign_stats stats;
     engine_metrics metrics;
-    struct members_state *members; /* non-NULL once joined (core/members.c) */
+    struct members_state *members; /* non-NULL once joined (core/members.c only) */
+    const struct reign_engine_client *clients[4]; /* guarded by mu */
+    bool stepped;              /* no engine thread: a test drives the steps */
     /* Observers (core/observe.c). The list is guarded by mu; the rest
      * belongs to the engine thread, but observe_push, which observers read. */
     reign_observer *observers;
@@ -235,9 +243,86 @@ void reign_engine_run_call(reign_factory *f, engine_call *call);
 /* Queue READs and wait for all their answers (not from the engine thread). */
 void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n);
 
-/* Election index (f->mu held). */
+/* The election index (f->mu held): find by resource; add (REIGN_EBUSY if
+ * the resource has one, REIGN_ECLOSED while stopping, with a message);
+ * remove. */
 reign_election *reign_engine_find(reign_factory *f, const char *resource, size_t len,
                                   uint64_t hash);
+int reign_engine_add(reign_factory *f, reign_election *e);
+void reign_engine_remove(reign_factory *f, reign_election *e);
+
+/* e's deadline (0: not master) and term, read as one consistent pair
+ * without the lock; the caller compares the deadline with its own now. */
+void reign_engine_view(const reign_election *e, reign_mono_ns *deadline, uint64_t *term);
+
+/* A client of the engine: the core's own users of elections (membership,
+ * observers) hear what the engine hears, and the engine knows none of them. */
+typedef struct reign_engine_client {
+    /* With f->mu held: a notification named these resources as maybe freed
+     * or changed (all: it could not tell which). May be NULL. */
+    void (*notified)(reign_factory *f, void *ctx, char *const *names, const size_t *lens,
+                     size_t n, bool all);
+    /* On the engine thread, no lock held, before each wait and after each
+     * drain: the notification fd (-1: none now). May be NULL; a client
+     * with one stays attached for the factory's life. */
+    void (*fd_seen)(reign_factory *f, void *ctx, int notify_fd);
+    void *ctx;
+} reign_engine_client;
+
+/* With f->mu held: attach c (again: no-op; REIGN_ENOMEM when 4 are) or
+ * detach it. c must live while attached. */
+int reign_engine_attach(reign_factory *f, const reign_engine_client *c);
+void reign_engine_detach(reign_factory *f, const reign_engine_client *c);
+
+/* ---- The step interface ------------------------------------------------
+ * One engine turn is: gather at now → execute b.ops (in chunks of
+ * reign_engine_chunk_ops) → apply each chunk's results → deliver the
+ * events → finish. The engine thread is a poll loop around these; a test
+ * calls them itself with its own clock and answers the ops itself. Each
+ * takes f->mu itself; none does I/O. */
+typedef struct reign_engine_batch {
+    reign_op *ops;            /* to execute, in gather order */
+    size_t n;
+    /* engine.c's own */
+    reign_election **owners;  /* NULL for READ ops */
+    read_request **reads;     /* the READ request of a READ op */
+    size_t cap;
+    reign_election **removals; /* closed: marked removed at finish */
+    size_t n_removals, cap_removals;
+} reign_engine_batch;
+
+/* End beliefs whose deadline passed at now and gather what is due into b
+ * (empty on entry); return when anything is next due. */
+reign_mono_ns reign_engine_gather(reign_factory *f, reign_mono_ns now, reign_engine_batch *b);
+
+/* Apply ops [from, from + n) of b: rc is what execute returned, t_sent
+ * when the chunk was gathered or sent (deadlines count from it), t_io
+ * when its I/O began (latency), now when it answered. */
+void reign_engine_apply(reign_factory *f, reign_engine_batch *b, size_t from, size_t n, int rc,
+                        reign_mono_ns t_sent, reign_mono_ns t_io, reign_mono_ns now);
+
+/* Ops per execute call. */
+size_t reign_engine_chunk_ops(reign_factory *f);
+
+/* Call the callbacks of the queued events (no lock held while calling). */
+void reign_engine_deliver(reign_factory *f);
+
+/* After a turn: free the ops' answers, empty b and let closers of removed
+ * elections go. */
+void reign_engine_finish(reign_factory *f, reign_engine_batch *b);
+void reign_engine_batch_free(reign_engine_batch *b);
+
+/* A notification named these resources as maybe freed (all: cannot tell
+ * which): campaigns for them retry now, observers read them. */
+void reign_engine_notified(reign_factory *f, char *const *names, const size_t *lens, size_t n,
+                           bool all);
+
+/* Tests: open a factory whose engine has no thread, over any backend
+ * (a scripted one). The test drives the steps; user calls that wait for
+ * the engine (reign_election_wait, resign, a close of an election the
+ * engine still holds, reads) would wait forever and must not be made. */
+int reign_engine_open_stepped(const reign_backend *backend, const char *uri,
+                              const reign_options *options, reign_factory **out);
 
 /* REIGN_OK for a valid resource ID (1..REIGN_RESOURCE_ID_MAX bytes), else
  * REIGN_EINVAL with a message. */

@@ -142,7 +142,10 @@ static void factory_free(reign_factory *f)
     free(f);
 }
 
-int reign_factory_open(const char *uri, const reign_options *options, reign_factory **out)
+/* Open a factory over `backend` (NULL: the one the URI's scheme names),
+ * with its engine thread unless stepped. */
+static int factory_open(const reign_backend *backend, const char *uri,
+                        const reign_options *options, bool stepped, reign_factory **out)
 {
     reign_options defaults = REIGN_OPTIONS_INIT;
     const reign_options *o = options != NULL ? options : &defaults;
@@ -180,7 +183,16 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
 
     if ((rc = reign_uri_parse(uri, &f->uri)) != REIGN_OK)
         goto out;
-    if ((rc = reign_registry_find(f->uri.scheme, &f->backend)) != REIGN_OK)
+    if (backend == NULL) {
+        rc = reign_registry_find(f->uri.scheme, &f->backend);
+    } else if ((rc = reign_registry_check(backend)) == REIGN_OK) {
+        f->backend = backend;
+        if (strcmp(backend->scheme, f->uri.scheme) != 0 &&
+            (backend->scheme_alt == NULL || strcmp(backend->scheme_alt, f->uri.scheme) != 0))
+            rc = reign_error_set(REIGN_EURI, "uri %s: scheme '%s://' is not the backend's (%s://)",
+                                 f->uri.redacted, f->uri.scheme, backend->scheme);
+    }
+    if (rc != REIGN_OK)
         goto out;
     f->instance_id = o->instance_id != NULL ? strdup(o->instance_id) : default_instance_id();
     f->metadata = strdup(o->metadata != NULL ? o->metadata : "");
@@ -226,7 +238,8 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
     if ((rc = reign_uri_check_all_used(&f->uri)) != REIGN_OK)
         goto out;
     f->metrics.opened_at = f->metrics.last_ok_batch = reign_clock_now_ns();
-    if ((rc = reign_engine_start(f)) != REIGN_OK)
+    f->stepped = stepped;
+    if (!stepped && (rc = reign_engine_start(f)) != REIGN_OK)
         goto out;
     reign_log(&f->logger, REIGN_LOG_INFO, "factory", "opened %s as %s (ttl %lld ms)",
               f->uri.redacted, f->instance_id, (long long)f->ttl_ms);
@@ -235,6 +248,26 @@ int reign_factory_open(const char *uri, const reign_options *options, reign_fact
 out:
     factory_free(f);
     return rc;
+}
+
+int reign_factory_open(const char *uri, const reign_options *options, reign_factory **out)
+{
+    return factory_open(NULL, uri, options, false, out);
+}
+
+int reign_factory_open_backend(const reign_backend *backend, const char *uri,
+                               const reign_options *options, reign_factory **out)
+{
+    reign_error_clear();
+    if (backend == NULL)
+        return reign_error_set(REIGN_EINVAL, "factory_open_backend: backend is NULL");
+    return factory_open(backend, uri, options, false, out);
+}
+
+int reign_engine_open_stepped(const reign_backend *backend, const char *uri,
+                              const reign_options *options, reign_factory **out)
+{
+    return factory_open(backend, uri, options, true, out);
 }
 
 int reign_factory_close(reign_factory *f)
@@ -279,36 +312,6 @@ int reign_factory_stats(reign_factory *f, reign_stats *out)
     *out = f->stats;
     pthread_mutex_unlock(&f->mu);
     return REIGN_OK;
-}
-
-int reign_resource_id_check(const char *resource_id)
-{
-    if (resource_id == NULL)
-        return reign_error_set(REIGN_EINVAL, "resource ID is NULL");
-    size_t len = strnlen(resource_id, REIGN_RESOURCE_ID_MAX + 1);
-    if (len == 0)
-        return reign_error_set(REIGN_EINVAL, "resource ID is empty");
-    if (len > REIGN_RESOURCE_ID_MAX)
-        return reign_error_set(REIGN_EINVAL, "resource ID is longer than %d bytes",
-                               REIGN_RESOURCE_ID_MAX);
-    return REIGN_OK;
-}
-
-void reign_engine_read_many(reign_factory *f, read_request *reqs, size_t n)
-{
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < n; i++) {
-        reqs[i].next = f->reads;
-        f->reads = &reqs[i];
-    }
-    pthread_mutex_unlock(&f->mu);
-    reign_engine_wake(f);
-    pthread_mutex_lock(&f->mu);
-    /* The engine always answers: a backend returns within op_timeout_ms. */
-    for (size_t i = 0; i < n; i++)
-        while (!reqs[i].done)
-            pthread_cond_wait(&f->changed, &f->mu);
-    pthread_mutex_unlock(&f->mu);
 }
 
 static int check_reader(reign_factory *f, const void *out, const char *what)

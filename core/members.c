@@ -57,6 +57,7 @@ struct members_state {
     int64_t stabilization_ms;
     char **slot_ids;           /* "_reign/member/<k>" */
     pthread_t thread;
+    reign_engine_client client; /* hears of freed slots (f->mu) */
 
     pthread_mutex_t mu;        /* guards everything below */
     pthread_cond_t cond;
@@ -464,12 +465,27 @@ static void state_free(members_state *ms)
     free(ms);
 }
 
-void reign_members_kick(members_state *ms)
+static void members_kick(members_state *ms)
 {
     pthread_mutex_lock(&ms->mu);
     ms->kicked = true;
     pthread_cond_broadcast(&ms->cond);
     pthread_mutex_unlock(&ms->mu);
+}
+
+/* The engine's released hook: a member slot freed, so re-read the members
+ * now and survivors take over a dead instance's share without waiting for
+ * the next refresh. */
+static void on_notified(reign_factory *f, void *ctx, char *const *names, const size_t *lens,
+                        size_t n, bool all)
+{
+    (void)f;
+    bool member_left = all;
+    for (size_t i = 0; i < n && !member_left; i++)
+        member_left = lens[i] >= strlen(MEMBER_PREFIX) &&
+                      memcmp(names[i], MEMBER_PREFIX, strlen(MEMBER_PREFIX)) == 0;
+    if (member_left)
+        members_kick(ctx);
 }
 
 int reign_factory_join(reign_factory *f, const reign_membership_config *config)
@@ -536,6 +552,8 @@ int reign_factory_join(reign_factory *f, const reign_membership_config *config)
     }
     pthread_mutex_lock(&f->mu);
     f->members = ms;
+    ms->client = (reign_engine_client){.notified = on_notified, .ctx = ms};
+    reign_engine_attach(f, &ms->client); /* without room: members refresh at the interval */
     pthread_mutex_unlock(&f->mu);
     return REIGN_OK;
 }
@@ -547,6 +565,8 @@ int reign_factory_leave(reign_factory *f)
     pthread_mutex_lock(&f->mu);
     members_state *ms = f->members;
     f->members = NULL;
+    if (ms != NULL)
+        reign_engine_detach(f, &ms->client);
     pthread_mutex_unlock(&f->mu);
     if (ms == NULL)
         return REIGN_OK;

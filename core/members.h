@@ -11,9 +11,6 @@ typedef struct members_state members_state;
 /* Member slots are the resources "_reign/member/<k>". */
 #define REIGN_MEMBER_PREFIX "_reign/member/"
 
-/* Make the refresher read the slots now (any thread; f->mu may be held). */
-void reign_members_kick(members_state *ms);
-
 /* The weight a member's metadata gives with a "weight=N" token (0..10^6),
  * else 1; _parse also refuses a bad token (REIGN_EINVAL). */
 uint32_t reign_member_weight(const char *metadata);

@@ -113,8 +113,8 @@ static int collect_terms(reign_factory *f, held_term **out, size_t *n_out, size_
     if (terms == NULL)
         return REIGN_ENOMEM;
     for (reign_election *e = f->elections; e && n < cap; e = e->next) {
-        /* The membership's own slot lease is bookkeeping, not a resource. */
-        if (!e->master || e->bookkeeping)
+        /* The core's own elections (member slots) are not resources. */
+        if (!e->master || e->internal)
             continue;
         terms[n].resource = strdup(e->resource);
         if (terms[n].resource == NULL)

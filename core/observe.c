@@ -4,19 +4,17 @@
  *
  * Map:
  *   1. items: the watched resources and their index
- *   2. the engine's hooks (observe.h): notifications, backend observe(on/off)
+ *   2. the engine client: notifications, backend observe(on/off)
  *   3. the observer thread: what is due, one batched read, the changes
  *   4. the public API: new/free, fd/take, wait_change, status
  *
  * Threads: the observer thread owns the read loop and calls the callback;
- * the engine thread marks items due (reign_observe_notified, under f->mu
+ * the engine thread marks items due (observe_notified, under f->mu
  * then o->mu); user threads take changes and wait. o->mu guards everything
  * of an observer below its `mu` line; no I/O and no callback under it. The
  * reads themselves go through the engine (reign_engine_read_many), so the
  * engine thread stays the only one that calls the backend.
  */
-#include "observe.h"
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -152,11 +150,16 @@ static void item_free(obs_item *it)
     free(it);
 }
 
-/* ---- 2. the engine's hooks ---------------------------------------------- */
+/* ---- 2. the engine client ------------------------------------------------ */
 
-void reign_observe_notified(reign_factory *f, char *const *names, const size_t *lens, size_t n,
-                            bool all)
+/* With f->mu held, on the engine thread: a notification named these
+ * resources (all: it could not tell which). Marks them due for a read in
+ * every observer that watches them (or adds them to a prefix observer) and
+ * wakes those observers. Takes each observer's lock inside f->mu. */
+static void observe_notified(reign_factory *f, void *ctx, char *const *names, const size_t *lens,
+                             size_t n, bool all)
 {
+    (void)ctx;
     for (reign_observer *o = f->observers; o != NULL; o = o->next) {
         bool woke = false;
         pthread_mutex_lock(&o->mu);
@@ -186,12 +189,18 @@ void reign_observe_notified(reign_factory *f, char *const *names, const size_t *
 static void mark_all_due(reign_factory *f)
 {
     pthread_mutex_lock(&f->mu);
-    reign_observe_notified(f, NULL, NULL, 0, true);
+    observe_notified(f, NULL, NULL, NULL, 0, true);
     pthread_mutex_unlock(&f->mu);
 }
 
-void reign_observe_engine_sync(reign_factory *f, int notify_fd)
+/* On the engine thread, no lock held, before each wait, with the
+ * notification fd it is about to poll: tells the backend whether anybody
+ * observes (backend->observe), and when the fd came back or changed (a
+ * reconnect) has every observer read everything, since notifications may
+ * have been missed meanwhile. */
+static void observe_engine_sync(reign_factory *f, void *ctx, int notify_fd)
 {
+    (void)ctx;
     pthread_mutex_lock(&f->mu);
     int want = f->observers != NULL;
     pthread_mutex_unlock(&f->mu);
@@ -230,13 +239,18 @@ void reign_observe_engine_sync(reign_factory *f, int notify_fd)
     f->observe_last_fd = notify_fd;
 }
 
-/* An engine call: tell the backend now what reign_observe_engine_sync
- * would tell it at the engine's next wait. */
+static const reign_engine_client observe_client = {
+    .notified = observe_notified,
+    .fd_seen = observe_engine_sync,
+};
+
+/* An engine call: tell the backend now what observe_engine_sync would
+ * tell it at the engine's next wait. */
 static void sync_on_engine(reign_factory *f, engine_call *call)
 {
     const reign_backend *b = f->backend;
     int fd = b->notify_fd != NULL && b->notify_drain != NULL ? b->notify_fd(f->state) : -1;
-    reign_observe_engine_sync(f, fd);
+    observe_engine_sync(f, NULL, fd);
     call->status = REIGN_OK;
 }
 
@@ -570,9 +584,14 @@ int reign_observer_new(reign_factory *f, const reign_observer_config *c, reign_o
     /* Listed before the thread starts, so no notification after this
      * return goes unheard. */
     pthread_mutex_lock(&f->mu);
-    o->next = f->observers;
-    f->observers = o;
+    rc = reign_engine_attach(f, &observe_client); /* stays: it turns pushes off at the end */
+    if (rc == REIGN_OK) {
+        o->next = f->observers;
+        f->observers = o;
+    }
     pthread_mutex_unlock(&f->mu);
+    if (rc != REIGN_OK)
+        goto fail_msg;
     int e = pthread_create(&o->thread, NULL, observer_main, o);
     if (e != 0) {
         rc = reign_error_set(REIGN_ENOMEM, "observer_new: cannot start thread: %s", strerror(e));

@@ -9,14 +9,16 @@
 
 static const reign_backend *const registry[] = {REIGN_REGISTRY_ENTRIES NULL};
 
-static int check_version(const reign_backend *b)
+int reign_registry_check(const reign_backend *b)
 {
+    if (b->scheme == NULL || b->scheme[0] == '\0')
+        return reign_error_set(REIGN_EINVAL, "backend: struct reign_backend has no scheme");
     if (b->version <= 0 || b->version > REIGN_BACKEND_VERSION)
-        return reign_error_set(REIGN_EBUG, "backend %s: struct reign_backend version %d unsupported "
+        return reign_error_set(REIGN_EINVAL, "backend %s: struct reign_backend version %d unsupported "
                                            "(this core knows 1..%d)",
                                b->scheme, b->version, REIGN_BACKEND_VERSION);
     if (b->open == NULL || b->execute == NULL || b->close == NULL)
-        return reign_error_set(REIGN_EBUG, "backend %s: open, execute and close are required",
+        return reign_error_set(REIGN_EINVAL, "backend %s: open, execute and close are required",
                                b->scheme);
     return REIGN_OK;
 }
@@ -27,7 +29,7 @@ int reign_registry_find(const char *scheme, const reign_backend **out)
     for (size_t i = 0; registry[i] != NULL; i++) {
         const reign_backend *b = registry[i];
         if (strcmp(b->scheme, scheme) == 0 || (b->scheme_alt && strcmp(b->scheme_alt, scheme) == 0)) {
-            int rc = check_version(b);
+            int rc = reign_registry_check(b);
             if (rc != REIGN_OK)
                 return rc;
             *out = b;

@@ -7,4 +7,8 @@
 /* The backend serving `scheme`, or REIGN_EURI naming the schemes known. */
 int reign_registry_find(const char *scheme, const reign_backend **out);
 
+/* REIGN_OK if the core can serve b (its version is known, the required
+ * members are there), else REIGN_EINVAL with a message. */
+int reign_registry_check(const reign_backend *b);
+
 #endif

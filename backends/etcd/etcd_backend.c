@@ -239,7 +239,7 @@ static void etcd_notify_drain(void *state, reign_released_fn released, void *ctx
 }
 
 const reign_backend reign_backend_etcd = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "etcd",
     .scheme_alt = "etcds",
     .open = etcd_open,

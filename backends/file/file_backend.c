@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file_backend.h"
 #include "file_internal.h"
 
 static const char members_dir[] = ".members";
@@ -269,7 +270,7 @@ static int file_set_metadata(void *state, const char *resource, size_t len, uint
 static const char *const file_params[] = {"mode", NULL};
 
 const reign_backend reign_backend_file = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "file",
     .open = file_open,
     .execute = file_execute,

@@ -29,7 +29,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "file_backend.h"
 #include "reign/backend.h"
 
 /* ---- sha256.c ------------------------------------------------------------ */

@@ -126,7 +126,7 @@ static int mem_set_metadata(void *state, const char *resource, size_t len, uint6
 static const char *const mem_params[] = {NULL};
 
 const reign_backend reign_backend_mem = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "mem",
     .scheme_alt = NULL,
     .open = mem_open,

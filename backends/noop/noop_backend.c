@@ -224,7 +224,7 @@ out:
 static const char *const noop_params[] = {NULL};
 
 const reign_backend reign_backend_noop = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "noop",
     .scheme_alt = NULL,
     .open = noop_open,

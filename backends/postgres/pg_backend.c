@@ -999,7 +999,7 @@ out:
 }
 
 const reign_backend reign_backend_postgres = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "postgres",
     .scheme_alt = "postgresql",
     .open = pg_open,

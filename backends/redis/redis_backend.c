@@ -893,7 +893,7 @@ out:
 static const char *const redis_params[] = {"db", "prefix", "wait_replicas", NULL};
 
 const reign_backend reign_backend_redis = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "redis",
     .scheme_alt = "unix",
     .open = reign_redis_open,

@@ -9,7 +9,7 @@ static const char *const sentinel_params[] = {
     "sni",    "insecure",      "wait_replicas", NULL};
 
 const reign_backend reign_backend_redis_sentinel = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "redis-sentinel",
     .scheme_alt = "rediss-sentinel",
     .open = reign_redis_open,

@@ -6,7 +6,7 @@ static const char *const rediss_params[] = {"db",   "prefix", "cacert",   "cacer
                                             "key",  "sni",    "insecure", "wait_replicas", NULL};
 
 const reign_backend reign_backend_rediss = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "rediss",
     .scheme_alt = NULL,
     .open = reign_redis_open,

@@ -523,7 +523,7 @@ static const char *const s3_params[] = {"endpoint",  "region",      "path_style"
                                         "peer_check", NULL};
 
 const reign_backend reign_backend_s3 = {
-    .version = REIGN_BACKEND_VERSION,
+    REIGN_BACKEND_INIT,
     .scheme = "s3",
     .scheme_alt = NULL,
     .open = s3_open,

@@ -107,6 +107,8 @@ typedef struct reign_backend_config {
 /* A backend. Members are only ever appended; each says the version that
  * added it, and the core reads a member only if version is at least that. */
 typedef struct reign_backend {
+    /* ---- version 1 ---- */
+
     int version;          /* REIGN_BACKEND_VERSION the backend was built for */
     const char *scheme;   /* URI scheme(s) it serves, e.g. "redis"; see also alt */
     const char *scheme_alt;  /* a second scheme ("postgresql"), or NULL */
@@ -169,6 +171,20 @@ typedef struct reign_backend {
     int (*set_metadata)(void *state, const char *resource, size_t resource_len, uint64_t term,
                         const char *metadata, int64_t timeout_ms);
 } reign_backend;
+
+/* A backend's struct starts from this (then names its members), so that
+ * the version it was built for is recorded:
+ *   const reign_backend my_backend = {REIGN_BACKEND_INIT, .scheme = "my", …}; */
+#define REIGN_BACKEND_INIT .version = REIGN_BACKEND_VERSION
+
+/* Open a factory over a backend the caller brings (one not built into this
+ * library, or a test's scripted one), exactly as reign_factory_open does
+ * for a built-in one. The URI's scheme must be backend->scheme or
+ * scheme_alt (REIGN_EURI); a struct whose version this core does not know,
+ * or without open, execute or close, is refused (REIGN_EINVAL). The
+ * struct must outlive the factory. */
+REIGN_EXTERN int reign_factory_open_backend(const reign_backend *backend, const char *uri,
+                                            const reign_options *options, reign_factory **out);
 
 /* ---- Helpers the core offers backends (and only backends) --------------- */
 

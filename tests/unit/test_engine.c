@@ -1,501 +1,618 @@
-/* The lease engine against the in-process mem:// backend: deadlines while
- * the "server" stalls, terms, callbacks, batching, close and resign. */
-#include <pthread.h>
+/* The lease engine's rules, step by step on a fake clock: the test is the
+ * engine's driver (gather, answer the ops, apply, deliver) and the
+ * backend's server at once, so every deadline and retry time is checked to
+ * the nanosecond and nothing sleeps. The engine's thread and the public API
+ * over it are tested in test_engine_thread.c. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-#include "reign/mem.h"
+#include "election_internal.h"
+#include "engine.h"
+#include "reign/backend.h"
 #include "reign/reign.h"
 
-#define TTL_MS 300
+#define MS REIGN_NS_PER_MS
+#define T0 ((reign_mono_ns)1000000 * MS) /* the fake clock's start: 1000 s */
+#define TTL_MS 3000
+#define RETRY_MS 1000
+/* ttl × (1 − 0.01) − min(ttl/20, 100 ms) */
+#define BELIEF ((reign_mono_ns)2870 * MS)
+#define RENEW ((reign_mono_ns)TTL_MS * MS / 3)
 
-typedef struct events {
-    pthread_mutex_t mu;
+/* ---- a backend the engine never calls: the test answers its ops ---------- */
+
+static int scripted_open(const reign_backend_config *cfg, void **state)
+{
+    (void)cfg;
+    *state = malloc(1);
+    return *state != NULL ? REIGN_OK : REIGN_ENOMEM;
+}
+
+static int scripted_execute(void *state, reign_op *ops, size_t n, int64_t timeout_ms)
+{
+    (void)state, (void)timeout_ms;
+    /* Stepped: only the thread test (the runtime door) gets here. Answer as
+     * a server with no other holder would. */
+    static uint64_t term;
+    for (size_t i = 0; i < n; i++) {
+        ops[i].result = ops[i].kind == REIGN_OP_READ ? REIGN_RES_NONE : REIGN_RES_OK;
+        if (ops[i].kind == REIGN_OP_ACQUIRE)
+            ops[i].out_term = ++term;
+    }
+    return REIGN_OK;
+}
+
+static void scripted_close(void *state)
+{
+    free(state);
+}
+
+static const reign_backend scripted = {
+    REIGN_BACKEND_INIT,
+    .scheme = "scripted",
+    .open = scripted_open,
+    .execute = scripted_execute,
+    .close = scripted_close,
+};
+
+/* ---- the driver ---------------------------------------------------------- */
+
+typedef struct heard {
     int gained, lost;
-    reign_lost_reason last_reason;
-    uint64_t last_term;
-} events;
+    uint64_t term;
+    reign_lost_reason reason;
+} heard;
 
 static void on_event(reign_election *e, const reign_event *ev, void *payload)
 {
     (void)e;
-    events *s = payload;
-    pthread_mutex_lock(&s->mu);
+    heard *h = payload;
     if (ev->kind == REIGN_EVENT_GAINED)
-        s->gained++;
+        h->gained++;
     else {
-        s->lost++;
-        s->last_reason = ev->reason;
+        h->lost++;
+        h->reason = ev->reason;
     }
-    s->last_term = ev->term;
-    pthread_mutex_unlock(&s->mu);
+    h->term = ev->term;
 }
 
-static int lost_count(events *s)
+typedef struct rig {
+    reign_factory *f;
+    reign_engine_batch b;
+    reign_mono_ns next; /* what the last gather said is next due */
+} rig;
+
+static void quiet(int level, const char *component, const char *message, void *payload)
 {
-    pthread_mutex_lock(&s->mu);
-    int n = s->lost;
-    pthread_mutex_unlock(&s->mu);
+    (void)payload, (void)level, (void)component, (void)message;
+}
+
+static void rig_open(rig *r, const char *instance)
+{
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.logger = quiet;
+    o.instance_id = instance;
+    o.ttl_ms = TTL_MS;
+    o.retry_interval_ms = RETRY_MS;
+    *r = (rig){0};
+    int rc = reign_engine_open_stepped(&scripted, "scripted://x", &o, &r->f);
+    if (rc != REIGN_OK)
+        fail_msg("open: %s", reign_last_error());
+}
+
+static reign_election *campaign(rig *r, const char *resource, heard *h)
+{
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new(r->f, resource, &e), REIGN_OK);
+    assert_int_equal(reign_election_set_callback(e, on_event, h), REIGN_OK);
+    assert_int_equal(reign_election_start(e), REIGN_OK);
+    return e;
+}
+
+/* Gather at now; returns the number of ops. */
+static size_t gather(rig *r, reign_mono_ns now)
+{
+    r->next = reign_engine_gather(r->f, now, &r->b);
+    reign_engine_deliver(r->f); /* as the thread does before its I/O */
+    return r->b.n;
+}
+
+static reign_op *op(rig *r, size_t i, reign_op_kind kind, const char *resource)
+{
+    assert_true(i < r->b.n);
+    reign_op *o = &r->b.ops[i];
+    assert_int_equal(o->kind, kind);
+    assert_string_equal(o->resource, resource);
+    return o;
+}
+
+/* Apply every gathered op as answered at `now`, sent at `sent`. */
+static void answer(rig *r, reign_mono_ns sent, reign_mono_ns now, int rc)
+{
+    reign_engine_apply(r->f, &r->b, 0, r->b.n, rc, sent, sent, now);
+    reign_engine_deliver(r->f);
+    reign_engine_finish(r->f, &r->b);
+}
+
+/* One whole turn where each op gets `result` (ACQUIRE OK: term). */
+static size_t turn(rig *r, reign_mono_ns now, reign_op_result result, uint64_t term)
+{
+    size_t n = gather(r, now);
+    for (size_t i = 0; i < n; i++) {
+        r->b.ops[i].result = result;
+        r->b.ops[i].out_term = term;
+    }
+    answer(r, now, now, REIGN_OK);
     return n;
 }
 
-static reign_factory *open_mem(const char *store, const char *instance)
+static reign_mono_ns deadline_of(const reign_election *e, uint64_t *term)
 {
-    char uri[128];
-    snprintf(uri, sizeof uri, "mem://%s", store);
-    reign_options o = REIGN_OPTIONS_INIT;
-    o.instance_id = instance;
-    o.ttl_ms = TTL_MS;
-    o.retry_interval_ms = 50;
-    reign_factory *f = NULL;
-    int rc = reign_factory_open(uri, &o, &f);
-    if (rc != REIGN_OK)
-        fail_msg("open %s: %d %s", uri, rc, reign_last_error());
-    return f;
+    reign_mono_ns d;
+    uint64_t t;
+    reign_engine_view(e, &d, &t);
+    if (term != NULL)
+        *term = t;
+    return d;
 }
 
-/* Poll until is_master equals `want` or `ms` pass; returns elapsed ms or -1. */
-static int64_t wait_master(reign_election *e, bool want, int64_t ms)
+/* Instance "a", master of "res" with `term` since an ACQUIRE sent at T0. */
+static reign_election *master_at_t0(rig *r, heard *h, uint64_t term)
 {
-    int64_t start = reign_monotonic_ms();
-    while (reign_monotonic_ms() - start <= ms) {
-        if (reign_election_is_master(e) == want)
-            return reign_monotonic_ms() - start;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return -1;
+    rig_open(r, "a");
+    reign_election *e = campaign(r, "res", h);
+    assert_int_equal(turn(r, T0, REIGN_RES_OK, term), 1);
+    return e;
 }
 
-static void test_belief_ends_at_the_deadline_while_the_backend_stalls(void **state)
+/* Resign, let every RELEASE succeed, close, free. */
+static void rig_close(rig *r, reign_election **es, size_t n, reign_mono_ns now)
+{
+    for (size_t i = 0; i < n; i++)
+        reign_election_resign_nowait(es[i]);
+    while (turn(r, now, REIGN_RES_OK, 0) > 0)
+        ;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(reign_election_close(es[i]), REIGN_OK);
+    reign_engine_batch_free(&r->b);
+    assert_int_equal(reign_factory_close(r->f), REIGN_OK);
+}
+
+/* ---- the rules ----------------------------------------------------------- */
+
+/* Invariant 1: belief lasts ttl × (1 − drift) − margin from the send of
+ * the ACQUIRE that won, however late the answer came. */
+static void test_a_won_acquire_is_believed_from_its_send(void **state)
 {
     (void)state;
-    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    reign_factory *f = open_mem("stall", "a");
+    rig r;
+    rig_open(&r, "a");
+    heard h = {0};
+    reign_election *e = campaign(&r, "res", &h);
+
+    assert_int_equal(gather(&r, T0), 1);
+    reign_op *o = op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    o->result = REIGN_RES_OK;
+    o->out_term = 7;
+    answer(&r, T0, T0 + 400 * MS, REIGN_OK);
+
+    uint64_t term = 0;
+    assert_int_equal(deadline_of(e, &term), T0 + BELIEF);
+    assert_int_equal(term, 7);
+    assert_int_equal(h.gained, 1);
+    assert_int_equal(h.term, 7);
+
+    /* nothing is due until the renewal, a third of the TTL after the send */
+    assert_int_equal(gather(&r, T0 + 400 * MS), 0);
+    assert_int_equal(r.next, T0 + RENEW);
+    rig_close(&r, &e, 1, T0 + 500 * MS);
+}
+
+static void test_renewals_extend_belief_from_their_own_send(void **state)
+{
+    (void)state;
+    rig r;
+    heard h = {0};
+    reign_election *e = master_at_t0(&r, &h, 3);
+
+    assert_int_equal(gather(&r, T0 + RENEW - 1), 0);
+    assert_int_equal(gather(&r, T0 + RENEW), 1);
+    assert_int_equal(op(&r, 0, REIGN_OP_RENEW, "res")->term, 3);
+    r.b.ops[0].result = REIGN_RES_OK;
+    answer(&r, T0 + RENEW, T0 + RENEW + 900 * MS, REIGN_OK);
+    assert_int_equal(deadline_of(e, NULL), T0 + RENEW + BELIEF);
+    assert_int_equal(gather(&r, T0 + RENEW + 900 * MS), 0);
+    assert_int_equal(r.next, T0 + 2 * RENEW);
+    assert_int_equal(h.gained, 1);
+    assert_int_equal(h.lost, 0);
+    rig_close(&r, &e, 1, T0 + RENEW + 900 * MS);
+}
+
+/* While the backend cannot say (ERROR), belief holds until its deadline,
+ * renewals are retried at a sixth of the period, and at the deadline
+ * belief ends on the engine's own clock: nobody needs the backend. */
+static void test_belief_ends_at_the_deadline_while_renewals_fail(void **state)
+{
+    (void)state;
+    rig r;
+    heard h = {0};
+    reign_election *e = master_at_t0(&r, &h, 1);
+
+    reign_mono_ns now = T0 + RENEW;
+    int renews = 0;
+    while (now < T0 + BELIEF) {
+        if (gather(&r, now) > 0) {
+            op(&r, 0, REIGN_OP_RENEW, "res");
+            renews++;
+            answer(&r, now, now, REIGN_EBACKEND); /* the whole batch failed */
+            assert_int_equal(deadline_of(e, NULL), T0 + BELIEF);
+            assert_int_equal(h.lost, 0);
+            continue;
+        }
+        now = r.next < T0 + BELIEF ? r.next : T0 + BELIEF;
+    }
+    /* RENEW at 1000 ms, then every 1000/6 ms until 2870 ms */
+    assert_int_equal(renews, 12);
+    assert_int_equal(gather(&r, T0 + BELIEF), 1);
+    assert_int_equal(h.lost, 1);
+    assert_int_equal(h.reason, REIGN_LOST_EXPIRED);
+    assert_int_equal(deadline_of(e, NULL), 0);
+    /* what it may still hold on the backend is released at once */
+    assert_int_equal(op(&r, 0, REIGN_OP_RELEASE, "res")->term, 1);
+    answer(&r, T0 + BELIEF, T0 + BELIEF, REIGN_OK);
+    rig_close(&r, &e, 1, T0 + BELIEF);
+}
+
+/* A RENEW that comes back OK after the deadline passed does not bring
+ * belief back: the lease may have been someone else's meanwhile. */
+static void test_a_late_renewal_does_not_resurrect_belief(void **state)
+{
+    (void)state;
+    rig r;
+    heard h = {0};
+    reign_election *e = master_at_t0(&r, &h, 1);
+
+    assert_int_equal(gather(&r, T0 + RENEW), 1);
+    r.b.ops[0].result = REIGN_RES_OK;
+    answer(&r, T0 + RENEW, T0 + BELIEF + 1, REIGN_OK);
+    assert_int_equal(deadline_of(e, NULL), 0);
+    assert_int_equal(h.lost, 1);
+    assert_int_equal(h.reason, REIGN_LOST_EXPIRED);
+    rig_close(&r, &e, 1, T0 + BELIEF + 1);
+}
+
+/* An ACQUIRE that wins after its belief window already ran out is given
+ * back, never believed. */
+static void test_an_acquire_won_too_late_is_given_back(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h = {0};
+    reign_election *e = campaign(&r, "res", &h);
+    assert_int_equal(gather(&r, T0), 1);
+    r.b.ops[0].result = REIGN_RES_OK;
+    r.b.ops[0].out_term = 9;
+    answer(&r, T0, T0 + BELIEF, REIGN_OK);
+    assert_int_equal(h.gained, 0);
+    assert_int_equal(deadline_of(e, NULL), 0);
+    assert_int_equal(gather(&r, T0 + BELIEF), 1);
+    assert_int_equal(op(&r, 0, REIGN_OP_RELEASE, "res")->term, 9);
+    r.b.ops[0].result = REIGN_RES_OK;
+    answer(&r, T0 + BELIEF, T0 + BELIEF, REIGN_OK);
+    /* then it campaigns again at once */
+    assert_int_equal(gather(&r, T0 + BELIEF), 1);
+    op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    answer(&r, T0 + BELIEF, T0 + BELIEF, REIGN_OK); /* UNSET: counted as an error */
+    rig_close(&r, &e, 1, T0 + BELIEF);
+}
+
+/* HELD: try again when the holder's lease could run out, but no later than
+ * the retry interval on a backend that does not notify. */
+static void test_a_held_resource_is_retried_when_the_lease_could_end(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h = {0};
+    reign_election *e = campaign(&r, "res", &h);
+
+    assert_int_equal(gather(&r, T0), 1);
+    reign_op *o = op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    o->result = REIGN_RES_HELD;
+    o->out_holder = strdup("b");
+    o->out_term = 4;
+    o->out_remaining_ms = 400;
+    answer(&r, T0, T0 + 10 * MS, REIGN_OK);
+    assert_int_equal(gather(&r, T0 + 10 * MS), 0);
+    assert_int_equal(r.next, T0 + 411 * MS);
+
+    assert_int_equal(gather(&r, T0 + 411 * MS), 1);
+    o = op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    o->result = REIGN_RES_HELD;
+    o->out_holder = strdup("b");
+    o->out_remaining_ms = 5000;
+    answer(&r, T0 + 411 * MS, T0 + 411 * MS, REIGN_OK);
+    assert_int_equal(gather(&r, T0 + 411 * MS), 0);
+    assert_int_equal(r.next, T0 + 411 * MS + RETRY_MS * MS);
+
+    /* a notification that the resource may be free: retry now */
+    char *names[] = {"res"};
+    size_t lens[] = {3};
+    reign_engine_notified(r.f, names, lens, 1, false);
+    assert_int_equal(gather(&r, T0 + 500 * MS), 1);
+    op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    answer(&r, T0 + 500 * MS, T0 + 500 * MS, REIGN_OK);
+    rig_close(&r, &e, 1, T0 + 500 * MS);
+}
+
+/* Our own lease from an earlier belief (a lost answer) is released, then
+ * campaigned for, not waited out. */
+static void test_a_lease_of_our_own_is_released_then_campaigned_for(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h = {0};
+    reign_election *e = campaign(&r, "res", &h);
+    assert_int_equal(gather(&r, T0), 1);
+    reign_op *o = op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    o->result = REIGN_RES_HELD;
+    o->out_holder = strdup("a");
+    o->out_term = 5;
+    o->out_remaining_ms = 2000;
+    answer(&r, T0, T0, REIGN_OK);
+    assert_int_equal(gather(&r, T0), 1);
+    assert_int_equal(op(&r, 0, REIGN_OP_RELEASE, "res")->term, 5);
+    r.b.ops[0].result = REIGN_RES_OK;
+    answer(&r, T0, T0, REIGN_OK);
+    assert_int_equal(turn(&r, T0, REIGN_RES_OK, 6), 1);
+    uint64_t term = 0;
+    assert_int_equal(deadline_of(e, &term), T0 + BELIEF);
+    assert_int_equal(term, 6);
+    rig_close(&r, &e, 1, T0);
+}
+
+/* An ACQUIRE that errs while its batch went through waits retry, 2×, 4×
+ * … up to 30 s; one that fails with its whole batch (server down) waits
+ * the retry interval. */
+static void test_acquire_errors_back_off_to_thirty_seconds(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h = {0};
+    reign_election *e = campaign(&r, "res", &h);
+    reign_mono_ns now = T0;
+    const int64_t waits_ms[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
+    for (size_t i = 0; i < sizeof waits_ms / sizeof waits_ms[0]; i++) {
+        assert_int_equal(gather(&r, now), 1);
+        reign_op *o = op(&r, 0, REIGN_OP_ACQUIRE, "res");
+        reign_op_fail(o, REIGN_EIO, "too many open files");
+        answer(&r, now, now, REIGN_OK);
+        assert_int_equal(gather(&r, now), 0);
+        assert_int_equal(r.next, now + waits_ms[i] * MS);
+        now = r.next;
+    }
+    /* the whole batch failing: the server's trouble, retried at the interval */
+    assert_int_equal(gather(&r, now), 1);
+    answer(&r, now, now, REIGN_EBACKEND);
+    assert_int_equal(gather(&r, now), 0);
+    assert_int_equal(r.next, now + RETRY_MS * MS);
+    /* an answer ends the backoff */
+    now = r.next;
+    assert_int_equal(turn(&r, now, REIGN_RES_OK, 2), 1);
+    assert_int_equal(h.gained, 1);
+    rig_close(&r, &e, 1, now);
+}
+
+/* A resign ends belief at once and RELEASEs that term; a campaign after it
+ * waits for the RELEASE (never two ops on one resource in a batch). */
+static void test_resign_releases_before_the_next_acquire(void **state)
+{
+    (void)state;
+    rig r;
+    heard h = {0};
+    reign_election *e = master_at_t0(&r, &h, 2);
+    reign_election_resign_nowait(e);
+    assert_int_equal(deadline_of(e, NULL), 0);
+    assert_int_equal(reign_election_start(e), REIGN_OK);
+    assert_int_equal(gather(&r, T0 + MS), 1);
+    assert_int_equal(h.lost, 1);
+    assert_int_equal(h.reason, REIGN_LOST_RESIGNED);
+    assert_int_equal(op(&r, 0, REIGN_OP_RELEASE, "res")->term, 2);
+    r.b.ops[0].result = REIGN_RES_OK;
+    answer(&r, T0 + MS, T0 + MS, REIGN_OK);
+    assert_int_equal(gather(&r, T0 + MS), 1);
+    op(&r, 0, REIGN_OP_ACQUIRE, "res");
+    r.b.ops[0].result = REIGN_RES_OK;
+    r.b.ops[0].out_term = 3;
+    answer(&r, T0 + MS, T0 + MS, REIGN_OK);
+    assert_int_equal(h.gained, 2);
+    assert_int_equal(h.term, 3);
+    rig_close(&r, &e, 1, T0 + MS);
+}
+
+/* A RELEASE that fails is tried again every sixth of the renew period until
+ * a TTL after the first failure: a candidate takes over promptly after a
+ * blip instead of waiting out the lease. */
+static void test_a_failed_release_is_retried_for_a_ttl(void **state)
+{
+    (void)state;
+    rig r;
+    heard h = {0};
+    reign_election *e = master_at_t0(&r, &h, 2);
+    reign_election_resign_nowait(e);
+    reign_mono_ns now = T0 + MS, first = now;
+    int tries = 0;
+    for (;;) {
+        size_t n = gather(&r, now);
+        if (n == 0) {
+            if (r.next > first + (reign_mono_ns)TTL_MS * MS + RENEW)
+                break; /* nothing more of it is due */
+            now = r.next;
+            continue;
+        }
+        assert_int_equal(op(&r, 0, REIGN_OP_RELEASE, "res")->term, 2);
+        tries++;
+        answer(&r, now, now, REIGN_EBACKEND);
+    }
+    /* at 0, then every 1000/6 ms: the 19th retry is the first at or past
+     * 3000 ms after the failure, and the last */
+    assert_int_equal(tries, 20);
+    rig_close(&r, &e, 1, now);
+}
+
+/* Renewals due within half a period ride along with one due now: a holder
+ * of many resources sends one batch per period, not one per resource. */
+static void test_renewals_due_soon_ride_along(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h1 = {0}, h2 = {0}, h3 = {0};
+    reign_election *es[3];
+    es[0] = campaign(&r, "one", &h1);
+    turn(&r, T0, REIGN_RES_OK, 1);
+    es[1] = campaign(&r, "two", &h2);
+    turn(&r, T0 + 300 * MS, REIGN_RES_OK, 1);
+    es[2] = campaign(&r, "three", &h3);
+    turn(&r, T0 + 600 * MS, REIGN_RES_OK, 1);
+
+    /* at 1000 ms: one is due, two (1300) is within 500 ms, three (1600) not */
+    assert_int_equal(gather(&r, T0 + RENEW), 2);
+    assert_int_equal(r.b.ops[0].kind, REIGN_OP_RENEW);
+    assert_int_equal(r.b.ops[1].kind, REIGN_OP_RENEW);
+    assert_int_equal(r.next, T0 + 1600 * MS);
+    answer(&r, T0 + RENEW, T0 + RENEW, REIGN_EBACKEND);
+    reign_stats st;
+    assert_int_equal(reign_factory_stats(r.f, &st), REIGN_OK);
+    assert_int_equal(st.masterships, 3);
+    rig_close(&r, es, 3, T0 + RENEW);
+}
+
+static void test_internal_elections_are_not_counted(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    reign_election *e = NULL;
+    assert_int_equal(reign_election_new_internal(r.f, "_reign/member/0", &e), REIGN_OK);
+    assert_int_equal(reign_election_start(e), REIGN_OK);
+    turn(&r, T0, REIGN_RES_OK, 1);
+    assert_int_equal(deadline_of(e, NULL), T0 + BELIEF);
+    reign_stats st;
+    assert_int_equal(reign_factory_stats(r.f, &st), REIGN_OK);
+    assert_int_equal(st.masterships, 0);
+    assert_int_equal(st.gained, 0);
+    rig_close(&r, &e, 1, T0);
+}
+
+typedef struct told {
+    int calls, names;
+    bool all;
+} told;
+
+static void on_notified(reign_factory *f, void *ctx, char *const *names, const size_t *lens,
+                        size_t n, bool all)
+{
+    (void)f, (void)names, (void)lens;
+    told *t = ctx;
+    t->calls++;
+    t->names += (int)n;
+    t->all |= all;
+}
+
+/* The engine knows no client's prefixes: it tells its clients what was
+ * freed. */
+static void test_clients_hear_every_notification(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    told t = {0};
+    reign_engine_client client = {.notified = on_notified, .ctx = &t};
+    assert_int_equal(reign_engine_attach(r.f, &client), REIGN_OK);
+    assert_int_equal(reign_engine_attach(r.f, &client), REIGN_OK); /* once */
+    char *names[] = {"x", "_reign/member/3"};
+    size_t lens[] = {1, 15};
+    reign_engine_notified(r.f, names, lens, 2, false);
+    reign_engine_notified(r.f, NULL, NULL, 0, true);
+    assert_int_equal(t.calls, 2);
+    assert_int_equal(t.names, 2);
+    assert_true(t.all);
+    reign_engine_detach(r.f, &client);
+    reign_engine_notified(r.f, names, lens, 1, false);
+    assert_int_equal(t.calls, 2);
+    reign_engine_batch_free(&r.b);
+    assert_int_equal(reign_factory_close(r.f), REIGN_OK);
+}
+
+/* ---- the runtime door --------------------------------------------------- */
+
+static void test_a_brought_backend_serves_a_factory(void **state)
+{
+    (void)state;
+    reign_options o = REIGN_OPTIONS_INIT;
+    o.instance_id = "a";
+    reign_factory *f = NULL;
+    assert_int_equal(reign_factory_open_backend(&scripted, "scripted://anything", &o, &f),
+                     REIGN_OK);
     reign_election *e = NULL;
     assert_int_equal(reign_election_new(f, "res", &e), REIGN_OK);
-    assert_int_equal(reign_election_set_callback(e, on_event, &ev), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
-
-    assert_int_equal(reign_mem_set_fault("stall", REIGN_MEM_FAULT_STALL), REIGN_OK);
-    int64_t stalled_at = reign_monotonic_ms();
-    int64_t took = wait_master(e, false, 2 * TTL_MS);
-    int64_t since_stall = reign_monotonic_ms() - stalled_at;
-    if (took < 0 || since_stall > TTL_MS + 50)
-        fail_msg("still master %lld ms after the stall began (ttl %d ms)", (long long)since_stall,
-                 TTL_MS);
-    /* The LOST callback follows once the stalled batch times out. */
-    int64_t start = reign_monotonic_ms();
-    while (lost_count(&ev) == 0 && reign_monotonic_ms() - start < 2000)
-        wait_master(e, true, 5);
-    assert_int_equal(lost_count(&ev), 1);
-    assert_int_equal(ev.last_reason, REIGN_LOST_EXPIRED);
-
-    assert_int_equal(reign_mem_set_fault("stall", REIGN_MEM_FAULT_NONE), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 3000), REIGN_OK);
-    uint64_t term = 0;
-    assert_int_equal(reign_election_term(e, &term), REIGN_OK);
-    assert_true(term > ev.last_term - 1);
+    assert_int_equal(reign_election_wait(e, 5000), REIGN_OK);
+    assert_true(reign_election_is_master(e));
+    assert_int_equal(reign_election_resign(e), REIGN_OK);
     assert_int_equal(reign_election_close(e), REIGN_OK);
     assert_int_equal(reign_factory_close(f), REIGN_OK);
 }
 
-static void test_terms_rise_across_resign_and_holders(void **state)
+static void test_the_door_refuses_what_it_cannot_serve(void **state)
 {
     (void)state;
-    reign_factory *a = open_mem("terms", "a");
-    reign_factory *b = open_mem("terms", "b");
-    reign_election *ea = NULL, *eb = NULL;
-    assert_int_equal(reign_election_new(a, "t", &ea), REIGN_OK);
-    assert_int_equal(reign_election_new(b, "t", &eb), REIGN_OK);
-    uint64_t last = 0;
-    for (int i = 0; i < 10; i++) {
-        reign_election *winner = i % 2 ? eb : ea;
-        assert_int_equal(reign_election_wait(winner, 3000), REIGN_OK);
-        uint64_t term = 0;
-        assert_int_equal(reign_election_term(winner, &term), REIGN_OK);
-        if (term <= last)
-            fail_msg("round %d: term %llu after %llu", i, (unsigned long long)term,
-                     (unsigned long long)last);
-        last = term;
-        assert_int_equal(reign_election_resign(winner), REIGN_OK);
-        assert_false(reign_election_is_master(winner));
-        assert_int_equal(reign_election_term(winner, &term), REIGN_ENOTMASTER);
-    }
-    assert_int_equal(reign_election_close(ea), REIGN_OK);
-    assert_int_equal(reign_election_close(eb), REIGN_OK);
-    assert_int_equal(reign_factory_close(a), REIGN_OK);
-    assert_int_equal(reign_factory_close(b), REIGN_OK);
-}
+    reign_factory *f = NULL;
+    assert_int_equal(reign_factory_open_backend(NULL, "scripted://", NULL, &f), REIGN_EINVAL);
+    assert_int_equal(reign_factory_open_backend(&scripted, "redis://127.0.0.1", NULL, &f),
+                     REIGN_EURI);
+    assert_non_null(strstr(reign_last_error(), "not the backend's (scripted://)"));
 
-static void test_resign_reports_lost_resigned_and_hands_over(void **state)
-{
-    (void)state;
-    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    reign_factory *a = open_mem("handover", "a");
-    reign_factory *b = open_mem("handover", "b");
-    reign_election *ea = NULL, *eb = NULL;
-    assert_int_equal(reign_election_new(a, "h", &ea), REIGN_OK);
-    assert_int_equal(reign_election_set_callback(ea, on_event, &ev), REIGN_OK);
-    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
-    assert_int_equal(reign_election_new(b, "h", &eb), REIGN_OK);
-    assert_int_equal(reign_election_start(eb), REIGN_OK);
-    assert_int_equal(wait_master(eb, true, 100), -1); /* a holds it */
+    reign_backend future = scripted;
+    future.version = REIGN_BACKEND_VERSION + 1;
+    assert_int_equal(reign_factory_open_backend(&future, "scripted://", NULL, &f), REIGN_EINVAL);
+    assert_non_null(strstr(reign_last_error(), "unsupported"));
 
-    int64_t t0 = reign_monotonic_ms();
-    assert_int_equal(reign_election_resign(ea), REIGN_OK);
-    /* Notification, not the retry tick or the TTL, makes b master. */
-    assert_int_equal(reign_election_wait(eb, 1000), REIGN_OK);
-    int64_t handoff = reign_monotonic_ms() - t0;
-    if (handoff >= 50)
-        fail_msg("handoff took %lld ms (retry interval 50 ms, ttl %d ms)", (long long)handoff,
-                 TTL_MS);
-    int64_t start = reign_monotonic_ms();
-    while (lost_count(&ev) == 0 && reign_monotonic_ms() - start < 1000)
-        wait_master(ea, true, 5);
-    assert_int_equal(ev.gained, 1);
-    assert_int_equal(ev.lost, 1);
-    assert_int_equal(ev.last_reason, REIGN_LOST_RESIGNED);
-
-    reign_master *m = NULL;
-    assert_int_equal(reign_election_current_master(ea, &m), REIGN_OK);
-    assert_string_equal(m->instance_id, "b");
-    reign_master_free(m);
-    assert_int_equal(reign_election_close(ea), REIGN_OK);
-    assert_int_equal(reign_election_close(eb), REIGN_OK);
-    assert_int_equal(reign_factory_close(a), REIGN_OK);
-    assert_int_equal(reign_factory_close(b), REIGN_OK);
-}
-
-static void test_many_elections_acquire_in_few_batches(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("batch", "a");
-    enum { N = 500 };
-    static reign_election *e[N];
-    reign_stats before, after;
-    assert_int_equal(reign_factory_stats(f, &before), REIGN_OK);
-    for (int i = 0; i < N; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "r%d", i);
-        assert_int_equal(reign_election_new(f, id, &e[i]), REIGN_OK);
-        assert_int_equal(reign_election_start(e[i]), REIGN_OK);
-    }
-    for (int i = 0; i < N; i++)
-        assert_int_equal(reign_election_wait(e[i], 3000), REIGN_OK);
-    assert_int_equal(reign_factory_stats(f, &after), REIGN_OK);
-    assert_int_equal(after.masterships, N);
-    assert_int_equal(after.ops_acquire - before.ops_acquire, N);
-    /* Starting races with the engine, which gathers whatever is due each
-     * time it wakes: a slow starter (TSan on a loaded machine saw 54) gives
-     * it a handful per batch; one per election would be 500. */
-    if (after.batches - before.batches > N / 5)
-        fail_msg("%llu batches for %d acquisitions",
-                 (unsigned long long)(after.batches - before.batches), N);
-    /* Over three renew periods, renewals ride together. */
-    uint64_t b0 = after.renew_batches;
-    wait_master(e[0], false, 3 * TTL_MS);
-    assert_int_equal(reign_factory_stats(f, &after), REIGN_OK);
-    if (after.renew_batches - b0 > 9)
-        fail_msg("%llu renew batches in 3 renew periods", (unsigned long long)(after.renew_batches - b0));
-    assert_int_equal(after.masterships, N);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(reign_election_close(e[i]), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-typedef struct waiter_arg {
-    reign_election *e;
-    int rc;
-} waiter_arg;
-
-static void *waiter(void *p)
-{
-    waiter_arg *w = p;
-    w->rc = reign_election_wait(w->e, -1);
-    return NULL;
-}
-
-static void test_close_wakes_a_waiter_with_closed(void **state)
-{
-    (void)state;
-    reign_factory *a = open_mem("close", "a");
-    reign_factory *b = open_mem("close", "b");
-    reign_election *ea = NULL, *eb = NULL;
-    assert_int_equal(reign_election_new(a, "c", &ea), REIGN_OK);
-    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
-    assert_int_equal(reign_election_new(b, "c", &eb), REIGN_OK);
-    waiter_arg w = {eb, 0};
-    pthread_t t;
-    pthread_create(&t, NULL, waiter, &w);
-    wait_master(eb, true, 50);
-    assert_int_equal(reign_election_close(eb), REIGN_OK);
-    pthread_join(t, NULL);
-    assert_int_equal(w.rc, REIGN_ECLOSED);
-    assert_int_equal(reign_election_close(ea), REIGN_OK);
-    assert_int_equal(reign_factory_close(a), REIGN_OK);
-    assert_int_equal(reign_factory_close(b), REIGN_OK);
-}
-
-static void test_wait_times_out_on_a_held_resource(void **state)
-{
-    (void)state;
-    reign_factory *a = open_mem("timeout", "a");
-    reign_factory *b = open_mem("timeout", "b");
-    reign_election *ea = NULL, *eb = NULL;
-    assert_int_equal(reign_election_new(a, "x", &ea), REIGN_OK);
-    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
-    assert_int_equal(reign_election_new(b, "x", &eb), REIGN_OK);
-    int64_t t0 = reign_monotonic_ms();
-    assert_int_equal(reign_election_wait(eb, 100), REIGN_ETIMEDOUT);
-    int64_t took = reign_monotonic_ms() - t0;
-    assert_true(took >= 100 && took < 600);
-    assert_int_equal(reign_election_close(ea), REIGN_OK);
-    assert_int_equal(reign_election_close(eb), REIGN_OK);
-    assert_int_equal(reign_factory_close(a), REIGN_OK);
-    assert_int_equal(reign_factory_close(b), REIGN_OK);
-}
-
-static void test_factory_close_refuses_while_elections_are_open(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("busy", "a");
-    reign_election *e = NULL;
-    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
-    reign_election *dup = NULL;
-    assert_int_equal(reign_election_new(f, "x", &dup), REIGN_EBUSY);
-    assert_int_equal(reign_factory_close(f), REIGN_EBUSY);
-    assert_int_equal(reign_election_close(e), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-static void test_bad_resource_ids_are_refused(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("ids", "a");
-    reign_election *e = NULL;
-    assert_int_equal(reign_election_new(f, "", &e), REIGN_EINVAL);
-    assert_non_null(strstr(reign_last_error(), "empty"));
-    char long_id[REIGN_RESOURCE_ID_MAX + 2];
-    memset(long_id, 'x', sizeof long_id - 1);
-    long_id[sizeof long_id - 1] = '\0';
-    assert_int_equal(reign_election_new(f, long_id, &e), REIGN_EINVAL);
-    long_id[REIGN_RESOURCE_ID_MAX] = '\0';
-    assert_int_equal(reign_election_new(f, long_id, &e), REIGN_OK);
-    assert_int_equal(reign_election_close(e), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-static void test_backend_failure_is_an_error_not_a_master(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("fail", "a");
-    reign_election *e = NULL;
-    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
-    assert_int_equal(reign_mem_set_fault("fail", REIGN_MEM_FAULT_FAIL), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 200), REIGN_ETIMEDOUT);
-    reign_master *m = NULL;
-    assert_int_equal(reign_election_current_master(e, &m), REIGN_EBACKEND);
-    assert_true(strlen(reign_last_error()) > 0);
-    assert_int_equal(reign_mem_set_fault("fail", REIGN_MEM_FAULT_NONE), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
-    reign_stats st;
-    assert_int_equal(reign_factory_stats(f, &st), REIGN_OK);
-    assert_true(st.op_errors > 0);
-    assert_int_equal(reign_election_close(e), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-static char *metrics_text(reign_factory *f)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&buf, &len);
-    assert_non_null(mf);
-    assert_int_equal(reign_metrics_write(f, mf), REIGN_OK);
-    fclose(mf);
-    return buf;
-}
-
-static void test_metrics_show_masterships_terms_and_escaped_names(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("metrics", "a");
-    reign_election *e = NULL;
-    assert_int_equal(reign_election_new(f, "we\"ird\nname", &e), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
-    uint64_t term = 0;
-    assert_int_equal(reign_election_term(e, &term), REIGN_OK);
-    char *text = metrics_text(f);
-    assert_non_null(strstr(text, "reign_masterships{backend=\"mem\"} 1\n"));
-    assert_non_null(strstr(text, "reign_transitions_total{backend=\"mem\",kind=\"gained\"} 1\n"));
-    char want[128];
-    snprintf(want, sizeof want, "reign_term{resource=\"we\\\"ird\\nname\"} %llu\n",
-             (unsigned long long)term);
-    if (strstr(text, want) == NULL)
-        fail_msg("no '%s' in:\n%s", want, text);
-    assert_non_null(strstr(text, "reign_healthy{backend=\"mem\"} 1\n"));
-    assert_non_null(strstr(text, "reign_batch_duration_seconds_count{backend=\"mem\"}"));
-    free(text);
-    assert_int_equal(reign_election_close(e), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-static void test_metrics_never_give_two_resources_one_label(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("metrics-ids", "a");
-    const char *ids[] = {"a\x01", "a\\x01", "b\xff", "b\\xff", "caf\xc3\xa9"};
-    reign_election *e[5];
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(reign_election_new(f, ids[i], &e[i]), REIGN_OK);
-        assert_int_equal(reign_election_wait(e[i], 2000), REIGN_OK);
-    }
-    char *text = metrics_text(f);
-    const char *want[] = {"{resource=\"a\\\\x01\"}", "{resource=\"a\\\\\\\\x01\"}",
-                          "{resource=\"b\\\\xff\"}", "{resource=\"b\\\\\\\\xff\"}",
-                          "{resource=\"caf\xc3\xa9\"}"};
-    for (int i = 0; i < 5; i++)
-        if (strstr(text, want[i]) == NULL)
-            fail_msg("no %s in:\n%s", want[i], text);
-    free(text);
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(reign_election_close(e[i]), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-/* A joined factory leases a member slot; that is bookkeeping, not one of
- * the user's resources: stats, health and metrics count resources only. */
-static void test_the_member_slot_is_not_counted_as_a_mastership(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("slot-count", "a");
-    reign_membership_config mc = REIGN_MEMBERSHIP_CONFIG_INIT;
-    assert_int_equal(reign_factory_join(f, &mc), REIGN_OK);
-    reign_election *e = NULL;
-    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
-    reign_stats st;
-    assert_int_equal(reign_factory_stats(f, &st), REIGN_OK);
-    assert_int_equal(st.masterships, 1);
-    assert_int_equal(st.gained, 1);
-    reign_health h;
-    assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
-    assert_int_equal(h.masterships, 1);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    assert_non_null(out);
-    assert_int_equal(reign_metrics_write(f, out), REIGN_OK);
-    fclose(out);
-    assert_non_null(strstr(text, "reign_masterships{backend=\"mem\"} 1\n"));
-    free(text);
-    assert_int_equal(reign_election_close(e), REIGN_OK);
-    assert_int_equal(reign_factory_stats(f, &st), REIGN_OK);
-    assert_int_equal(st.masterships, 0);
-    assert_int_equal(reign_factory_leave(f), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
-}
-
-/* A resignation whose RELEASE fails (a backend blip) is retried: the
- * candidate takes over once the backend answers again, not a TTL later. */
-static void test_a_failed_release_is_retried_so_the_handoff_stays_prompt(void **state)
-{
-    (void)state;
-    char uri[] = "mem://release-retry";
-    reign_options o = REIGN_OPTIONS_INIT;
-    o.ttl_ms = 4000;
-    o.retry_interval_ms = 50;
-    reign_factory *fa = NULL, *fb = NULL;
-    o.instance_id = "a";
-    assert_int_equal(reign_factory_open(uri, &o, &fa), REIGN_OK);
-    o.instance_id = "b";
-    assert_int_equal(reign_factory_open(uri, &o, &fb), REIGN_OK);
-    reign_election *ea = NULL, *eb = NULL;
-    assert_int_equal(reign_election_new(fa, "r", &ea), REIGN_OK);
-    assert_int_equal(reign_election_wait(ea, 2000), REIGN_OK);
-    assert_int_equal(reign_election_new(fb, "r", &eb), REIGN_OK);
-    assert_int_equal(reign_election_start(eb), REIGN_OK);
-    assert_true(wait_master(eb, true, 200) < 0);
-
-    assert_int_equal(reign_mem_set_fault("release-retry", REIGN_MEM_FAULT_FAIL), REIGN_OK);
-    int64_t resigned = reign_monotonic_ms();
-    /* returns after the failed try, and says so (belief has ended anyway) */
-    assert_int_equal(reign_election_resign(ea), REIGN_EBACKEND);
-    assert_non_null(strstr(reign_last_error(), "RELEASE"));
-    assert_false(reign_election_is_master(ea));
-    struct timespec blip = {0, 200 * 1000000};
-    nanosleep(&blip, NULL);
-    assert_false(reign_election_is_master(eb));
-    assert_int_equal(reign_mem_set_fault("release-retry", REIGN_MEM_FAULT_NONE), REIGN_OK);
-
-    /* the lease would last until about 4 s after its last renewal */
-    assert_true(wait_master(eb, true, 3000) >= 0);
-    int64_t took = reign_monotonic_ms() - resigned;
-    print_message("handoff after a failed RELEASE: %lld ms (ttl 4000 ms)\n", (long long)took);
-    assert_true(took < 1500);
-
-    assert_int_equal(reign_election_close(eb), REIGN_OK);
-    assert_int_equal(reign_election_close(ea), REIGN_OK);
-    assert_int_equal(reign_factory_close(fb), REIGN_OK);
-    assert_int_equal(reign_factory_close(fa), REIGN_OK);
-}
-
-static void test_health_turns_bad_when_the_backend_fails_and_recovers(void **state)
-{
-    (void)state;
-    reign_factory *f = open_mem("health", "a");
-    reign_election *e = NULL;
-    assert_int_equal(reign_election_new(f, "x", &e), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 2000), REIGN_OK);
-    reign_health h;
-    assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
-    assert_true(h.healthy);
-    assert_int_equal(h.masterships, 1);
-    assert_int_equal(reign_mem_set_fault("health", REIGN_MEM_FAULT_FAIL), REIGN_OK);
-    int64_t start = reign_monotonic_ms();
-    do {
-        wait_master(e, false, 5);
-        assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
-    } while (h.healthy && reign_monotonic_ms() - start < 2000);
-    assert_false(h.healthy);
-    assert_int_equal(h.last_error_status, REIGN_EBACKEND);
-    assert_int_equal(reign_mem_set_fault("health", REIGN_MEM_FAULT_NONE), REIGN_OK);
-    assert_int_equal(reign_election_wait(e, 3000), REIGN_OK);
-    start = reign_monotonic_ms();
-    do {
-        wait_master(e, false, 5);
-        assert_int_equal(reign_factory_health(f, &h), REIGN_OK);
-    } while (!h.healthy && reign_monotonic_ms() - start < 2000);
-    assert_true(h.healthy);
-    assert_int_equal(reign_election_close(e), REIGN_OK);
-    assert_int_equal(reign_factory_close(f), REIGN_OK);
+    reign_backend partial = scripted;
+    partial.execute = NULL;
+    assert_int_equal(reign_factory_open_backend(&partial, "scripted://", NULL, &f), REIGN_EINVAL);
+    assert_non_null(strstr(reign_last_error(), "required"));
+    assert_null(f);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_belief_ends_at_the_deadline_while_the_backend_stalls),
-        cmocka_unit_test(test_terms_rise_across_resign_and_holders),
-        cmocka_unit_test(test_resign_reports_lost_resigned_and_hands_over),
-        cmocka_unit_test(test_many_elections_acquire_in_few_batches),
-        cmocka_unit_test(test_close_wakes_a_waiter_with_closed),
-        cmocka_unit_test(test_wait_times_out_on_a_held_resource),
-        cmocka_unit_test(test_factory_close_refuses_while_elections_are_open),
-        cmocka_unit_test(test_bad_resource_ids_are_refused),
-        cmocka_unit_test(test_backend_failure_is_an_error_not_a_master),
-        cmocka_unit_test(test_metrics_show_masterships_terms_and_escaped_names),
-        cmocka_unit_test(test_the_member_slot_is_not_counted_as_a_mastership),
-        cmocka_unit_test(test_a_failed_release_is_retried_so_the_handoff_stays_prompt),
-        cmocka_unit_test(test_metrics_never_give_two_resources_one_label),
-        cmocka_unit_test(test_health_turns_bad_when_the_backend_fails_and_recovers),
+        cmocka_unit_test(test_a_won_acquire_is_believed_from_its_send),
+        cmocka_unit_test(test_renewals_extend_belief_from_their_own_send),
+        cmocka_unit_test(test_belief_ends_at_the_deadline_while_renewals_fail),
+        cmocka_unit_test(test_a_late_renewal_does_not_resurrect_belief),
+        cmocka_unit_test(test_an_acquire_won_too_late_is_given_back),
+        cmocka_unit_test(test_a_held_resource_is_retried_when_the_lease_could_end),
+        cmocka_unit_test(test_a_lease_of_our_own_is_released_then_campaigned_for),
+        cmocka_unit_test(test_acquire_errors_back_off_to_thirty_seconds),
+        cmocka_unit_test(test_resign_releases_before_the_next_acquire),
+        cmocka_unit_test(test_a_failed_release_is_retried_for_a_ttl),
+        cmocka_unit_test(test_renewals_due_soon_ride_along),
+        cmocka_unit_test(test_internal_elections_are_not_counted),
+        cmocka_unit_test(test_clients_hear_every_notification),
+        cmocka_unit_test(test_a_brought_backend_serves_a_factory),
+        cmocka_unit_test(test_the_door_refuses_what_it_cannot_serve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "../../backends/file/file_backend.h"
 #include "../../backends/file/file_internal.h"
 #include "reign/backend.h"
 #include "reign/reign.h"
