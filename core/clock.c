@@ -5,7 +5,7 @@
  * wait times are converted at the moment of the wait. */
 #include "clock.h"
 
-#include "reign/reign.h"
+#include "reign/backend.h"
 
 static reign_mono_ns read_ns(clockid_t id)
 {
@@ -33,4 +33,15 @@ struct timespec reign_clock_timespec(reign_mono_ns t)
         mono = 0;
     struct timespec ts = {.tv_sec = mono / 1000000000, .tv_nsec = mono % 1000000000};
     return ts;
+}
+
+int64_t reign_backend_now_ns(void)
+{
+    return reign_clock_now_ns();
+}
+
+int64_t reign_backend_ms_left(int64_t deadline_ns)
+{
+    int64_t left = deadline_ns - reign_clock_now_ns();
+    return left <= 0 ? 1 : (left + REIGN_NS_PER_MS - 1) / REIGN_NS_PER_MS;
 }

@@ -18,7 +18,8 @@ static void run_set_metadata(reign_factory *f, engine_call *call)
     set_md_args *a = call->arg;
     reign_error_clear();
     call->status = f->backend->set_metadata(f->state, a->e->resource, a->e->resource_len, a->term,
-                                            a->metadata, f->op_timeout_ms);
+                                            a->metadata,
+                                            reign_clock_now_ns() + f->op_timeout_ms * REIGN_NS_PER_MS);
     if (call->status != REIGN_OK) {
         const char *msg = reign_last_error();
         call->error = strdup(msg[0] != '\0' ? msg : reign_status_str(call->status));
@@ -35,7 +36,7 @@ int reign_election_set_metadata(reign_election *e, const char *metadata)
         return reign_error_set(REIGN_EINVAL, "set_metadata %s: metadata of %zu bytes (at most %d)",
                                e->resource, len, REIGN_METADATA_MAX);
     const reign_backend *b = f->backend;
-    if (b->version < 2 || b->set_metadata == NULL)
+    if (b->set_metadata == NULL)
         return reign_error_set(REIGN_ENOTSUP, "set_metadata %s: the %s backend cannot change "
                                               "metadata while master", e->resource, b->scheme);
     if (reign_engine_is_engine_thread(f))

@@ -220,23 +220,29 @@ static void set_master(reign_factory *f, reign_election *e, uint64_t term, reign
 
 /* ---- batch building ---------------------------------------------------- */
 
+static int grow(void **array, size_t cap, size_t size)
+{
+    void *p = realloc(*array, cap * size);
+    if (p == NULL)
+        return REIGN_ENOMEM;
+    *array = p;
+    return REIGN_OK;
+}
+
 static int batch_push(batch *b, reign_op_kind kind, const char *res, size_t len, uint64_t term,
                       reign_election *owner, read_request *read)
 {
     if (b->n == b->cap) {
+        /* The spare arrays are grown with the others, so that grouping
+         * (group_by_kind) never needs memory. */
         size_t cap = b->cap ? b->cap * 2 : 64;
-        reign_op *ops = realloc(b->ops, cap * sizeof *ops);
-        if (ops == NULL)
+        if (grow((void **)&b->ops, cap, sizeof *b->ops) != REIGN_OK ||
+            grow((void **)&b->owners, cap, sizeof *b->owners) != REIGN_OK ||
+            grow((void **)&b->reads, cap, sizeof *b->reads) != REIGN_OK ||
+            grow((void **)&b->spare_ops, cap, sizeof *b->spare_ops) != REIGN_OK ||
+            grow((void **)&b->spare_owners, cap, sizeof *b->spare_owners) != REIGN_OK ||
+            grow((void **)&b->spare_reads, cap, sizeof *b->spare_reads) != REIGN_OK)
             return REIGN_ENOMEM;
-        b->ops = ops;
-        reign_election **owners = realloc(b->owners, cap * sizeof *owners);
-        if (owners == NULL)
-            return REIGN_ENOMEM;
-        b->owners = owners;
-        read_request **reads = realloc(b->reads, cap * sizeof *reads);
-        if (reads == NULL)
-            return REIGN_ENOMEM;
-        b->reads = reads;
         b->cap = cap;
     }
     b->ops[b->n] = (reign_op){.kind = kind, .resource = res, .resource_len = len, .term = term,
@@ -245,6 +251,36 @@ static int batch_push(batch *b, reign_op_kind kind, const char *res, size_t len,
     b->reads[b->n] = read;
     b->n++;
     return REIGN_OK;
+}
+
+/* The contract's order of kinds in a batch: releases first, so a RELEASE
+ * and an ACQUIRE of one resource go in that order. */
+static const reign_op_kind kind_order[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
+                                            REIGN_OP_READ};
+
+/* Reorder b (stably) into the contract's groups. */
+static void group_by_kind(batch *b)
+{
+    size_t next[REIGN_OP_READ + 1] = {0}, count[REIGN_OP_READ + 1] = {0};
+    for (size_t i = 0; i < b->n; i++)
+        count[b->ops[i].kind]++;
+    size_t at = 0;
+    for (size_t k = 0; k < 4; k++) {
+        next[kind_order[k]] = at;
+        at += count[kind_order[k]];
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        size_t to = next[b->ops[i].kind]++;
+        b->spare_ops[to] = b->ops[i];
+        b->spare_owners[to] = b->owners[i];
+        b->spare_reads[to] = b->reads[i];
+    }
+    reign_op *ops = b->ops;
+    reign_election **owners = b->owners;
+    read_request **reads = b->reads;
+    b->ops = b->spare_ops, b->spare_ops = ops;
+    b->owners = b->spare_owners, b->spare_owners = owners;
+    b->reads = b->spare_reads, b->spare_reads = reads;
 }
 
 static reign_mono_ns min_ns(reign_mono_ns a, reign_mono_ns b)
@@ -422,6 +458,7 @@ reign_mono_ns reign_engine_gather(reign_factory *f, reign_mono_ns now, reign_eng
 {
     pthread_mutex_lock(&f->mu);
     reign_mono_ns next = gather_locked(f, now, b);
+    group_by_kind(b);
     bool has_renew = false;
     for (size_t i = 0; i < b->n; i++)
         has_renew |= b->ops[i].kind == REIGN_OP_RENEW;
@@ -497,8 +534,10 @@ static void log_op_error(reign_factory *f, const reign_election *e, const reign_
     f->stats.op_errors++;
     if (op->kind >= REIGN_OP_ACQUIRE && op->kind <= REIGN_OP_READ)
         f->metrics.op_errors[op->kind]++;
-    reign_log(&f->logger, REIGN_LOG_DEBUG, "engine", "%s %.*s failed: %s",
-              reign_op_kind_name(op->kind), (int)e->resource_len, e->resource,
+    char res[200];
+    reign_printable(e->resource, e->resource_len, res, sizeof res);
+    reign_log(&f->logger, REIGN_LOG_DEBUG, "engine", "%s %s failed: %s",
+              reign_op_kind_name(op->kind), res,
               op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
 }
 
@@ -522,10 +561,12 @@ static void acquire_failed(reign_factory *f, reign_election *e, reign_op *op, re
     m->last_acquire_status = op->out_status != REIGN_OK ? op->out_status : REIGN_EBACKEND;
     if (!m->acquire_warned) {
         m->acquire_warned = true;
+        char res[200];
+        reign_printable(e->resource, e->resource_len, res, sizeof res);
         reign_log(&f->logger, REIGN_LOG_WARN, "engine",
-                  "ACQUIRE %.*s failed: %s (further failures at debug level until one succeeds; "
+                  "ACQUIRE %s failed: %s (further failures at debug level until one succeeds; "
                   "retries back off up to %d s)",
-                  (int)e->resource_len, e->resource,
+                  res,
                   op->out_error != NULL ? op->out_error : reign_status_str(op->out_status),
                   ENGINE_ACQUIRE_BACKOFF_MAX_MS / 1000);
     }
@@ -839,17 +880,39 @@ static void note_outage(reign_factory *f, int rc, const reign_op *ops, size_t n)
 }
 
 /* Zero (no hook) as every static; clang refuses NULL as an _Atomic initializer. */
-int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
-                                         int64_t timeout_ms);
+int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_batch *batch);
+
+void reign_engine_chunk(reign_factory *f, reign_engine_batch *b, size_t from, size_t n,
+                        reign_mono_ns now, reign_batch *out)
+{
+    *out = (reign_batch){.ops = b->ops + from, .n_ops = n,
+                         .deadline_ns = now + f->op_timeout_ms * REIGN_NS_PER_MS};
+    for (size_t i = 0; i < n; i++)
+        out->count[out->ops[i].kind]++;
+}
+
+/* A backend gives the cause; the core makes it "<scheme>: <cause> (<uri>)",
+ * and every message that shows it names the op and resource before it. */
+static void compose_error(const reign_factory *f, reign_op *op)
+{
+    char *msg = reign_strdup_printf("%s: %s (%s)", f->backend->scheme, op->out_error,
+                                    f->uri.redacted);
+    if (msg != NULL) {
+        free(op->out_error);
+        op->out_error = msg;
+    }
+}
 
 void reign_engine_apply(reign_factory *f, reign_engine_batch *b, size_t from, size_t n, int rc,
                         reign_mono_ns t_sent, reign_mono_ns t_io, reign_mono_ns now)
 {
     reign_op *ops = b->ops + from;
-    if (rc != REIGN_OK) {
-        for (size_t i = 0; i < n; i++)
-            if (ops[i].result == REIGN_RES_UNSET || ops[i].result == REIGN_RES_ERROR)
-                ops[i].out_status = ops[i].out_status ? ops[i].out_status : rc;
+    for (size_t i = 0; i < n; i++) {
+        bool failed = ops[i].result == REIGN_RES_UNSET || ops[i].result == REIGN_RES_ERROR;
+        if (failed && rc != REIGN_OK && ops[i].out_status == REIGN_OK)
+            ops[i].out_status = rc;
+        if (failed && ops[i].out_error != NULL)
+            compose_error(f, &ops[i]);
     }
     pthread_mutex_lock(&f->mu);
     note_outage(f, rc, ops, n);
@@ -888,12 +951,11 @@ void reign_engine_batch_free(reign_engine_batch *b)
     free(b->owners);
     free(b->reads);
     free(b->removals);
+    free(b->spare_ops);
+    free(b->spare_owners);
+    free(b->spare_reads);
     *b = (reign_engine_batch){0};
 }
-
-/* Zero (no hook) as every static; clang refuses NULL as an _Atomic initializer. */
-int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
-                                         int64_t timeout_ms);
 
 /* Execute the batch in chunks of f->chunk_ops, each with the whole op
  * timeout and applied as soon as it returns: a slow or failed chunk costs
@@ -908,13 +970,12 @@ static void run_chunks(reign_factory *f, batch *b, reign_mono_ns gathered)
         chunk = b->n;
     for (size_t from = 0; from < b->n; from += chunk) {
         size_t n = b->n - from < chunk ? b->n - from : chunk;
-        reign_op *ops = b->ops + from;
         reign_mono_ns t_sent = from == 0 ? gathered : reign_clock_now_ns();
         reign_mono_ns t_io = reign_clock_now_ns();
-        int (*hook)(reign_factory *, reign_op *, size_t, int64_t) =
-            atomic_load(&reign_engine_execute_hook);
-        int rc = hook != NULL ? hook(f, ops, n, f->op_timeout_ms)
-                              : f->backend->execute(f->state, ops, n, f->op_timeout_ms);
+        reign_batch chunk_batch;
+        reign_engine_chunk(f, b, from, n, t_io, &chunk_batch);
+        int (*hook)(reign_factory *, reign_batch *) = atomic_load(&reign_engine_execute_hook);
+        int rc = hook != NULL ? hook(f, &chunk_batch) : f->backend->execute(f->state, &chunk_batch);
         reign_engine_apply(f, b, from, n, rc, t_sent, t_io, reign_clock_now_ns());
     }
 }

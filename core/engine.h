@@ -195,8 +195,7 @@ struct reign_factory {
 #define ENGINE_CHUNK_OPS 4096
 
 /* Tests only: when set, called instead of the backend's execute. */
-extern int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_op *ops, size_t n,
-                                                int64_t timeout_ms);
+extern int (*_Atomic reign_engine_execute_hook)(reign_factory *f, reign_batch *batch);
 
 /* With f->mu held, as each result of e's op is applied at `now`: what it
  * says of the master (core/election_status.c). */
@@ -289,13 +288,18 @@ typedef struct reign_engine_batch {
     size_t cap;
     reign_election **removals; /* closed: marked removed at finish */
     size_t n_removals, cap_removals;
+    reign_op *spare_ops;       /* cap each: grouping by kind swaps them in */
+    reign_election **spare_owners;
+    read_request **spare_reads;
 } reign_engine_batch;
 
 /* End beliefs whose deadline passed at now and gather what is due into b
- * (empty on entry); return when anything is next due. */
+ * (empty on entry), grouped by kind as execute wants it; return when
+ * anything is next due. */
 reign_mono_ns reign_engine_gather(reign_factory *f, reign_mono_ns now, reign_engine_batch *b);
 
-/* Apply ops [from, from + n) of b: rc is what execute returned, t_sent
+/* Apply ops [from, from + n) of b (errors get the message's shape from
+ * their cause): rc is what execute returned, t_sent
  * when the chunk was gathered or sent (deadlines count from it), t_io
  * when its I/O began (latency), now when it answered. */
 void reign_engine_apply(reign_factory *f, reign_engine_batch *b, size_t from, size_t n, int rc,
@@ -303,6 +307,11 @@ void reign_engine_apply(reign_factory *f, reign_engine_batch *b, size_t from, si
 
 /* Ops per execute call. */
 size_t reign_engine_chunk_ops(reign_factory *f);
+
+/* The reign_batch of ops [from, from + n) of b, sent at now (its deadline
+ * is an op timeout later). */
+void reign_engine_chunk(reign_factory *f, reign_engine_batch *b, size_t from, size_t n,
+                        reign_mono_ns now, reign_batch *out);
 
 /* Call the callbacks of the queued events (no lock held while calling). */
 void reign_engine_deliver(reign_factory *f);

@@ -206,7 +206,7 @@ static void observe_engine_sync(reign_factory *f, void *ctx, int notify_fd)
     pthread_mutex_unlock(&f->mu);
 
     const reign_backend *b = f->backend;
-    bool can = b->version >= 2 && b->observe != NULL && b->notify_fd != NULL &&
+    bool can = b->observe != NULL && b->notify_fd != NULL &&
                b->notify_drain != NULL;
     if (want != f->observe_told) {
         f->observe_told = want;

@@ -13,10 +13,17 @@ int reign_registry_check(const reign_backend *b)
 {
     if (b->scheme == NULL || b->scheme[0] == '\0')
         return reign_error_set(REIGN_EINVAL, "backend: struct reign_backend has no scheme");
+    if (b->version > 0 && b->version < REIGN_BACKEND_VERSION_MIN)
+        return reign_error_set(REIGN_EINVAL, "backend %s: struct reign_backend version %d is older "
+                               "than this core serves (%d..%d): its execute has another "
+                               "signature; rebuild it against this reign/backend.h",
+                               b->scheme, b->version, REIGN_BACKEND_VERSION_MIN,
+                               REIGN_BACKEND_VERSION);
     if (b->version <= 0 || b->version > REIGN_BACKEND_VERSION)
         return reign_error_set(REIGN_EINVAL, "backend %s: struct reign_backend version %d unsupported "
-                                           "(this core knows 1..%d)",
-                               b->scheme, b->version, REIGN_BACKEND_VERSION);
+                                           "(this core knows %d..%d)",
+                               b->scheme, b->version, REIGN_BACKEND_VERSION_MIN,
+                               REIGN_BACKEND_VERSION);
     if (b->open == NULL || b->execute == NULL || b->close == NULL)
         return reign_error_set(REIGN_EINVAL, "backend %s: open, execute and close are required",
                                b->scheme);

@@ -41,7 +41,7 @@ int reign_etcd_lease_grant(etcd_state *s, int64_t deadline_ns, char *err, size_t
         snprintf(err, err_size, "lease grant: out of memory");
         return REIGN_ENOMEM;
     }
-    int64_t sent = reign_etcd_now_ns();
+    int64_t sent = reign_backend_now_ns();
     reign_etcd_http_run(&s->http, &rp, 1, deadline_ns);
     int rc = r.status;
     int64_t id = 0, granted = 0;
@@ -79,7 +79,7 @@ static void lease_revoke(etcd_state *s)
     json_decref(body);
     if (r.body != NULL) {
         reign_etcd_http_run(&s->http, &rp, 1,
-                            reign_etcd_now_ns() + s->cfg->op_timeout_ms * 1000000);
+                            reign_backend_now_ns() + s->cfg->op_timeout_ms * 1000000);
         if (r.status != REIGN_OK && r.grpc_code != ETCD_GRPC_NOT_FOUND)
             reign_backend_log(s->cfg, REIGN_LOG_DEBUG, "revoke of lease %s: %s", id, r.err);
     }
@@ -193,7 +193,7 @@ static int etcd_open(const reign_backend_config *cfg, void **state_out)
         reign_backend_log(cfg, REIGN_LOG_WARN, "%s: no watch (epoll/timerfd failed): candidates "
                           "retry on their timer only", cfg->uri_redacted);
 
-    int64_t deadline = reign_etcd_now_ns() + cfg->op_timeout_ms * 1000000;
+    int64_t deadline = reign_backend_now_ns() + cfg->op_timeout_ms * 1000000;
     char cause[ETCD_ERR_SIZE];
     if ((rc = reign_etcd_http_discover(&s->http, deadline, cause, sizeof cause)) != REIGN_OK) {
         reign_backend_error("etcd: cannot reach %s: %s", cfg->uri_redacted, cause);
@@ -220,9 +220,9 @@ out:
     return rc;
 }
 
-static int etcd_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+static int etcd_execute(void *state, reign_batch *b)
 {
-    return reign_etcd_execute_batch(state, ops, n_ops, timeout_ms);
+    return reign_etcd_execute_batch(state, b);
 }
 
 static int etcd_notify_fd(void *state)

@@ -27,14 +27,7 @@
 #define ETCD_MAX_CONNECTS 32
 #define ETCD_MAX_HOST_CONNECTIONS 16
 
-/* ---- 1. Clock, easy-handle setup ------------------------------------------- */
-
-int64_t reign_etcd_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* ---- 1. Easy-handle setup ------------------------------------------- */
 
 int reign_etcd_http_init(etcd_http *h, const reign_backend_config *cfg, const etcd_settings *set)
 {
@@ -185,7 +178,7 @@ static void req_fail(etcd_req *r, int status, const char *fmt, ...)
 
 static int64_t remaining_ms(int64_t deadline_ns)
 {
-    int64_t left = deadline_ns - reign_etcd_now_ns();
+    int64_t left = deadline_ns - reign_backend_now_ns();
     return left <= 0 ? 0 : (left + 999999) / 1000000;
 }
 

@@ -69,7 +69,7 @@ void reign_etcd_http_cleanup(etcd_http *h);
 void reign_etcd_req_clear(etcd_req *r);
 
 /* Send every request concurrently and wait for all answers until
- * deadline_ns (CLOCK_MONOTONIC). A request that could not be sent at all
+ * deadline_ns (reign_backend_now_ns). A request that could not be sent at all
  * (connection refused) goes to the next endpoint at once; one refused for
  * its auth token is sent again after one re-authentication. Every request
  * ends with status set. */
@@ -89,8 +89,6 @@ int reign_etcd_http_setup_easy(etcd_http *h, CURL *easy, const char *url, const 
 
 /* The endpoint after a failure on `failed`, unless someone moved on already. */
 void reign_etcd_http_move_endpoint(etcd_http *h, size_t failed, const char *why);
-
-int64_t reign_etcd_now_ns(void);
 
 /* ---- the watch stream (etcd_watch.c) ------------------------------------------ */
 
@@ -151,11 +149,11 @@ void reign_etcd_watch_set_observing(etcd_state *s, bool on);
 
 int reign_etcd_observe(void *state, int on);
 int reign_etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                            const char *metadata, int64_t timeout_ms);
+                            const char *metadata, int64_t deadline_ns);
 
 /* ---- batches (etcd_ops.c) ------------------------------------------------------- */
 
-int reign_etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+int reign_etcd_execute_batch(etcd_state *s, reign_batch *batch);
 
 /* Results from parsed responses, pure (unit-tested in test_etcd_json.c). */
 struct etcd_txn_item;
@@ -164,20 +162,20 @@ struct etcd_txn_item;
  * or the range found the holder (HELD). lease_ok: the lease was granted or
  * kept alive in this batch, so the new key lives at least a TTL. */
 void reign_etcd_result_acquire(reign_op *op, const struct etcd_txn_item *item, int64_t txn_revision,
-                               bool lease_ok, const char *where);
+                               bool lease_ok);
 
 /* RENEW from the key's range item and the keep-alive's verdict
  * (1 alive, 0 the lease is gone, -1 unknown). */
 void reign_etcd_result_renew(reign_op *op, const struct etcd_txn_item *item, int64_t lease_id,
-                             int lease_alive, const char *where);
+                             int lease_alive);
 
 /* RELEASE from its nested txn (compare create_revision == term). */
 void reign_etcd_result_release(reign_op *op, const struct etcd_txn_item *item);
 
 /* READ from its range item. */
-void reign_etcd_result_read(reign_op *op, const struct etcd_txn_item *item, const char *where);
+void reign_etcd_result_read(reign_op *op, const struct etcd_txn_item *item);
 
-/* Mark an op failed naming its kind, resource and where. */
-void reign_etcd_op_error(reign_op *op, int status, const char *where, const char *cause);
+/* Mark an op failed with its cause (the core adds kind, resource, URI). */
+void reign_etcd_op_error(reign_op *op, int status, const char *cause);
 
 #endif /* REIGN_BACKENDS_ETCD_ETCD_INTERNAL_H */

@@ -22,7 +22,7 @@ int reign_etcd_observe(void *state, int on)
 }
 
 int reign_etcd_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                            const char *metadata, int64_t timeout_ms)
+                            const char *metadata, int64_t deadline_ns)
 {
     etcd_state *s = state;
     char shown[200];
@@ -56,8 +56,7 @@ int reign_etcd_set_metadata(void *state, const char *resource, size_t len, uint6
     r.body = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     if (r.body == NULL)
         goto oom;
-    reign_etcd_http_run(&s->http, &rp, 1,
-                        reign_etcd_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000);
+    reign_etcd_http_run(&s->http, &rp, 1, deadline_ns);
     rc = r.status;
     if (rc != REIGN_OK) {
         reign_backend_error("etcd: set_metadata %s: %s (%s)", shown, r.err, s->cfg->uri_redacted);

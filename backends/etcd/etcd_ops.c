@@ -43,28 +43,25 @@
 
 /* ---- 1. Results from parsed responses ---------------------------------------- */
 
-void reign_etcd_op_error(reign_op *op, int status, const char *where, const char *cause)
+void reign_etcd_op_error(reign_op *op, int status, const char *cause)
 {
-    char res[160];
-    reign_printable(op->resource, op->resource_len, res, sizeof res);
-    reign_op_fail(op, status, "etcd: %s %s: %s (%s)", reign_op_kind_name(op->kind), res, cause, where);
+    reign_op_fail(op, status, "%s", cause);
 }
 
 /* HELD or READ OK from the holder's key. */
-static void fill_holder(reign_op *op, const etcd_kv *kv, reign_op_result result,
-                        const char *where)
+static void fill_holder(reign_op *op, const etcd_kv *kv, reign_op_result result)
 {
     char *holder = NULL, *meta = NULL;
     char cause[200], err[160];
     if (kv->create_revision <= 0) {
-        reign_etcd_op_error(op, REIGN_EPROTO, where, "the key has no create_revision");
+        reign_etcd_op_error(op, REIGN_EPROTO, "the key has no create_revision");
         return;
     }
     int rc = reign_etcd_value_decode(kv->value != NULL ? kv->value : (const unsigned char *)"",
                                      kv->value_len, &holder, &meta, err, sizeof err);
     if (rc != REIGN_OK) {
         snprintf(cause, sizeof cause, "the key's %s", err);
-        reign_etcd_op_error(op, rc, where, cause);
+        reign_etcd_op_error(op, rc, cause);
         return;
     }
     op->result = result;
@@ -75,14 +72,14 @@ static void fill_holder(reign_op *op, const etcd_kv *kv, reign_op_result result,
 }
 
 void reign_etcd_result_acquire(reign_op *op, const etcd_txn_item *item, int64_t txn_revision,
-                               bool lease_ok, const char *where)
+                               bool lease_ok)
 {
     if (item->succeeded) {
         if (txn_revision <= 0) {
-            reign_etcd_op_error(op, REIGN_EPROTO, where, "the txn answered no revision");
+            reign_etcd_op_error(op, REIGN_EPROTO, "the txn answered no revision");
         } else if (!lease_ok) {
             /* The key is ours but its lease may end before a TTL from now. */
-            reign_etcd_op_error(op, REIGN_EBACKEND, where,
+            reign_etcd_op_error(op, REIGN_EBACKEND,
                                 "the key was written but the lease's keep-alive failed: outcome "
                                 "unknown");
         } else {
@@ -92,15 +89,15 @@ void reign_etcd_result_acquire(reign_op *op, const etcd_txn_item *item, int64_t 
         return;
     }
     if (!item->has_kv) {
-        reign_etcd_op_error(op, REIGN_EPROTO, where,
+        reign_etcd_op_error(op, REIGN_EPROTO,
                             "the key exists (create_revision != 0) but its range found nothing");
         return;
     }
-    fill_holder(op, &item->kv, REIGN_RES_HELD, where);
+    fill_holder(op, &item->kv, REIGN_RES_HELD);
 }
 
 void reign_etcd_result_renew(reign_op *op, const etcd_txn_item *item, int64_t lease_id,
-                             int lease_alive, const char *where)
+                             int lease_alive)
 {
     if (item != NULL && (!item->has_kv || item->kv.create_revision <= 0 ||
                          (uint64_t)item->kv.create_revision != op->term ||
@@ -113,11 +110,11 @@ void reign_etcd_result_renew(reign_op *op, const etcd_txn_item *item, int64_t le
         return;
     }
     if (item == NULL) {
-        reign_etcd_op_error(op, REIGN_EBACKEND, where, "could not check the key");
+        reign_etcd_op_error(op, REIGN_EBACKEND, "could not check the key");
         return;
     }
     if (lease_alive < 0) {
-        reign_etcd_op_error(op, REIGN_EBACKEND, where, "the lease's keep-alive failed");
+        reign_etcd_op_error(op, REIGN_EBACKEND, "the lease's keep-alive failed");
         return;
     }
     op->result = REIGN_RES_OK;
@@ -128,13 +125,13 @@ void reign_etcd_result_release(reign_op *op, const etcd_txn_item *item)
     op->result = item->succeeded ? REIGN_RES_OK : REIGN_RES_LOST;
 }
 
-void reign_etcd_result_read(reign_op *op, const etcd_txn_item *item, const char *where)
+void reign_etcd_result_read(reign_op *op, const etcd_txn_item *item)
 {
     if (!item->has_kv) {
         op->result = REIGN_RES_NONE;
         return;
     }
-    fill_holder(op, &item->kv, REIGN_RES_OK, where);
+    fill_holder(op, &item->kv, REIGN_RES_OK);
 }
 
 /* ---- 2. Request bodies ------------------------------------------------------------ */
@@ -255,7 +252,7 @@ static void fail_ops(batch *b, const size_t *idx, size_t n, int status, const ch
 {
     for (size_t i = 0; i < n; i++)
         if (b->ops[idx[i]].result == REIGN_RES_UNSET)
-            reign_etcd_op_error(&b->ops[idx[i]], status, where_of(b), cause);
+            reign_etcd_op_error(&b->ops[idx[i]], status, cause);
 }
 
 static void jobs_clear(batch *b)
@@ -380,7 +377,7 @@ static void verify_failed(batch *b, const job *j, int status, const char *cause)
         else if (op->result == REIGN_RES_UNSET) {
             char full[ETCD_ERR_SIZE + 40];
             snprintf(full, sizeof full, "could not check the key: %s", cause);
-            reign_etcd_op_error(op, status, where_of(b), full);
+            reign_etcd_op_error(op, status, full);
         }
     }
 }
@@ -415,7 +412,7 @@ static void apply_verify_lease(batch *b, job *j)
         size_t klen = 0;
         char *key = reign_etcd_key(b->s->set.prefix, op->resource, op->resource_len, &klen);
         if (key == NULL) {
-            reign_etcd_op_error(op, REIGN_ENOMEM, where_of(b), "out of memory");
+            reign_etcd_op_error(op, REIGN_ENOMEM, "out of memory");
             continue;
         }
         etcd_txn_item item = {0};
@@ -435,7 +432,7 @@ static void apply_verify_lease(batch *b, job *j)
             else
                 hi = mid;
         }
-        reign_etcd_result_renew(op, &item, b->lease_used, b->lease_alive, where_of(b));
+        reign_etcd_result_renew(op, &item, b->lease_used, b->lease_alive);
         free(key);
     }
     reign_etcd_kvs_free(kvs, n);
@@ -489,16 +486,16 @@ static bool apply_txn_job(batch *b, job *j)
         reign_op *op = &b->ops[j->idx[k]];
         switch (j->kind) {
         case JOB_ACQUIRE:
-            reign_etcd_result_acquire(op, &items[k], rev, lease_ok, where_of(b));
+            reign_etcd_result_acquire(op, &items[k], rev, lease_ok);
             break;
         case JOB_RELEASE:
             reign_etcd_result_release(op, &items[k]);
             break;
         case JOB_READ:
-            reign_etcd_result_read(op, &items[k], where_of(b));
+            reign_etcd_result_read(op, &items[k]);
             break;
         case JOB_VERIFY_TXN:
-            reign_etcd_result_renew(op, &items[k], b->lease_used, b->lease_alive, where_of(b));
+            reign_etcd_result_renew(op, &items[k], b->lease_used, b->lease_alive);
             break;
         default: break;
         }
@@ -614,9 +611,9 @@ static void run_jobs(batch *b)
     }
     for (size_t i = 0; i < b->n_jobs; i++)
         reqs[i] = &b->jobs[i].req;
-    int64_t t = reign_etcd_now_ns();
+    int64_t t = reign_backend_now_ns();
     reign_etcd_http_run(&b->s->http, reqs, b->n_jobs, b->deadline_ns);
-    b->wait_ns += reign_etcd_now_ns() - t;
+    b->wait_ns += reign_backend_now_ns() - t;
     free(reqs);
 }
 
@@ -738,7 +735,7 @@ static void apply_precheck(batch *b, job *j)
     }
     for (size_t k = 0; k < j->n; k++) {
         if (items[k].has_kv)
-            fill_holder(&b->ops[j->idx[k]], &items[k].kv, REIGN_RES_HELD, where_of(b));
+            fill_holder(&b->ops[j->idx[k]], &items[k].kv, REIGN_RES_HELD);
         else
             b->again[b->n_again++] = j->idx[k];
     }
@@ -746,14 +743,17 @@ static void apply_precheck(batch *b, job *j)
     free(items);
 }
 
-int reign_etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+int reign_etcd_execute_batch(etcd_state *s, reign_batch *batch_in)
 {
-    int64_t t0 = reign_etcd_now_ns();
+    reign_op *ops = batch_in->ops;
+    size_t n_ops = batch_in->n_ops;
+    int64_t t0 = reign_backend_now_ns();
     uint64_t requests0 = s->http.requests;
     batch b = {.s = s, .ops = ops, .n_ops = n_ops, .lease_alive = -1, .t0 = t0};
     /* Leave a little time for parsing and results after the last answer. */
-    int64_t slack_ms = timeout_ms / 20 < 20 ? timeout_ms / 20 : 20;
-    b.deadline_ns = t0 + (timeout_ms - slack_ms) * 1000000;
+    int64_t left_ns = batch_in->deadline_ns - t0;
+    int64_t slack_ns = left_ns / 20 < 20000000 ? left_ns / 20 : 20000000;
+    b.deadline_ns = batch_in->deadline_ns - slack_ns;
     int rc = REIGN_OK;
     size_t n_acquire = 0;
 
@@ -782,7 +782,7 @@ int reign_etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t
         b.key64[i] = key != NULL ? reign_etcd_b64_encode(key, klen) : NULL;
         free(key);
         if (b.key64[i] == NULL) {
-            reign_etcd_op_error(op, REIGN_ENOMEM, where_of(&b), "out of memory");
+            reign_etcd_op_error(op, REIGN_ENOMEM, "out of memory");
             continue;
         }
         switch (op->kind) {
@@ -799,7 +799,7 @@ int reign_etcd_execute_batch(etcd_state *s, reign_op *ops, size_t n_ops, int64_t
         case REIGN_OP_RENEW: b.ren[b.n_ren++] = i; break;
         case REIGN_OP_READ: b.rd[b.n_rd++] = i; break;
         default:
-            reign_etcd_op_error(op, REIGN_EINVAL, where_of(&b), "unknown op kind");
+            reign_etcd_op_error(op, REIGN_EINVAL, "unknown op kind");
             break;
         }
     }
@@ -913,13 +913,12 @@ out:
     if (rc != REIGN_OK)
         for (size_t i = 0; i < n_ops; i++)
             if (ops[i].result == REIGN_RES_UNSET)
-                reign_op_fail(&ops[i], rc, "etcd: %s: out of memory (%s)",
-                              reign_op_kind_name(ops[i].kind), where_of(&b));
+                reign_op_fail(&ops[i], rc, "out of memory");
     reign_backend_log(s->cfg, REIGN_LOG_DEBUG,
                       "batch of %zu ops (ACQUIRE %zu, RENEW %zu, RELEASE %zu, READ %zu): %" PRIu64
                       " HTTP requests, %.1f ms (%.1f ms waiting for answers)",
                       n_ops, n_acquire, b.n_ren, b.n_rel, b.n_rd, s->http.requests - requests0,
-                      (double)(reign_etcd_now_ns() - t0) / 1e6, (double)b.wait_ns / 1e6);
+                      (double)(reign_backend_now_ns() - t0) / 1e6, (double)b.wait_ns / 1e6);
     if (b.jobs != NULL)
         jobs_clear(&b);
     free(b.jobs);

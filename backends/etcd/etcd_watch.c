@@ -85,7 +85,7 @@ int reign_etcd_watch_init(etcd_watch *w)
     memset(w, 0, sizeof *w);
     w->epfd = w->timer_fd = -1;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    w->timer_fd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
     w->multi = curl_multi_init();
     if (w->epfd < 0 || w->timer_fd < 0 || w->multi == NULL) {
         reign_etcd_watch_cleanup(w);
@@ -169,7 +169,7 @@ void reign_etcd_watch_ensure(etcd_state *s)
         return;
     if (w->easy != NULL && !w->broken && w->endpoint == h->current)
         return;
-    int64_t now = reign_etcd_now_ns();
+    int64_t now = reign_backend_now_ns();
     if (now < w->not_before_ns)
         return;
     if (w->easy != NULL) {

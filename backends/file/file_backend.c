@@ -232,13 +232,12 @@ out:
     return rc;
 }
 
-static int file_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+static int file_execute(void *state, reign_batch *b)
 {
     file_state *st = state;
-    int64_t deadline_ns = reign_file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
     st->emfile_batch = 0; /* descriptors may have been freed since */
-    for (size_t i = 0; i < n_ops; i++)
-        reign_file_op_run(st, &ops[i], deadline_ns);
+    for (size_t i = 0; i < b->n_ops; i++)
+        reign_file_op_run(st, &b->ops[i], b->deadline_ns);
     return REIGN_OK;
 }
 
@@ -261,9 +260,8 @@ static int file_observe(void *state, int on)
 }
 
 static int file_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                             const char *metadata, int64_t timeout_ms)
+                             const char *metadata, int64_t deadline_ns)
 {
-    int64_t deadline_ns = reign_file_now_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
     return reign_file_op_set_metadata(state, resource, len, term, metadata, deadline_ns);
 }
 

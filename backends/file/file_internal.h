@@ -113,8 +113,6 @@ void reign_file_map_free(file_map *m, void (*free_value)(void *value));
 /* Largest lock file we read: far above any record reign writes. */
 #define FILE_RECORD_MAX (1024 * 1024)
 
-int64_t reign_file_now_ns(void);
-
 /* Mastership (byte 0). try: 0 = now ours, 1 = someone else holds it, -1 =
  * error (errno). probe: 1 = someone holds it, 0 = free, -1 = error. */
 int reign_file_lock_master_try(int fd);

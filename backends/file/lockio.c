@@ -22,13 +22,6 @@
 
 enum { BYTE_MASTER = 0, BYTE_RECORD = 1 };
 
-int64_t reign_file_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int set_lock(int fd, int cmd, short type, off_t byte)
 {
     /* OFD locks want l_pid 0. */
@@ -81,7 +74,7 @@ int reign_file_lock_record(int fd, short type, int64_t deadline_ns)
             return 0;
         if (!busy(errno))
             return -1;
-        if (reign_file_now_ns() >= deadline_ns) {
+        if (reign_backend_now_ns() >= deadline_ns) {
             errno = ETIMEDOUT;
             return -1;
         }

@@ -24,7 +24,7 @@ static int lock_until(int fd, int64_t deadline_ns)
 {
     for (;;) {
         int r = reign_file_lock_master_try(fd);
-        if (r != 1 || reign_file_now_ns() >= deadline_ns)
+        if (r != 1 || reign_backend_now_ns() >= deadline_ns)
             return r;
         struct timespec pause = {0, 100000};
         nanosleep(&pause, NULL);
@@ -46,7 +46,7 @@ int reign_file_member_join(int members_fd, const char *instance_id, mode_t mode,
      * If that happens between our open and our lock we would lock an
      * unlinked inode nobody can find, so check that the name still leads to
      * the inode we locked, and start over if not. */
-    int64_t deadline_ns = reign_file_now_ns() + JOIN_WAIT_NS;
+    int64_t deadline_ns = reign_backend_now_ns() + JOIN_WAIT_NS;
     for (int attempt = 0; attempt < 16; attempt++) {
         int fd = openat(members_fd, name_out, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)

@@ -37,15 +37,13 @@ void reign_file_nofile_prepare(file_state *st)
 /* Fail op for want of descriptors. The core warns once per episode. */
 static void refuse(file_state *st, reign_op *op, const char *why)
 {
-    char res[96];
-    reign_printable(op->resource, op->resource_len, res, sizeof res);
     reign_op_fail(op, REIGN_EIO,
-                  "file: lock directory %s: ACQUIRE %s refused: %s; %zu leases held, the "
+                  "lock directory %s: refused: %s; %zu leases held, the "
                   "open-file limit (RLIMIT_NOFILE) is %llu and each held lease keeps its lock "
                   "file open (%d kept for the rest of the process); raise the hard limit "
                   "(ulimit -Hn, systemd LimitNOFILE=) or spread the resources over more "
                   "instances",
-                  st->dir, res, why, st->held.count, (unsigned long long)st->nofile,
+                  st->dir, why, st->held.count, (unsigned long long)st->nofile,
                   FILE_NOFILE_RESERVE);
     st->emfile_count++;
 }

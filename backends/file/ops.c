@@ -27,7 +27,7 @@ static const char lock_suffix[] = ".lock";
 static void fail(const file_state *st, reign_op *op, int status, const char *name,
                  const char *what, const char *detail)
 {
-    reign_op_fail(op, status, "file: lock file %s/%s: %s%s%s", st->dir, name, what,
+    reign_op_fail(op, status, "lock file %s/%s: %s%s%s", st->dir, name, what,
                   detail != NULL ? ": " : "", detail != NULL ? detail : "");
 }
 
@@ -334,12 +334,6 @@ out:
 void reign_file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
 {
     char name[FILE_NAME_MAX];
-    if (op->resource == NULL || op->resource_len == 0 ||
-        op->resource_len > REIGN_RESOURCE_ID_MAX) {
-        reign_op_fail(op, REIGN_EINVAL, "file: resource ID of %zu bytes (must be 1..%d)",
-                      op->resource != NULL ? op->resource_len : 0, REIGN_RESOURCE_ID_MAX);
-        return;
-    }
     reign_file_name_encode(op->resource, op->resource_len, lock_suffix, name);
     switch (op->kind) {
     case REIGN_OP_ACQUIRE: do_acquire(st, op, name, deadline_ns); break;
@@ -347,7 +341,7 @@ void reign_file_op_run(file_state *st, reign_op *op, int64_t deadline_ns)
     case REIGN_OP_RELEASE: do_release(st, op, name, deadline_ns); break;
     case REIGN_OP_READ: do_read(st, op, name, deadline_ns); break;
     default:
-        reign_op_fail(op, REIGN_EBUG, "file: unknown op kind %d", (int)op->kind);
+        reign_op_fail(op, REIGN_EBUG, "unknown op kind %d", (int)op->kind);
         break;
     }
 }

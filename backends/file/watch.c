@@ -235,7 +235,7 @@ int reign_file_watch_open(const reign_backend_config *cfg, const char *dir, int 
     }
     w->pipe_rd = p[0];
     w->pipe_wr = p[1];
-    w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    w->timer_fd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
     if (w->timer_fd < 0) {
         what = "timerfd_create";
         goto out;
@@ -368,7 +368,7 @@ void reign_file_watch_retry_soon(file_watch *w, const char *holder)
     holder_entry *h = holder_get(w, holder);
     if (h == NULL || h->retries >= RETRY_STEPS)
         return; /* a lock held by a non-member for long: the core's retry covers it */
-    int64_t due = reign_file_now_ns() + (INT64_C(1000000) << h->retries);
+    int64_t due = reign_backend_now_ns() + (INT64_C(1000000) << h->retries);
     h->retries++;
     if (w->timer_due_ns != 0 && w->timer_due_ns <= due)
         return;

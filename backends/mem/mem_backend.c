@@ -86,9 +86,9 @@ out:
     return rc;
 }
 
-static int mem_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+static int mem_execute(void *state, reign_batch *b)
 {
-    return reign_mem_store_execute(state, ops, n_ops, timeout_ms);
+    return reign_mem_store_execute(state, b->ops, b->n_ops, b->deadline_ns);
 }
 
 static int mem_notify_fd(void *state)
@@ -118,9 +118,9 @@ static int mem_observe(void *state, int on)
 }
 
 static int mem_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                            const char *metadata, int64_t timeout_ms)
+                            const char *metadata, int64_t deadline_ns)
 {
-    return reign_mem_store_set_metadata(state, resource, len, term, metadata, timeout_ms);
+    return reign_mem_store_set_metadata(state, resource, len, term, metadata, deadline_ns);
 }
 
 static const char *const mem_params[] = {NULL};

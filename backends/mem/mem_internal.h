@@ -47,7 +47,7 @@ int reign_mem_store_attach(mem_client *client, const char *name);
 void reign_mem_store_detach(mem_client *client);
 
 /* Run a batch of lease operations on the client's store (see backend.h). */
-int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t deadline_ns);
 
 /* Reset the client's eventfd and report what may have been freed since the
  * last drain (see notify_drain in backend.h). Calls `released` without any
@@ -61,6 +61,6 @@ void reign_mem_store_observe(mem_client *client, bool on);
 /* backend.h, set_metadata: REIGN_OK, REIGN_ENOTMASTER, or an injected
  * failure with a message. */
 int reign_mem_store_set_metadata(mem_client *client, const char *resource, size_t len,
-                                 uint64_t term, const char *metadata, int64_t timeout_ms);
+                                 uint64_t term, const char *metadata, int64_t deadline_ns);
 
 #endif /* REIGN_BACKENDS_MEM_MEM_INTERNAL_H */

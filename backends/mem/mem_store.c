@@ -41,7 +41,7 @@ typedef struct mem_lease {
     bool held;               /* a lease with last_term exists and has not ended */
     char *holder;            /* held only */
     char *metadata;          /* held only */
-    int64_t expires_ns;      /* held only: CLOCK_MONOTONIC; live while now < this */
+    int64_t expires_ns;      /* held only: now_ns(); live while now < this */
 } mem_lease;
 
 typedef struct mem_store {
@@ -78,15 +78,11 @@ static mem_store *registry_find(const char *name)
     return s;
 }
 
+/* The store's clock is the core's (reign_backend_now_ns): one clock for
+ * every deadline, the "server's" expiries included. */
 static int64_t now_ns(void)
 {
-    struct timespec ts;
-    /* CLOCK_MONOTONIC cannot fail on Linux; if it ever did, 0 would make
-     * every lease look live until it "ends", never extend one. */
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-        return 0;
-    }
-    return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
+    return reign_backend_now_ns();
 }
 
 /* now + ms, saturating instead of overflowing for absurd TTLs/timeouts. */
@@ -339,8 +335,7 @@ static void report_holder(reign_op *op, const mem_store *s, const mem_lease *l, 
     if (failed) {
         free(holder);
         free(metadata);
-        reign_op_fail(op, REIGN_ENOMEM, "mem: store %s: %s %s: out of memory", s->name,
-                      reign_op_kind_name(op->kind), op->resource);
+        reign_op_fail(op, REIGN_ENOMEM, "store %s: out of memory", s->name);
         return;
     }
     op->out_holder = holder;
@@ -355,8 +350,7 @@ static void do_acquire(mem_store *s, const mem_client *c, reign_op *op, int64_t 
 {
     mem_lease *l = table_get_or_add(s, op->resource, op->resource_len);
     if (l == NULL) {
-        reign_op_fail(op, REIGN_ENOMEM, "mem: store %s: ACQUIRE %s: out of memory", s->name,
-                      op->resource);
+        reign_op_fail(op, REIGN_ENOMEM, "store %s: out of memory", s->name);
         return;
     }
     bool expired = lease_settle(l, now);
@@ -365,8 +359,7 @@ static void do_acquire(mem_store *s, const mem_client *c, reign_op *op, int64_t 
         return;
     }
     if (l->last_term == UINT64_MAX) {
-        reign_op_fail(op, REIGN_EBACKEND, "mem: store %s: ACQUIRE %s: term space exhausted",
-                      s->name, op->resource);
+        reign_op_fail(op, REIGN_EBACKEND, "store %s: term space exhausted", s->name);
         if (expired) {
             notify_others(s, c, l);
         }
@@ -378,8 +371,7 @@ static void do_acquire(mem_store *s, const mem_client *c, reign_op *op, int64_t 
     if (failed) {
         free(holder);
         free(metadata);
-        reign_op_fail(op, REIGN_ENOMEM, "mem: store %s: ACQUIRE %s: out of memory", s->name,
-                      op->resource);
+        reign_op_fail(op, REIGN_ENOMEM, "store %s: out of memory", s->name);
         /* It stays free: others may want to know it expired. */
         if (expired) {
             notify_others(s, c, l);
@@ -447,43 +439,39 @@ static void do_read(mem_store *s, const mem_client *c, reign_op *op, int64_t now
 
 static void run_op(mem_store *s, const mem_client *c, reign_op *op, int64_t now)
 {
-    if (op->resource == NULL || op->resource_len == 0 ||
-        op->resource_len > REIGN_RESOURCE_ID_MAX) {
-        reign_op_fail(op, REIGN_EINVAL, "mem: store %s: %s: resource ID must be 1..%d bytes",
-                      s->name, reign_op_kind_name(op->kind), REIGN_RESOURCE_ID_MAX);
-        return;
-    }
     switch (op->kind) {
     case REIGN_OP_ACQUIRE: do_acquire(s, c, op, now); return;
     case REIGN_OP_RENEW: do_renew(s, c, op, now); return;
     case REIGN_OP_RELEASE: do_release(s, c, op, now); return;
     case REIGN_OP_READ: do_read(s, c, op, now); return;
     }
-    reign_op_fail(op, REIGN_EBUG, "mem: store %s: unknown op kind %d on %s", s->name,
-                  (int)op->kind, op->resource);
+    reign_op_fail(op, REIGN_EBUG, "store %s: unknown op kind %d", s->name, (int)op->kind);
 }
 
 /* ---- 5. Executing a batch and draining notifications --------------------- */
 
-static struct timespec ns_to_timespec(int64_t ns)
+/* The CLOCK_MONOTONIC time (fault_changed waits on it) of a deadline on
+ * the store's clock. */
+static struct timespec wait_timespec(int64_t deadline)
 {
     struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec + (deadline - now_ns());
     ts.tv_sec = (time_t)(ns / INT64_C(1000000000));
     ts.tv_nsec = (long)(ns % INT64_C(1000000000));
     return ts;
 }
 
 /* Apply the injected fault, store lock held: wait out a STALL until it is
- * cleared or `timeout_ms` passes. REIGN_OK to go on, REIGN_EBACKEND for FAIL,
- * REIGN_ETIMEDOUT when the stall outlasted the timeout. */
-static int await_service(mem_store *s, int64_t timeout_ms)
+ * cleared or the deadline passes. REIGN_OK to go on, REIGN_EBACKEND for
+ * FAIL, REIGN_ETIMEDOUT when the stall outlasted the deadline. */
+static int await_service(mem_store *s, int64_t deadline)
 {
-    int64_t deadline = add_ms(now_ns(), timeout_ms);
     while (s->fault == REIGN_MEM_FAULT_STALL) {
         if (now_ns() >= deadline) {
             return REIGN_ETIMEDOUT;
         }
-        struct timespec ts = ns_to_timespec(deadline);
+        struct timespec ts = wait_timespec(deadline);
         /* Returns 0 on a signal of fault_changed, ETIMEDOUT at the deadline
          * (rechecked above by our own clock) or, rarely, spuriously. */
         (void)pthread_cond_timedwait(&s->fault_changed, &s->lock, &ts);
@@ -491,13 +479,13 @@ static int await_service(mem_store *s, int64_t timeout_ms)
     return s->fault == REIGN_MEM_FAULT_FAIL ? REIGN_EBACKEND : REIGN_OK;
 }
 
-int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int64_t deadline_ns)
 {
     mem_store *s = client->store;
 
     pthread_mutex_lock(&s->lock);
     s->executes++;
-    int rc = await_service(s, timeout_ms);
+    int rc = await_service(s, deadline_ns);
     if (rc == REIGN_OK) {
         /* One instant for the whole batch, as a server applies it. */
         int64_t now = now_ns();
@@ -512,11 +500,10 @@ int reign_mem_store_execute(mem_client *client, reign_op *ops, size_t n_ops, int
      * the store lives while this client is attached. */
     for (size_t i = 0; rc != REIGN_OK && i < n_ops; i++) {
         if (rc == REIGN_EBACKEND) {
-            reign_op_fail(&ops[i], rc, "mem: store %s: injected failure", s->name);
+            reign_op_fail(&ops[i], rc, "store %s: injected failure", s->name);
         } else {
-            reign_op_fail(&ops[i], rc,
-                          "mem: store %s: stalled (injected), no answer within %lld ms", s->name,
-                          (long long)timeout_ms);
+            reign_op_fail(&ops[i], rc, "store %s: stalled (injected), no answer by the deadline",
+                          s->name);
         }
     }
     return rc;
@@ -531,7 +518,7 @@ void reign_mem_store_observe(mem_client *client, bool on)
 }
 
 int reign_mem_store_set_metadata(mem_client *client, const char *resource, size_t len,
-                                 uint64_t term, const char *metadata, int64_t timeout_ms)
+                                 uint64_t term, const char *metadata, int64_t deadline_ns)
 {
     mem_store *s = client->store;
     int rc;
@@ -542,7 +529,7 @@ int reign_mem_store_set_metadata(mem_client *client, const char *resource, size_
     }
     pthread_mutex_lock(&s->lock);
     s->executes++;
-    rc = await_service(s, timeout_ms);
+    rc = await_service(s, deadline_ns);
     if (rc == REIGN_OK) {
         mem_lease *l = table_find(s, resource, len, reign_hash(resource, len));
         int64_t now = now_ns();

@@ -99,12 +99,12 @@ static bool record_term(noop_state *st, const reign_op *op, uint64_t term)
 static void do_acquire(noop_state *st, reign_op *op)
 {
     if (st->next_term == UINT64_MAX) {
-        reign_op_fail(op, REIGN_EBACKEND, "noop: ACQUIRE %s: term space exhausted", op->resource);
+        reign_op_fail(op, REIGN_EBACKEND, "term space exhausted");
         return;
     }
     uint64_t term = st->next_term + 1;
     if (!record_term(st, op, term)) {
-        reign_op_fail(op, REIGN_ENOMEM, "noop: ACQUIRE %s: out of memory", op->resource);
+        reign_op_fail(op, REIGN_ENOMEM, "out of memory");
         return;
     }
     st->next_term = term;
@@ -122,7 +122,7 @@ static void do_read(noop_state *st, reign_op *op)
     if (holder == NULL || metadata == NULL) {
         free(holder);
         free(metadata);
-        reign_op_fail(op, REIGN_ENOMEM, "noop: READ %s: out of memory", op->resource);
+        reign_op_fail(op, REIGN_ENOMEM, "out of memory");
         return;
     }
     op->out_holder = holder;
@@ -132,26 +132,19 @@ static void do_read(noop_state *st, reign_op *op)
     op->result = REIGN_RES_OK;
 }
 
-static int noop_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+static int noop_execute(void *state, reign_batch *b)
 {
     noop_state *st = state;
-    (void)timeout_ms; /* nothing here can take long */
-    for (size_t i = 0; i < n_ops; i++) {
-        reign_op *op = &ops[i];
-        if (op->resource == NULL || op->resource_len == 0 ||
-            op->resource_len > REIGN_RESOURCE_ID_MAX) {
-            reign_op_fail(op, REIGN_EINVAL, "noop: resource ID must be 1..%d bytes",
-                          REIGN_RESOURCE_ID_MAX);
-            continue;
-        }
+    /* nothing here can take long: no deadline to watch */
+    for (size_t i = 0; i < b->n_ops; i++) {
+        reign_op *op = &b->ops[i];
         switch (op->kind) {
         case REIGN_OP_ACQUIRE: do_acquire(st, op); break;
         case REIGN_OP_RENEW: op->result = REIGN_RES_OK; break;
         case REIGN_OP_RELEASE: op->result = REIGN_RES_OK; break;
         case REIGN_OP_READ: do_read(st, op); break;
         default:
-            reign_op_fail(op, REIGN_EBUG, "noop: unknown op kind %d on %s", (int)op->kind,
-                          op->resource);
+            reign_op_fail(op, REIGN_EBUG, "unknown op kind %d", (int)op->kind);
             break;
         }
     }

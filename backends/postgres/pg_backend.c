@@ -67,19 +67,12 @@ typedef struct pg_state {
 
 /* Fail one op with the message shape every postgres error has:
  * "postgres: RENEW jobs/7: <cause> (postgres://reign:***@host:5432/db)". */
-static void op_fail(const pg_state *st, reign_op *op, int status, const char *cause)
+static void op_fail(reign_op *op, int status, const char *cause)
 {
-    char res[200];
-    if (op->resource != NULL) {
-        reign_printable(op->resource, op->resource_len, res, sizeof(res));
-    } else {
-        snprintf(res, sizeof(res), "(no resource)");
-    }
     free(op->out_holder);
     free(op->out_metadata);
     op->out_holder = op->out_metadata = NULL;
-    reign_op_fail(op, status, "postgres: %s %s: %s (%s)", reign_op_kind_name(op->kind), res, cause,
-                  st->cfg->uri_redacted);
+    reign_op_fail(op, status, "%s", cause);
 }
 
 static int configure(pg_state *st, const reign_backend_config *cfg, char *err, size_t err_size)
@@ -585,13 +578,6 @@ static void pg_notify_drain(void *state, reign_released_fn released, void *ctx)
 
 /* ---- 4. Execute --------------------------------------------------------------------- */
 
-static bool valid_op(const reign_op *op)
-{
-    return op->resource != NULL && op->resource_len >= 1 &&
-           op->resource_len <= REIGN_RESOURCE_ID_MAX &&
-           memchr(op->resource, '\0', op->resource_len) == NULL;
-}
-
 /* Parameter formats: 1 = binary (bytea and arrays), 0 = text. */
 static const int fmt_acquire[] = {1, 0, 0, 0, 0};
 static const int fmt_arrays[] = {1, 1, 0, 0};
@@ -626,7 +612,7 @@ static bool apply_result(pg_state *st, reign_op *ops, const pg_stmt_ops *so, con
                      "target_session_attrs=read-write to the URI");
         }
         for (size_t k = 0; k < so->n; k++) {
-            op_fail(st, &ops[so->idx[k]], status, cause);
+            op_fail(&ops[so->idx[k]], status, cause);
         }
         return drop;
     }
@@ -646,7 +632,7 @@ static bool apply_result(pg_state *st, reign_op *ops, const pg_stmt_ops *so, con
     }
     if (rc != REIGN_OK) {
         for (size_t k = 0; k < so->n; k++) {
-            op_fail(st, &ops[so->idx[k]], rc, cause);
+            op_fail(&ops[so->idx[k]], rc, cause);
         }
     }
     return false;
@@ -667,61 +653,50 @@ static bool build_arrays(const reign_op *ops, const size_t *idx, size_t n, reign
     return !res->failed && !terms->failed && res->len <= INT32_MAX && terms->len <= INT32_MAX;
 }
 
-static int pg_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+static int pg_execute(void *state, reign_batch *batch)
 {
     pg_state *st = state;
+    reign_op *ops = batch->ops;
+    size_t n_ops = batch->n_ops;
     int rc = REIGN_OK;
     char err[PG_ERR_SIZE];
-    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 1);
+    int64_t deadline_ms = batch->deadline_ns / 1000000;
     size_t *idx = NULL;
     pg_stmt_ops *so = NULL;
     reign_pg_cmd *cmds = NULL;
     reign_pg_buf bufs[4];
-    size_t n_so = 0, n_valid = 0;
+    size_t n_so = 0;
     memset(bufs, 0, sizeof(bufs));
 
     if (n_ops == 0) {
         goto out;
     }
-    /* idx holds four groups back to back: releases, renewals, acquires, reads */
-    idx = malloc(4 * n_ops * sizeof(*idx));
+    idx = malloc(n_ops * sizeof(*idx)); /* 0..n_ops-1: statements name their ops by index */
     so = calloc(n_ops + 2, sizeof(*so));
     cmds = calloc(n_ops + 2, sizeof(*cmds));
     if (idx == NULL || so == NULL || cmds == NULL) {
         for (size_t i = 0; i < n_ops; i++) {
-            op_fail(st, &ops[i], REIGN_ENOMEM, "out of memory");
+            op_fail(&ops[i], REIGN_ENOMEM, "out of memory");
         }
         rc = REIGN_ENOMEM;
         goto out;
     }
-    size_t *grp[4] = {idx, idx + n_ops, idx + 2 * n_ops, idx + 3 * n_ops};
-    size_t cnt[4] = {0, 0, 0, 0};
     for (size_t i = 0; i < n_ops; i++) {
-        int g;
-        switch (ops[i].kind) {
-        case REIGN_OP_RELEASE: g = 0; break;
-        case REIGN_OP_RENEW: g = 1; break;
-        case REIGN_OP_ACQUIRE: g = 2; break;
-        case REIGN_OP_READ: g = 3; break;
-        default: g = -1; break;
-        }
-        if (g < 0) {
-            op_fail(st, &ops[i], REIGN_EBUG, "unknown op kind");
-        } else if (!valid_op(&ops[i])) {
-            op_fail(st, &ops[i], REIGN_EINVAL, "resource ID must be 1..1024 bytes without NUL");
-        } else {
-            grp[g][cnt[g]++] = i;
-            n_valid++;
-        }
+        idx[i] = i;
     }
-    if (n_valid == 0) {
-        goto out;
+    /* The core hands the ops grouped in this order: grp[g] indexes group g. */
+    static const reign_op_kind kinds[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
+                                           REIGN_OP_READ};
+    size_t *grp[4];
+    size_t cnt[4];
+    for (int g = 0; g < 4; g++) {
+        grp[g] = idx + (reign_batch_group(batch, kinds[g], &cnt[g]) - ops);
     }
     rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         for (int g = 0; g < 4; g++) {
             for (size_t k = 0; k < cnt[g]; k++) {
-                op_fail(st, &ops[grp[g][k]], rc, err);
+                op_fail(&ops[grp[g][k]], rc, err);
             }
         }
         reign_backend_error("postgres: %s (%s)", err, st->cfg->uri_redacted);
@@ -742,7 +717,7 @@ static int pg_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
         s->n = cnt[g];
         if (!build_arrays(ops, grp[g], cnt[g], &bufs[2 * g], &bufs[2 * g + 1])) {
             for (size_t k = 0; k < cnt[g]; k++) {
-                op_fail(st, &ops[grp[g][k]], REIGN_ENOMEM, "out of memory building arrays");
+                op_fail(&ops[grp[g][k]], REIGN_ENOMEM, "out of memory building arrays");
             }
             continue;
         }
@@ -806,7 +781,7 @@ static int pg_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
         reign_backend_log(st->cfg, REIGN_LOG_DEBUG,
                           "batch of %zu ops: %zu statements in one round trip (%zu RELEASE, %zu "
                           "RENEW, %zu ACQUIRE, %zu READ)%s",
-                          n_valid, n_so - done, cnt[0], cnt[1], cnt[2], cnt[3],
+                          n_ops, n_so - done, cnt[0], cnt[1], cnt[2], cnt[3],
                           attempt > 0 ? ", resent on a new connection" : "");
         for (size_t i = done; i < done + answered; i++) {
             drop |= apply_result(st, ops, &so[i], cmds[i].res);
@@ -832,14 +807,13 @@ static int pg_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
         char cause[PG_ERR_SIZE + 64];
         if (prc == REIGN_ETIMEDOUT) {
             snprintf(cause, sizeof(cause),
-                     "no answer within %" PRId64 " ms; connection closed, outcome unknown",
-                     timeout_ms);
+                     "no answer by the deadline; connection closed, outcome unknown");
         } else {
             snprintf(cause, sizeof(cause), "%s", err);
         }
         for (size_t i = done; i < n_so; i++) {
             for (size_t k = 0; k < so[i].n; k++) {
-                op_fail(st, &ops[so[i].idx[k]], status, cause);
+                op_fail(&ops[so[i].idx[k]], status, cause);
             }
         }
         if (st->cmd.conn != NULL) {
@@ -883,7 +857,7 @@ static int pg_observe(void *state, int on)
 }
 
 static int pg_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                           const char *metadata, int64_t timeout_ms)
+                           const char *metadata, int64_t deadline_ns)
 {
     pg_state *st = state;
     char err[PG_ERR_SIZE];
@@ -892,7 +866,7 @@ static int pg_set_metadata(void *state, const char *resource, size_t len, uint64
     reign_pg_cmd cmd;
     memset(&cmd, 0, sizeof(cmd));
     reign_printable(resource, len, shown, sizeof(shown));
-    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline_ms = deadline_ns / 1000000;
     int rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         reign_backend_error("postgres: set_metadata %s: %s (%s)", shown, err, st->cfg->uri_redacted);

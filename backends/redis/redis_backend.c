@@ -78,18 +78,6 @@ typedef struct redis_state {
 
 /* Fail one op with the message shape every redis error has:
  * "redis: RENEW jobs/7: <cause> (redis://host:6379)". */
-static void op_fail(const redis_state *st, reign_op *op, int status, const char *cause)
-{
-    char res[200];
-    if (op->resource != NULL) {
-        reign_printable(op->resource, op->resource_len, res, sizeof(res));
-    } else {
-        snprintf(res, sizeof(res), "(no resource)");
-    }
-    reign_op_fail(op, status, "redis: %s %s: %s (%s)", reign_op_kind_name(op->kind), res, cause,
-                  st->cfg->uri_redacted);
-}
-
 static void link_drop(redis_link *l)
 {
     reign_redis_conn_free(l->conn);
@@ -596,7 +584,7 @@ static void unacknowledged(redis_state *st, reign_op *ops, const size_t *idx, si
         reign_op *op = &ops[idx[i]];
         if (op->result == REIGN_RES_OK &&
             (op->kind == REIGN_OP_ACQUIRE || op->kind == REIGN_OP_RENEW)) {
-            op_fail(st, op, REIGN_EBACKEND, cause);
+            reign_op_fail(op, REIGN_EBACKEND, "%s", cause);
         }
     }
 }
@@ -629,7 +617,7 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
         if (append_op(st, c, &ops[idx[i]], eval) != REIGN_OK) {
             /* out of memory: the ops not appended fail, the others go out */
             for (size_t j = i; j < n; j++) {
-                op_fail(st, &ops[idx[j]], REIGN_ENOMEM, "out of memory building the command");
+                reign_op_fail(&ops[idx[j]], REIGN_ENOMEM, "out of memory building the command");
             }
             n = i;
             break;
@@ -676,7 +664,7 @@ static void run_round(redis_state *st, reign_op *ops, const size_t *idx, size_t 
             char cause[REDIS_ERR_SIZE];
             int prc = reign_redis_reply_parse(op, r, cause, sizeof(cause));
             if (prc != REIGN_OK) {
-                op_fail(st, op, prc, cause);
+                reign_op_fail(op, prc, "%s", cause);
             }
         }
         freeReplyObject(r);
@@ -701,27 +689,21 @@ broken:;
         snprintf(cause, sizeof(cause), "connection to %s lost: %s", st->conf.where, err);
     }
     for (size_t j = answered; j < n; j++) {
-        op_fail(st, &ops[idx[j]], rc == REIGN_EPROTO ? REIGN_EPROTO : REIGN_EBACKEND, cause);
+        reign_op_fail(&ops[idx[j]], rc == REIGN_EPROTO ? REIGN_EPROTO : REIGN_EBACKEND, "%s", cause);
     }
     link_broken(st, &st->cmd, "command", rc == REIGN_ETIMEDOUT ? "no reply in time" : err);
 }
 
-static bool valid_op(const reign_op *op)
-{
-    return op->resource != NULL && op->resource_len >= 1 &&
-           op->resource_len <= REIGN_RESOURCE_ID_MAX &&
-           memchr(op->resource, '\0', op->resource_len) == NULL && op->kind >= REIGN_OP_ACQUIRE &&
-           op->kind <= REIGN_OP_READ;
-}
-
-int reign_redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+int reign_redis_execute(void *state, reign_batch *b)
 {
     redis_state *st = state;
+    reign_op *ops = b->ops;
+    size_t n_ops = b->n_ops;
     size_t *idx = NULL, *retry = NULL;
     size_t n = 0, n_retry = 0;
     int rc = REIGN_OK;
     char err[REDIS_ERR_SIZE];
-    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 1);
+    int64_t deadline_ms = b->deadline_ns / 1000000;
 
     st->saw_readonly = false;
     if (n_ops == 0) {
@@ -731,27 +713,18 @@ int reign_redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeou
     retry = malloc(n_ops * sizeof(*retry));
     if (idx == NULL || retry == NULL) {
         for (size_t i = 0; i < n_ops; i++) {
-            op_fail(st, &ops[i], REIGN_ENOMEM, "out of memory");
+            reign_op_fail(&ops[i], REIGN_ENOMEM, "out of memory");
         }
         rc = REIGN_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < n_ops; i++) {
-        if (valid_op(&ops[i])) {
-            idx[n++] = i;
-        } else if (ops[i].kind < REIGN_OP_ACQUIRE || ops[i].kind > REIGN_OP_READ) {
-            op_fail(st, &ops[i], REIGN_EBUG, "unknown op kind");
-        } else {
-            op_fail(st, &ops[i], REIGN_EINVAL, "resource ID must be 1..1024 bytes without NUL");
-        }
-    }
-    if (n == 0) {
-        goto out;
+        idx[n++] = i;
     }
     rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         for (size_t i = 0; i < n; i++) {
-            op_fail(st, &ops[idx[i]], rc, err);
+            reign_op_fail(&ops[idx[i]], rc, "%s", err);
         }
         reign_backend_error("redis: %s (%s)", err, st->cfg->uri_redacted);
         goto out;
@@ -767,7 +740,7 @@ int reign_redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeou
             run_round(st, ops, retry, n_retry, true, deadline_ms, NULL, NULL);
         } else {
             for (size_t i = 0; i < n_retry; i++) {
-                op_fail(st, &ops[retry[i]], REIGN_EBACKEND, "connection lost before resending");
+                reign_op_fail(&ops[retry[i]], REIGN_EBACKEND, "connection lost before resending");
             }
         }
     }
@@ -929,7 +902,7 @@ int reign_redis_observe(void *state, int on)
 }
 
 int reign_redis_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                             const char *metadata, int64_t timeout_ms)
+                             const char *metadata, int64_t deadline_ns)
 {
     redis_state *st = state;
     char err[REDIS_ERR_SIZE];
@@ -937,7 +910,7 @@ int reign_redis_set_metadata(void *state, const char *resource, size_t len, uint
     redisReply *r = NULL;
     char *lease = NULL;
     size_t lease_len = 0;
-    int64_t deadline_ms = reign_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline_ms = deadline_ns / 1000000;
     reign_printable(resource, len, shown, sizeof(shown));
     int rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {

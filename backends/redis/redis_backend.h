@@ -9,12 +9,12 @@
 extern const reign_backend reign_backend_redis;
 
 int reign_redis_open(const reign_backend_config *cfg, void **state_out);
-int reign_redis_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+int reign_redis_execute(void *state, reign_batch *batch);
 int reign_redis_notify_fd(void *state);
 void reign_redis_notify_drain(void *state, reign_released_fn released, void *ctx);
 void reign_redis_close(void *state);
 int reign_redis_observe(void *state, int on);
 int reign_redis_set_metadata(void *state, const char *resource, size_t len, uint64_t term,
-                             const char *metadata, int64_t timeout_ms);
+                             const char *metadata, int64_t deadline_ns);
 
 #endif /* REIGN_BACKENDS_REDIS_REDIS_BACKEND_H */

@@ -261,11 +261,13 @@ static void peer_table_update(reign_s3_state *st, reign_s3_task *tasks, size_t n
     }
 }
 
-static int s3_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms)
+static int s3_execute(void *state, reign_batch *b)
 {
     reign_s3_state *st = state;
+    reign_op *ops = b->ops;
+    size_t n_ops = b->n_ops;
     int64_t now = reign_monotonic_ms();
-    int64_t deadline = now + (timeout_ms > 0 ? timeout_ms : 1);
+    int64_t deadline = b->deadline_ns / 1000000;
 
     if (n_ops == 0) {
         return REIGN_OK;
@@ -281,7 +283,7 @@ static int s3_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
     reign_s3_task *tasks = calloc(n_ops, sizeof *tasks);
     if (tasks == NULL) {
         for (size_t i = 0; i < n_ops; i++) {
-            reign_op_fail(&ops[i], REIGN_ENOMEM, "s3: out of memory (%s)", st->cfg->uri_redacted);
+            reign_op_fail(&ops[i], REIGN_ENOMEM, "out of memory");
         }
         return REIGN_ENOMEM;
     }
@@ -291,10 +293,6 @@ static int s3_execute(void *state, reign_op *ops, size_t n_ops, int64_t timeout_
         t->st = st;
         t->op = &ops[i];
         t->next_same_key = NO_TASK;
-        if (ops[i].resource == NULL || ops[i].resource_len == 0) {
-            reign_s3_task_fail(t, REIGN_EINVAL, "empty resource ID");
-            continue;
-        }
         size_t klen = reign_s3_key(st->conf.prefix, ops[i].resource, ops[i].resource_len, t->key,
                                    sizeof t->key);
         t->name_off = strlen(st->conf.prefix);

@@ -40,16 +40,13 @@ static const char *kind_name(const reign_s3_task *t)
 
 void reign_s3_task_fail(reign_s3_task *t, int status, const char *cause)
 {
-    char res[84]; /* a resource ID cut at about 80 bytes */
-    if (t->probe) {
-        snprintf(res, sizeof res, "bucket %s", t->st->conf.bucket);
-    } else if (t->op->resource != NULL) {
-        reign_printable(t->op->resource, t->op->resource_len, res, sizeof res);
-    } else {
-        snprintf(res, sizeof res, "(no resource)");
-    }
-    reign_op_fail(t->op, status, "s3: %s %s: %s (%s)", kind_name(t), res, cause,
-                  t->st->cfg->uri_redacted);
+    /* An op's cause alone (the core says scheme, op, resource and URI);
+     * open's probe is no op of the core's, so it says everything. */
+    if (t->probe)
+        reign_op_fail(t->op, status, "s3: open bucket %s: %s (%s)", t->st->conf.bucket, cause,
+                      t->st->cfg->uri_redacted);
+    else
+        reign_op_fail(t->op, status, "%s", cause);
     t->done = true;
     t->step = REIGN_S3_STEP_NONE;
 }

@@ -19,10 +19,14 @@
  * assumes nothing — an ACQUIRE in error never makes anyone master.
  *
  * Duties of the core: it calls every member from its one engine thread per
- * factory (never concurrently for one state); it never puts two ops on one
- * resource in a batch except RELEASE before ACQUIRE; it frees out_* strings.
+ * factory (never concurrently for one state); it hands execute the ops
+ * grouped by kind (every RELEASE, then RENEW, ACQUIRE, READ) with valid
+ * resource IDs and an absolute deadline; it never puts two ops on one
+ * resource in a batch except RELEASE before ACQUIRE; it frees out_* strings
+ * and shows a backend's cause as "<OP> <resource>: <scheme>: <cause> (<uri>)"
+ * (a backend gives the cause alone).
  * Duties of the backend: fill result of every op, even when the whole batch
- * fails; return within the timeout it is given; hold no lock on return.
+ * fails; return by the deadline it is given; hold no lock on return.
  */
 #ifndef REIGN_BACKEND_H
 #define REIGN_BACKEND_H
@@ -38,8 +42,12 @@ extern "C" {
 #endif
 
 /* 1: the first contract. 2: adds observe and set_metadata (both optional).
- * The core serves backends of every version up to this one. */
-#define REIGN_BACKEND_VERSION 2
+ * 3: execute gets a reign_batch (ops grouped by kind, an absolute deadline)
+ * and set_metadata a deadline; errors carry only their cause.
+ * The core serves version 3 and refuses older structs by name: their
+ * execute has another signature (rebuild the backend against this header). */
+#define REIGN_BACKEND_VERSION 3
+#define REIGN_BACKEND_VERSION_MIN 3
 
 typedef enum reign_op_kind {
     REIGN_OP_ACQUIRE = 1,
@@ -71,8 +79,32 @@ typedef struct reign_op {
     char *out_metadata;       /* HELD, READ OK: holder's metadata (may be NULL) */
     int64_t out_remaining_ms; /* HELD, READ OK: lease time left if known, else -1 */
     int out_status;           /* ERROR: a reign_status */
-    char *out_error;          /* ERROR: message, malloc'd (see reign_op_fail) */
+    char *out_error;          /* ERROR: the cause, malloc'd (see reign_op_fail); the
+                                 core adds scheme, op, resource and URI */
 } reign_op;
+
+/* What execute gets. The ops come grouped by kind, in the order RELEASE,
+ * RENEW, ACQUIRE, READ, with count[kind] ops of each (reign_batch_group
+ * finds a group); every resource ID is 1..REIGN_RESOURCE_ID_MAX bytes with
+ * no NUL. deadline_ns is on the reign_backend_now_ns clock. */
+typedef struct reign_batch {
+    reign_op *ops;
+    size_t n_ops;
+    size_t count[5];          /* by reign_op_kind; [0] is 0 */
+    int64_t deadline_ns;
+} reign_batch;
+
+/* The ops of one kind in b: *n of them from the returned one on. */
+static inline reign_op *reign_batch_group(const reign_batch *b, reign_op_kind kind, size_t *n)
+{
+    static const reign_op_kind order[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
+                                           REIGN_OP_READ};
+    size_t first = 0;
+    for (size_t i = 0; i < 4 && order[i] != kind; i++)
+        first += b->count[order[i]];
+    *n = kind >= REIGN_OP_ACQUIRE && kind <= REIGN_OP_READ ? b->count[kind] : 0;
+    return b->ops + first;
+}
 
 /* Told by notify_drain which resource may have been freed (NULL: unknown). */
 typedef void (*reign_released_fn)(void *ctx, const char *resource, size_t resource_len);
@@ -122,8 +154,8 @@ typedef struct reign_backend {
     /* Required. Run a batch; fill every op's result. Return REIGN_OK when the
      * ops carry their own results (some may be ERROR), or a status when the
      * whole batch failed — then the core treats unset results as ERROR.
-     * Must return within timeout_ms. */
-    int (*execute)(void *state, reign_op *ops, size_t n_ops, int64_t timeout_ms);
+     * Must return by batch->deadline_ns. (Version 3; see above.) */
+    int (*execute)(void *state, reign_batch *batch);
 
     /* Optional (NULL = no notifications). A file descriptor that becomes
      * readable when some lease may have been released or expired, or -1 for
@@ -166,10 +198,10 @@ typedef struct reign_backend {
      * of resource with `term`, keeping term and expiry; while observed, the
      * change is reported like an acquisition. Return REIGN_OK, REIGN_ENOTMASTER
      * if that lease is not live and ours, or another status with a message
-     * (reign_backend_error). Called on the engine thread; returns within
-     * timeout_ms. */
+     * (reign_backend_error). Called on the engine thread; returns by
+     * deadline_ns (reign_backend_now_ns's clock; a timeout until version 3). */
     int (*set_metadata)(void *state, const char *resource, size_t resource_len, uint64_t term,
-                        const char *metadata, int64_t timeout_ms);
+                        const char *metadata, int64_t deadline_ns);
 } reign_backend;
 
 /* A backend's struct starts from this (then names its members), so that
@@ -192,7 +224,8 @@ REIGN_EXTERN int reign_factory_open_backend(const reign_backend *backend, const 
 REIGN_EXTERN void reign_backend_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-/* Mark an op failed with a status and a message. */
+/* Mark an op failed with a status and its cause (no scheme, op, resource
+ * or URI: the core adds them). */
 REIGN_EXTERN void reign_op_fail(reign_op *op, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -209,6 +242,14 @@ REIGN_EXTERN char *reign_printable(const void *bytes, size_t len, char *out, siz
 /* FNV-1a (64-bit) of len bytes: the one hash of resource IDs and names,
  * for a backend's tables. */
 REIGN_EXTERN uint64_t reign_hash(const void *bytes, size_t len);
+
+/* Nanoseconds of the core's clock (CLOCK_BOOTTIME), the clock of every
+ * deadline a backend is given. */
+REIGN_EXTERN int64_t reign_backend_now_ns(void);
+
+/* Milliseconds left until deadline_ns, rounded up, at least 1: a timeout
+ * for a library that takes one (libcurl, poll). */
+REIGN_EXTERN int64_t reign_backend_ms_left(int64_t deadline_ns);
 
 /* The value of query parameter `name` (marks it used), NULL if absent. */
 REIGN_EXTERN const char *reign_backend_param(const reign_backend_config *cfg, const char *name);

@@ -35,13 +35,14 @@ static int scripted_open(const reign_backend_config *cfg, void **state)
     return *state != NULL ? REIGN_OK : REIGN_ENOMEM;
 }
 
-static int scripted_execute(void *state, reign_op *ops, size_t n, int64_t timeout_ms)
+static int scripted_execute(void *state, reign_batch *b)
 {
-    (void)state, (void)timeout_ms;
+    (void)state;
     /* Stepped: only the thread test (the runtime door) gets here. Answer as
      * a server with no other holder would. */
     static uint64_t term;
-    for (size_t i = 0; i < n; i++) {
+    reign_op *ops = b->ops;
+    for (size_t i = 0; i < b->n_ops; i++) {
         ops[i].result = ops[i].kind == REIGN_OP_READ ? REIGN_RES_NONE : REIGN_RES_OK;
         if (ops[i].kind == REIGN_OP_ACQUIRE)
             ops[i].out_term = ++term;
@@ -498,6 +499,60 @@ static void test_renewals_due_soon_ride_along(void **state)
     rig_close(&r, es, 3, T0 + RENEW);
 }
 
+/* execute gets every RELEASE, then RENEW, then ACQUIRE, with counts and a
+ * deadline an op timeout after the send. */
+static void test_a_batch_comes_grouped_by_kind(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h[4] = {{0}};
+    reign_election *es[4];
+    es[0] = campaign(&r, "renewed", &h[0]);
+    es[1] = campaign(&r, "resigned", &h[1]);
+    turn(&r, T0, REIGN_RES_OK, 1);
+    es[2] = campaign(&r, "campaign-1", &h[2]);
+    es[3] = campaign(&r, "campaign-2", &h[3]);
+    reign_election_resign_nowait(es[1]);
+
+    assert_int_equal(gather(&r, T0 + RENEW), 4);
+    op(&r, 0, REIGN_OP_RELEASE, "resigned");
+    op(&r, 1, REIGN_OP_RENEW, "renewed");
+    assert_int_equal(r.b.ops[2].kind, REIGN_OP_ACQUIRE);
+    assert_int_equal(r.b.ops[3].kind, REIGN_OP_ACQUIRE);
+    reign_batch batch;
+    reign_engine_chunk(r.f, &r.b, 0, r.b.n, T0 + RENEW, &batch);
+    assert_int_equal(batch.n_ops, 4);
+    assert_int_equal(batch.count[REIGN_OP_RELEASE], 1);
+    assert_int_equal(batch.count[REIGN_OP_RENEW], 1);
+    assert_int_equal(batch.count[REIGN_OP_ACQUIRE], 2);
+    assert_int_equal(batch.count[REIGN_OP_READ], 0);
+    size_t n = 0;
+    assert_ptr_equal(reign_batch_group(&batch, REIGN_OP_ACQUIRE, &n), &r.b.ops[2]);
+    assert_int_equal(n, 2);
+    assert_int_equal(batch.deadline_ns, T0 + RENEW + (reign_mono_ns)TTL_MS / 3 * MS);
+    answer(&r, T0 + RENEW, T0 + RENEW, REIGN_EBACKEND);
+    rig_close(&r, es, 4, T0 + RENEW);
+}
+
+/* A backend gives only the cause; the core says which backend and where,
+ * and the op and resource where it shows the message. */
+static void test_a_failure_carries_the_backends_cause_and_where(void **state)
+{
+    (void)state;
+    rig r;
+    rig_open(&r, "a");
+    heard h = {0};
+    reign_election *e = campaign(&r, "res", &h);
+    assert_int_equal(gather(&r, T0), 1);
+    reign_op_fail(op(&r, 0, REIGN_OP_ACQUIRE, "res"), REIGN_EBACKEND, "connection refused");
+    answer(&r, T0, T0, REIGN_OK);
+    char buf[200];
+    assert_int_equal(reign_election_last_failure(e, buf, sizeof buf), REIGN_EBACKEND);
+    assert_string_equal(buf, "ACQUIRE: scripted: connection refused (scripted://x)");
+    rig_close(&r, &e, 1, T0);
+}
+
 static void test_internal_elections_are_not_counted(void **state)
 {
     (void)state;
@@ -609,6 +664,8 @@ int main(void)
         cmocka_unit_test(test_resign_releases_before_the_next_acquire),
         cmocka_unit_test(test_a_failed_release_is_retried_for_a_ttl),
         cmocka_unit_test(test_renewals_due_soon_ride_along),
+        cmocka_unit_test(test_a_batch_comes_grouped_by_kind),
+        cmocka_unit_test(test_a_failure_carries_the_backends_cause_and_where),
         cmocka_unit_test(test_internal_elections_are_not_counted),
         cmocka_unit_test(test_clients_hear_every_notification),
         cmocka_unit_test(test_a_brought_backend_serves_a_factory),

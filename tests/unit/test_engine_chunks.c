@@ -23,12 +23,12 @@
 
 enum { N = 500, CHUNK = 50, DOOMED = 10 };
 
-static int fail_doomed_renewals(reign_factory *f, reign_op *ops, size_t n, int64_t timeout_ms)
+static int fail_doomed_renewals(reign_factory *f, reign_batch *b)
 {
-    for (size_t i = 0; i < n; i++)
-        if (ops[i].kind == REIGN_OP_RENEW && strncmp(ops[i].resource, "r00", 3) == 0)
+    for (size_t i = 0; i < b->n_ops; i++)
+        if (b->ops[i].kind == REIGN_OP_RENEW && strncmp(b->ops[i].resource, "r00", 3) == 0)
             return REIGN_ETIMEDOUT; /* as a chunk past its timeout: nothing filled */
-    return f->backend->execute(f->state, ops, n, timeout_ms);
+    return f->backend->execute(f->state, b);
 }
 
 static reign_stats stats_of(reign_factory *f)

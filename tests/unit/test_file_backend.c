@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "run_ops.h"
 #include "../../backends/file/file_backend.h"
 #include "../../backends/file/file_internal.h"
 #include "reign/backend.h"
@@ -151,7 +152,7 @@ static reign_op run_n(instance *in, reign_op_kind kind, const char *res, size_t 
     op.resource = res;
     op.resource_len = len;
     op.term = term;
-    assert_int_equal(reign_backend_file.execute(in->st, &op, 1, OP_TIMEOUT_MS), REIGN_OK);
+    assert_int_equal(run_ops(&reign_backend_file, in->st, &op, 1, OP_TIMEOUT_MS), REIGN_OK);
     if (op.result == REIGN_RES_ERROR)
         print_message("op %d on %.*s: %d %s\n", (int)kind, (int)len, res, op.out_status,
                       op.out_error ? op.out_error : "");
@@ -375,7 +376,7 @@ static void test_a_batch_of_ten_thousand_resources_works(void **state)
         ops[i].resource_len = strlen(names[i]);
     }
     int64_t t0 = mono_us();
-    assert_int_equal(reign_backend_file.execute(a.st, ops, N, 60000), REIGN_OK);
+    assert_int_equal(run_ops(&reign_backend_file, a.st, ops, N, 60000), REIGN_OK);
     for (int i = 0; i < N; i++) {
         if (ops[i].result != REIGN_RES_OK)
             fail_msg("ACQUIRE %s: result %d: %s", names[i], ops[i].result,
@@ -384,12 +385,12 @@ static void test_a_batch_of_ten_thousand_resources_works(void **state)
         ops[i].kind = REIGN_OP_RENEW;
         ops[i].term = 1;
     }
-    assert_int_equal(reign_backend_file.execute(a.st, ops, N, 60000), REIGN_OK);
+    assert_int_equal(run_ops(&reign_backend_file, a.st, ops, N, 60000), REIGN_OK);
     for (int i = 0; i < N; i++) {
         assert_int_equal(ops[i].result, REIGN_RES_OK);
         ops[i].kind = REIGN_OP_RELEASE;
     }
-    assert_int_equal(reign_backend_file.execute(a.st, ops, N, 60000), REIGN_OK);
+    assert_int_equal(run_ops(&reign_backend_file, a.st, ops, N, 60000), REIGN_OK);
     for (int i = 0; i < N; i++)
         assert_int_equal(ops[i].result, REIGN_RES_OK);
     print_message("30000 ops in %lld ms\n", (long long)((mono_us() - t0) / 1000));
@@ -590,7 +591,7 @@ static int hold_child_main(const char *dir, int ready_fd)
         op.kind = REIGN_OP_ACQUIRE;
         op.resource = "res";
         op.resource_len = 3;
-        reign_backend_file.execute(c.st, &op, 1, OP_TIMEOUT_MS);
+        run_ops(&reign_backend_file, c.st, &op, 1, OP_TIMEOUT_MS);
         result = op.result == REIGN_RES_OK ? 'K' : 'H';
     }
     if (write(ready_fd, &result, 1) != 1)
