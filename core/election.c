@@ -35,12 +35,20 @@ static int election_create(reign_factory *f, const char *resource_id, bool inter
     }
     e->factory = f;
     e->resource_len = strlen(resource_id);
+    char shown[200];
+    reign_printable(resource_id, e->resource_len, shown, sizeof shown);
+    if ((e->shown = strdup(shown)) == NULL) {
+        free(e->resource);
+        free(e);
+        return reign_error_set(REIGN_ENOMEM, "election_new: out of memory");
+    }
     e->hash = reign_hash(e->resource, e->resource_len);
     e->internal = internal;
     pthread_mutex_lock(&f->mu);
     rc = reign_engine_add(f, e);
     pthread_mutex_unlock(&f->mu);
     if (rc != REIGN_OK) {
+        free(e->shown);
         free(e->resource);
         free(e);
         return rc;
@@ -99,7 +107,7 @@ const char *reign_election_resource(const reign_election *e)
 static int campaign_locked(reign_election *e)
 {
     if (e->closing)
-        return reign_error_set(REIGN_ECLOSED, "election %s: closing", e->resource);
+        return reign_error_set(REIGN_ECLOSED, "election %s: closing", e->shown);
     if (!e->campaigning) {
         e->campaigning = true;
         e->retry_at = 0;
@@ -139,7 +147,7 @@ static int read_mastership(const reign_election *e, int64_t *deadline_ns, uint64
         if (d1 != d2)
             continue; /* changed under us: read again */
         if (d1 == 0 || reign_clock_now_ns() >= d1)
-            return reign_error_set(REIGN_ENOTMASTER, "election %s: not master", e->resource);
+            return reign_error_set(REIGN_ENOTMASTER, "election %s: not master", e->shown);
         *deadline_ns = d1;
         *term = t;
         return REIGN_OK;
@@ -186,7 +194,7 @@ int reign_election_wait(reign_election *e, int64_t timeout_ms)
     e->waiters++;
     while (rc == REIGN_OK && !reign_election_is_master(e)) {
         if (e->closing) {
-            rc = reign_error_set(REIGN_ECLOSED, "election %s: closed while waiting", e->resource);
+            rc = reign_error_set(REIGN_ECLOSED, "election %s: closed while waiting", e->shown);
             break;
         }
         if (timeout_ms < 0) {
@@ -197,7 +205,7 @@ int reign_election_wait(reign_election *e, int64_t timeout_ms)
             char why[320];
             reign_election_status_why(f, e, why, sizeof why);
             rc = reign_error_set(REIGN_ETIMEDOUT, "election %s: not master after %lld ms%s",
-                                 e->resource, (long long)timeout_ms, why);
+                                 e->shown, (long long)timeout_ms, why);
             break;
         }
         struct timespec ts = reign_clock_timespec(until);
@@ -359,6 +367,7 @@ int reign_election_close_many(reign_election *const *elections, size_t n)
         if (e == NULL)
             continue;
         reign_election_status_free(e);
+        free(e->shown);
         free(e->resource);
         free(e);
     }

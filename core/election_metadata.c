@@ -34,24 +34,24 @@ int reign_election_set_metadata(reign_election *e, const char *metadata)
     size_t len = strlen(metadata);
     if (len > REIGN_METADATA_MAX)
         return reign_error_set(REIGN_EINVAL, "set_metadata %s: metadata of %zu bytes (at most %d)",
-                               e->resource, len, REIGN_METADATA_MAX);
+                               e->shown, len, REIGN_METADATA_MAX);
     const reign_backend *b = f->backend;
     if (b->set_metadata == NULL)
         return reign_error_set(REIGN_ENOTSUP, "set_metadata %s: the %s backend cannot change "
-                                              "metadata while master", e->resource, b->scheme);
+                                              "metadata while master", e->shown, b->scheme);
     if (reign_engine_is_engine_thread(f))
         return reign_error_set(REIGN_ESTATE, "set_metadata %s: not from a reign callback (it "
                                              "would wait for the thread running the callback)",
-                               e->resource);
+                               e->shown);
     uint64_t term = 0;
     if (reign_election_term(e, &term) != REIGN_OK)
-        return reign_error_set(REIGN_ENOTMASTER, "set_metadata %s: not master", e->resource);
+        return reign_error_set(REIGN_ENOTMASTER, "set_metadata %s: not master", e->shown);
     set_md_args a = {e, term, metadata};
     engine_call call = {.fn = run_set_metadata, .arg = &a};
     reign_engine_run_call(f, &call);
     int rc = REIGN_OK;
     if (call.status != REIGN_OK)
-        rc = reign_error_set(call.status, "set_metadata %s (term %llu): %s", e->resource,
+        rc = reign_error_set(call.status, "set_metadata %s (term %llu): %s", e->shown,
                              (unsigned long long)term, call.error != NULL ? call.error : "failed");
     free(call.error);
     return rc;

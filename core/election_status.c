@@ -135,7 +135,7 @@ int reign_election_status(reign_election *e, reign_leader_status *out)
     }
     pthread_mutex_unlock(&f->mu);
     if (rc != REIGN_OK)
-        return reign_error_set(rc, "election_status %s: out of memory", e->resource);
+        return reign_error_set(rc, "election_status %s: out of memory", e->shown);
     *out = s;
     return REIGN_OK;
 }
@@ -181,8 +181,8 @@ int reign_election_wait_change(reign_election *e, int64_t after_ms, int64_t time
     pthread_mutex_unlock(&f->mu);
     if (rc == REIGN_ETIMEDOUT)
         return reign_error_set(rc, "election_wait_change %s: no change since %lld ms within "
-                                   "%lld ms", e->resource, (long long)after_ms, (long long)timeout_ms);
+                                   "%lld ms", e->shown, (long long)after_ms, (long long)timeout_ms);
     if (rc == REIGN_ECLOSED)
-        return reign_error_set(rc, "election_wait_change %s: closed", e->resource);
+        return reign_error_set(rc, "election_wait_change %s: closed", e->shown);
     return REIGN_OK;
 }

@@ -116,16 +116,22 @@ void reign_engine_detach(reign_factory *f, const reign_engine_client *c)
             f->clients[i] = NULL;
 }
 
-/* On the engine thread, no lock held: tell the clients the fd. */
+/* On the engine thread, no lock held: tell the clients the fd. What to
+ * call is copied under the lock: a client without fd_seen may detach and
+ * be freed meanwhile (membership's leave); one with it never detaches. */
 static void tell_fd(reign_factory *f, int fd)
 {
-    const reign_engine_client *clients[N_CLIENTS];
+    void (*fns[N_CLIENTS])(reign_factory *, void *, int);
+    void *ctxs[N_CLIENTS];
     pthread_mutex_lock(&f->mu);
-    memcpy(clients, f->clients, sizeof clients);
+    for (size_t i = 0; i < N_CLIENTS; i++) {
+        fns[i] = f->clients[i] != NULL ? f->clients[i]->fd_seen : NULL;
+        ctxs[i] = f->clients[i] != NULL ? f->clients[i]->ctx : NULL;
+    }
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < N_CLIENTS; i++)
-        if (clients[i] != NULL && clients[i]->fd_seen != NULL)
-            clients[i]->fd_seen(f, clients[i]->ctx, fd);
+        if (fns[i] != NULL)
+            fns[i](f, ctxs[i], fd);
 }
 
 void reign_engine_view(const reign_election *e, reign_mono_ns *deadline, uint64_t *term)

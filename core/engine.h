@@ -39,6 +39,7 @@ struct reign_election {
     reign_factory *factory;
     char *resource;
     size_t resource_len;
+    char *shown;             /* the resource made safe for messages (reign_printable) */
     uint64_t hash;
     reign_election_fn callback;  /* set before start; read by the engine */
     void *callback_payload;

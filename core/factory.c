@@ -204,9 +204,9 @@ static int factory_open(const reign_backend *backend, const char *uri,
     }
 
     f->cfg = (reign_backend_config){
-        .uri = f->uri.raw, .uri_redacted = f->uri.redacted, .scheme = f->uri.scheme,
-        .user = f->uri.user, .password = f->uri.password, .host = f->uri.host,
-        .port = f->uri.port, .path = f->uri.path, .params = f->uri.params,
+        .version = REIGN_BACKEND_VERSION, .uri = f->uri.raw, .uri_redacted = f->uri.redacted,
+        .scheme = f->uri.scheme, .user = f->uri.user, .password = f->uri.password,
+        .host = f->uri.host, .port = f->uri.port, .path = f->uri.path, .params = f->uri.params,
         .n_params = f->uri.n_params, .instance_id = f->instance_id, .metadata = f->metadata,
         .logger = o->logger, .logger_payload = o->logger_payload};
     if ((rc = settle_timing(f, o)) != REIGN_OK)
@@ -335,10 +335,12 @@ int reign_factory_current_master(reign_factory *f, const char *resource_id, reig
         *out = r.master;
         return REIGN_OK;
     }
+    char shown[200];
+    reign_printable(resource_id, strlen(resource_id), shown, sizeof shown);
     if (r.status == REIGN_ENOMASTER)
-        rc = reign_error_set(REIGN_ENOMASTER, "%s: no master", resource_id);
+        rc = reign_error_set(REIGN_ENOMASTER, "%s: no master", shown);
     else
-        rc = reign_error_set(r.status, "current_master %s: %s", resource_id,
+        rc = reign_error_set(r.status, "current_master %s: %s", shown,
                              r.error != NULL ? r.error : reign_status_str(r.status));
     free(r.error);
     return rc;
@@ -364,10 +366,13 @@ int reign_factory_read_masters(reign_factory *f, const char *const *ids, size_t 
         reqs[i] = (read_request){.resource = ids[i], .resource_len = strlen(ids[i])};
     reign_engine_read_many(f, reqs, n);
     for (size_t i = 0; i < n; i++) {
-        if (reqs[i].status != REIGN_OK && reqs[i].status != REIGN_ENOMASTER && rc == REIGN_OK)
-            rc = reign_error_set(reqs[i].status, "read_masters %s: %s", ids[i],
+        if (reqs[i].status != REIGN_OK && reqs[i].status != REIGN_ENOMASTER && rc == REIGN_OK) {
+            char shown[200];
+            reign_printable(ids[i], strlen(ids[i]), shown, sizeof shown);
+            rc = reign_error_set(reqs[i].status, "read_masters %s: %s", shown,
                                  reqs[i].error != NULL ? reqs[i].error
                                                        : reign_status_str(reqs[i].status));
+        }
         free(reqs[i].error);
     }
     for (size_t i = 0; i < n; i++) {

@@ -1,7 +1,7 @@
 /* The file:// backend's vtable: leases as OFD locks on one lock file per
  * resource in a local directory, no server. open prepares the directory and
- * announces this instance (members.c); execute runs each op (ops.c); the
- * notification fd comes from watch.c. Local file systems only: OFD locks
+ * announces this instance (file_liveness.c); execute runs each op (file_ops.c); the
+ * notification fd comes from file_watch.c. Local file systems only: OFD locks
  * and inotify do not work across machines. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,24 +1,25 @@
 /* Private to the file:// backend: the pieces its files share.
  *
  * Map of the backend (one job per file):
- *   file_backend.c  the vtable: open (directory, membership), execute, close
- *   ops.c           ACQUIRE / RENEW / RELEASE / READ on one lock file
- *   lockio.c        the two byte-range locks of a lock file, record read/write
- *   record.c        the lock-file record: encode and parse (pure, fuzzable)
- *   names.c         resource ID / instance ID → safe file name
- *   sha256.c        SHA-256 for the names of long IDs
- *   map.c           a byte-string keyed hash map (held leases, waits, watchers)
- *   members.c       DIR/.members/<id>.member: "this instance is alive"
- *   watch.c         the notification fd: releases (inotify), deaths (watcher
- *                   threads on member files), retries of dying holders (timer)
- *   perm.c          mode= (sharing a directory with a group), owner messages
- *   nofile.c        the open-file budget: RLIMIT_NOFILE bounds the held leases
+ *   file_backend.c   the vtable: open (directory, liveness), execute, close
+ *   file_ops.c       ACQUIRE / RENEW / RELEASE / READ on one lock file
+ *   file_lockio.c    the two byte-range locks of a lock file, record read/write
+ *   file_record.c    the lock-file record: encode and parse (pure, fuzzable)
+ *   file_names.c     resource ID / instance ID → safe file name
+ *   file_sha256.c    SHA-256 for the names of long IDs
+ *   file_map.c       a byte-string keyed hash map (held leases, waits, watchers)
+ *   file_liveness.c  the liveness lock DIR/.members/<id>.member: "this
+ *                    instance is alive", held for the state's life
+ *   file_watch.c     the notification fd: releases (inotify), deaths (watcher
+ *                    threads on liveness files), retries of dying holders (timer)
+ *   file_perm.c      mode= (sharing a directory with a group), owner messages
+ *   file_nofile.c    the open-file budget: RLIMIT_NOFILE bounds the held leases
  *
  * On-disk layout of DIR:
  *   <name(resource)>.lock     one per resource, never deleted: it keeps the
  *                             term history. Byte 0 locked (OFD write lock) =
  *                             mastership; byte 1 = the record lock that makes
- *                             a record read/written as a whole (see lockio.c).
+ *                             a record read/written as a whole (see file_lockio.c).
  *   .members/<name(id)>.member one per live instance, write-locked for the
  *                             life of its backend state, unlinked at close.
  */
@@ -31,13 +32,13 @@
 
 #include "reign/backend.h"
 
-/* ---- sha256.c ------------------------------------------------------------ */
+/* ---- file_sha256.c ------------------------------------------------------------ */
 
 #define FILE_SHA256_LEN 32
 
 void reign_file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN]);
 
-/* ---- names.c ------------------------------------------------------------- */
+/* ---- file_names.c ------------------------------------------------------------- */
 
 /* Size of a name buffer; names are at most FILE_NAME_MAX - 1 = 255 bytes, the
  * NAME_MAX of every Linux file system. */
@@ -47,7 +48,7 @@ void reign_file_sha256(const void *data, size_t len, uint8_t out[FILE_SHA256_LEN
 
 /* The file name for an ID of `len` bytes (any bytes, NUL included) followed
  * by `suffix` (which must not contain '/', at most FILE_NAME_SUFFIX_MAX
- * bytes). Distinct IDs give distinct names; see names.c for the mapping. */
+ * bytes). Distinct IDs give distinct names; see file_names.c for the mapping. */
 void reign_file_name_encode(const char *id, size_t len, const char *suffix,
                             char out[FILE_NAME_MAX]);
 
@@ -58,7 +59,7 @@ void reign_file_name_encode(const char *id, size_t len, const char *suffix,
 int reign_file_name_decode(const char *name, const char *suffix, char out[FILE_NAME_MAX],
                            size_t *len_out);
 
-/* ---- record.c ------------------------------------------------------------ */
+/* ---- file_record.c ------------------------------------------------------------ */
 
 typedef enum file_lease_state {
     FILE_STATE_NEVER = 0,     /* empty file: never held, term 0 */
@@ -85,7 +86,7 @@ char *reign_file_record_encode(uint64_t term, file_lease_state state, const char
 
 void reign_file_record_clear(file_record *r);
 
-/* ---- map.c --------------------------------------------------------------- */
+/* ---- file_map.c --------------------------------------------------------------- */
 
 typedef struct file_map_node file_map_node;
 
@@ -108,7 +109,7 @@ void reign_file_map_sweep(file_map *m, file_map_visit_fn visit, void *ctx);
 /* Free the map, calling free_value (if not NULL) on every value. */
 void reign_file_map_free(file_map *m, void (*free_value)(void *value));
 
-/* ---- lockio.c ------------------------------------------------------------ */
+/* ---- file_lockio.c ------------------------------------------------------------ */
 
 /* Largest lock file we read: far above any record reign writes. */
 #define FILE_RECORD_MAX (1024 * 1024)
@@ -129,7 +130,7 @@ void reign_file_unlock_record(int fd);
 int reign_file_read_fd(int fd, char **out, size_t *len_out);
 int reign_file_write_fd(int fd, const char *buf, size_t len);
 
-/* ---- members.c ----------------------------------------------------------- */
+/* ---- file_liveness.c ----------------------------------------------------------- */
 
 /* Announce this instance: create and write-lock .members/<id>.member. 0 =
  * joined (*fd_out is the locked fd, name_out its name), 1 = a live instance
@@ -148,11 +149,11 @@ void reign_file_member_leave(int members_fd, int fd, const char *name);
  * 1 = alive (*fd_out open), 0 = not a live member, -1 = error (errno). */
 int reign_file_member_open_live(int members_fd, const char *holder, int *fd_out);
 
-/* ---- watch.c ------------------------------------------------------------- */
+/* ---- file_watch.c ------------------------------------------------------------- */
 
 typedef struct file_watch file_watch;
 
-/* The notification machinery of one state (see watch.c). REIGN_OK or a
+/* The notification machinery of one state (see file_watch.c). REIGN_OK or a
  * status with a message (reign_backend_error). */
 int reign_file_watch_open(const reign_backend_config *cfg, const char *dir, int members_fd,
                           file_watch **out);
@@ -183,7 +184,7 @@ int reign_file_watch_observe(file_watch *w, int on);
 /* Consume what is pending, report what may have been freed. */
 void reign_file_watch_drain(file_watch *w, reign_released_fn released, void *ctx);
 
-/* ---- perm.c --------------------------------------------------------------- */
+/* ---- file_perm.c --------------------------------------------------------------- */
 
 /* mode= of the URI: 3-4 octal digits, rw for the owner, no x: 0, or -1. */
 int reign_file_parse_mode(const char *text, mode_t *out);
@@ -196,7 +197,7 @@ void reign_file_describe_owner(int dir_fd, const char *name, char *buf, size_t s
 /* What to do when instances of different users share a directory. */
 const char *reign_file_share_hint(void);
 
-/* ---- nofile.c ---------------------------------------------------------------- */
+/* ---- file_nofile.c ---------------------------------------------------------------- */
 
 /* Descriptors kept for everything but leases: member and directory fds,
  * inotify and epoll, watcher threads' member files, the ones an op opens
@@ -211,7 +212,7 @@ int reign_file_nofile_refuse(struct file_state *st, reign_op *op);
 /* An open in ACQUIRE failed with EMFILE: fail op, and the batch's rest. */
 void reign_file_nofile_emfile(struct file_state *st, reign_op *op);
 
-/* ---- ops.c / file_backend.c ---------------------------------------------- */
+/* ---- file_ops.c / file_backend.c ---------------------------------------------- */
 
 /* A lease this state holds: the fd whose open file description owns the
  * byte-0 lock, and the term written with it. */

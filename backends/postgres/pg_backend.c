@@ -450,7 +450,7 @@ static int cmd_ensure(pg_state *st, int64_t deadline_ms, char *err, size_t err_s
 
 /* ---- 3. The LISTEN connection ------------------------------------------------------- */
 
-static int lsn_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
+static int listen_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
 {
     PGconn *c = NULL;
     reign_pg_cmd cmd;
@@ -521,7 +521,7 @@ out:
 }
 
 /* Bring the LISTEN connection back if it is down and its backoff passed. */
-static void lsn_maintain(pg_state *st, int64_t deadline_ms)
+static void listen_maintain(pg_state *st, int64_t deadline_ms)
 {
     int64_t now = reign_monotonic_ms();
     if (st->lsn.conn != NULL || !reign_backend_link_may_try(&st->lsn.pace, now) ||
@@ -529,7 +529,7 @@ static void lsn_maintain(pg_state *st, int64_t deadline_ms)
         return;
     }
     char err[PG_ERR_SIZE];
-    int rc = lsn_connect(st, deadline_ms, err, sizeof(err));
+    int rc = listen_connect(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         link_failed(st, &st->lsn, "LISTEN", rc, err);
     }
@@ -825,7 +825,7 @@ static int pg_execute(void *state, reign_batch *batch)
     }
     clear_results(cmds, n_so);
     if (st->cmd.conn != NULL) {
-        lsn_maintain(st, deadline_ms);
+        listen_maintain(st, deadline_ms);
     }
 out:
     for (int b = 0; b < 4; b++) {
@@ -962,7 +962,7 @@ static int pg_open(const reign_backend_config *cfg, void **state_out)
     }
     /* Without LISTEN we still work, only slower to notice releases: it is
      * retried at later batches. */
-    lsn_maintain(st, deadline_ms);
+    listen_maintain(st, deadline_ms);
     *state_out = st;
     st = NULL;
 out:

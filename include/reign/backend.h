@@ -116,8 +116,10 @@ typedef struct reign_uri_param {
     int used;  /* set by reign_backend_param; unused ones are refused */
 } reign_uri_param;
 
-/* What open gets. Everything is owned by the core and lives until close. */
+/* What open gets. Everything is owned by the core and lives until close.
+ * Members are only ever appended; version says which the core filled. */
 typedef struct reign_backend_config {
+    int version;               /* the core's REIGN_BACKEND_VERSION */
     const char *uri;           /* as the user gave it: may hold secrets, never log */
     const char *uri_redacted;  /* password replaced by *** */
     const char *scheme;        /* "file", "redis", … */

@@ -40,18 +40,17 @@ static void map_items(const etcd_txn_item *items, size_t n, int64_t rev, unsigne
     for (size_t i = 0; i < n; i++) {
         reign_op op = {.resource = "p/a", .resource_len = 3, .term = (uint64_t)(flags & 7) + 1};
         op.kind = REIGN_OP_ACQUIRE;
-        reign_etcd_result_acquire(&op, &items[i], rev, flags & 8, "fuzz");
+        reign_etcd_result_acquire(&op, &items[i], rev, flags & 8);
         op_done(&op);
         op.kind = REIGN_OP_RENEW;
         op.term = (uint64_t)(flags & 7) + 1;
-        reign_etcd_result_renew(&op, &items[i], (int64_t)(flags >> 4), (int)(flags % 3) - 1,
-                                "fuzz");
+        reign_etcd_result_renew(&op, &items[i], (int64_t)(flags >> 4), (int)(flags % 3) - 1);
         op_done(&op);
         op.kind = REIGN_OP_RELEASE;
         reign_etcd_result_release(&op, &items[i]);
         op_done(&op);
         op.kind = REIGN_OP_READ;
-        reign_etcd_result_read(&op, &items[i], "fuzz");
+        reign_etcd_result_read(&op, &items[i]);
         op_done(&op);
     }
 }

@@ -1,5 +1,5 @@
 /* Fuzz target: the file:// backend's lock-file record parser
- * (backends/file/record.c). Any bytes may sit in a lock file; a record that
+ * (backends/file/file_record.c). Any bytes may sit in a lock file; a record that
  * parses must encode back to bytes that parse to the same record. */
 #include "file/file_internal.h"
 #include "fuzz_common.h"

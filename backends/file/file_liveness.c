@@ -1,7 +1,8 @@
-/* Membership: DIR/.members/<name(instance ID)>.member is write-locked (byte
- * 0, an OFD lock) by the instance for the whole life of its backend state.
- * The kernel drops the lock when the instance dies, which is the one event
- * a waiting candidate can block on (watch.c) to learn of a holder's death. */
+/* The liveness lock: DIR/.members/<name(instance ID)>.member is
+ * write-locked (byte 0, an OFD lock) by the instance for the whole life of
+ * its backend state. The kernel drops the lock when the instance dies,
+ * which is the one event a waiting candidate can block on (file_watch.c)
+ * to learn of a holder's death. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* The four lease operations on one lock file (see backend.h for their
- * meaning and lockio.c for the two locks).
+ * meaning and file_lockio.c for the two locks).
  *
  *   ACQUIRE  record lock (write) → try byte 0 → read the record →
  *            ours: write term+1 "held" by us, keep the fd → OK(term)
@@ -282,7 +282,7 @@ static void do_release(file_state *st, reign_op *op, const char *name, int64_t d
                           "unlocking anyway",
                           st->dir, name, buf == NULL ? "out of memory" : strerror(errno));
     free(buf);
-    (void)reign_file_unlock_master(h->fd); /* before the record lock: see lockio.c */
+    (void)reign_file_unlock_master(h->fd); /* before the record lock: see file_lockio.c */
     if (locked)
         reign_file_unlock_record(h->fd);
     drop_hold(st, op->resource, op->resource_len);
