@@ -218,6 +218,7 @@ static int factory_open(const reign_backend *backend, const char *uri,
         goto out;
     reign_error_clear();
     void *state = NULL;
+    f->cfg.open_deadline_ns = reign_clock_now_ns() + f->op_timeout_ms * REIGN_NS_PER_MS;
     rc = f->backend->open(&f->cfg, &state);
     if (rc != REIGN_OK) {
         if (reign_last_error()[0] == '\0')

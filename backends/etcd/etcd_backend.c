@@ -193,7 +193,7 @@ static int etcd_open(const reign_backend_config *cfg, void **state_out)
         reign_backend_log(cfg, REIGN_LOG_WARN, "%s: no watch (epoll/timerfd failed): candidates "
                           "retry on their timer only", cfg->uri_redacted);
 
-    int64_t deadline = reign_backend_now_ns() + cfg->op_timeout_ms * 1000000;
+    int64_t deadline = cfg->open_deadline_ns;
     char cause[ETCD_ERR_SIZE];
     if ((rc = reign_etcd_http_discover(&s->http, deadline, cause, sizeof cause)) != REIGN_OK) {
         reign_backend_error("etcd: cannot reach %s: %s", cfg->uri_redacted, cause);

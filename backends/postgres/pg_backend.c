@@ -953,8 +953,7 @@ static int pg_open(const reign_backend_config *cfg, void **state_out)
         goto out;
     }
     snprintf(st->changed_prefix, plen, "%s:", st->table);
-    int64_t deadline_ms =
-        reign_monotonic_ms() + (cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000);
+    int64_t deadline_ms = cfg->open_deadline_ns / 1000000;
     rc = cmd_connect(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         reign_backend_error("postgres: %s (%s)", err, cfg->uri_redacted);

@@ -843,8 +843,7 @@ int reign_redis_open(const reign_backend_config *cfg, void **state_out)
         goto out;
     }
     snprintf(st->changed, st->changed_len + 1, "%schanged", st->conf.prefix);
-    int64_t deadline_ms =
-        reign_monotonic_ms() + (cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000);
+    int64_t deadline_ms = cfg->open_deadline_ns / 1000000;
     rc = cmd_connect(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         reign_backend_error("redis: %s (%s)", err, cfg->uri_redacted);

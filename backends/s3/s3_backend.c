@@ -497,8 +497,7 @@ static int s3_open(const reign_backend_config *cfg, void **state_out)
     reign_s3_task t = {.st = st, .op = &op, .probe = true, .next_same_key = NO_TASK};
     snprintf(t.key, sizeof t.key, "%s~~probe", st->conf.prefix);
     t.name_off = strlen(st->conf.prefix);
-    int64_t timeout = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms : 5000;
-    run_tasks(st, &t, 1, reign_monotonic_ms() + timeout);
+    run_tasks(st, &t, 1, cfg->open_deadline_ns / 1000000);
     reign_s3_http_finish(st, &t);
     reign_s3_http_reset(&t);
     if (op.result != REIGN_RES_NONE) {

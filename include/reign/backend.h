@@ -134,6 +134,7 @@ typedef struct reign_backend_config {
     const char *metadata;      /* this instance's metadata, "" if none */
     int64_t ttl_ms;            /* lease TTL for ACQUIRE and RENEW */
     int64_t op_timeout_ms;     /* the default bound for one batch */
+    int64_t open_deadline_ns;  /* open returns by then (reign_backend_now_ns clock) */
     reign_log_fn logger;
     void *logger_payload;
 } reign_backend_config;
@@ -149,8 +150,8 @@ typedef struct reign_backend {
 
     /* Required. Connect/prepare. On success *state_out is the backend's state.
      * On failure return a reign_status and set a message with
-     * reign_backend_error; nothing is leaked. May block up to
-     * cfg->op_timeout_ms. */
+     * reign_backend_error; nothing is leaked. May block until
+     * cfg->open_deadline_ns. */
     int (*open)(const reign_backend_config *cfg, void **state_out);
 
     /* Required. Run a batch; fill every op's result. Return REIGN_OK when the
