@@ -2,17 +2,18 @@
  * PostgreSQL database through libpq, notifications through LISTEN/NOTIFY.
  *
  * Map of this file:
- *   1. state and configuration (URI → libpq parameters, table, holder)
- *   2. the command connection: connect, schema, PREPARE, reconnect with
- *      backoff
- *   3. the LISTEN connection: notify_fd, notify_drain
- *   4. execute: one pipeline per batch — one array statement for all
+ *   1. configuration (URI → libpq parameters, table, holder); the state is
+ *      in pg_internal.h
+ *   2. the LISTEN connection as the notification source: notify_fd, drain
+ *   3. execute: one pipeline per batch — one array statement for all
  *      RELEASEs, one for all RENEWs, one statement per ACQUIRE and READ —
  *      so a batch is one round trip however many ops it has
+ *   4. observers, set_metadata
  *   5. open, close, the vtable
  *
- * The SQL and the pure parsing live in pg_sql.c, URI handling in
- * pg_conninfo.c, libpq I/O with deadlines in pg_conn.c. Every member is
+ * The connections' lifecycle (connect, schema, PREPARE, LISTEN, reconnect
+ * pacing) lives in pg_link.c, the SQL and the pure parsing in pg_sql.c, URI
+ * handling in pg_conninfo.c, libpq I/O with deadlines in pg_conn.c. Every member is
  * called from the factory's engine thread only, so the state has no lock.
  */
 #include "pg_backend.h"
@@ -27,46 +28,13 @@
 
 #include "pg_conn.h"
 #include "pg_conninfo.h"
+#include "pg_internal.h"
 #include "pg_sql.h"
 
-/* ---- 1. State and configuration ---------------------------------------------- */
+/* ---- 1. Configuration -------------------------------------------------------- */
 
-/* After a failed connect attempt wait this long, doubling up to the max, so
- * that a server that is down is not hammered by every batch. */
-#define PG_ERR_SIZE 512
-/* ON CONFLICT needs 9.5. */
-#define PG_MIN_SERVER_VERSION 90500
-
-/* One connection and its reconnection pacing (backend.h). */
-typedef struct pg_link {
-    PGconn *conn; /* NULL while broken */
-    reign_backend_link pace;
-} pg_link;
-
-typedef struct pg_state {
-    const reign_backend_config *cfg; /* owned by the core, lives until close */
-    reign_pg_conninfo ci;            /* libpq keywords for the command connection */
-    const char *table;               /* table= as given (also the NOTIFY channel) */
-    size_t schema_len;               /* of table, 0 if unqualified */
-    char *quoted;                    /* table quoted with PQescapeIdentifier */
-    char *channel_quoted;            /* table as one quoted identifier, for LISTEN */
-    char *sql[REIGN_PG_N_STMTS];
-    char *create_sql;
-    char ttl_arg[24];     /* cfg->ttl_ms as decimal text */
-    char timeout_arg[24]; /* statement_timeout in ms */
-    const char *holder;   /* cfg->instance_id */
-    const char *metadata; /* cfg->metadata or "" */
-    const char *secret;   /* cfg->password: scrubbed from every message */
-    pg_link cmd;          /* lease statements */
-    pg_link lsn;          /* LISTEN only */
-    uint64_t statements;  /* sent on cmd, for the debug log */
-    uint64_t round_trips;
-    char *changed_prefix; /* "<table>:", the start of our REIGN_PG_CHANGED_CHANNEL payloads */
-    bool observing;       /* lsn also LISTENs to REIGN_PG_CHANGED_CHANNEL (observe) */
-} pg_state;
-
-/* Fail one op with the message shape every postgres error has:
- * "postgres: RENEW jobs/7: <cause> (postgres://reign:***@host:5432/db)". */
+/* Fail one op with its cause (the core adds "postgres: … (<uri>)"), and drop
+ * any holder a partial answer left. */
 static void op_fail(reign_op *op, int status, const char *cause)
 {
     free(op->out_holder);
@@ -112,428 +80,7 @@ static int configure(pg_state *st, const reign_backend_config *cfg, char *err, s
     return REIGN_OK;
 }
 
-/* ---- 2. The command connection -------------------------------------------------- */
-
-static void on_notice(void *arg, const char *message)
-{
-    const pg_state *st = arg;
-    char msg[400];
-    reign_pg_clean_message(message, st->secret, msg, sizeof(msg));
-    reign_backend_log(st->cfg, REIGN_LOG_DEBUG, "server says: %s", msg);
-}
-
-static void link_drop(pg_link *l)
-{
-    if (l->conn != NULL) {
-        PQfinish(l->conn);
-        l->conn = NULL;
-    }
-}
-
-/* A connection that worked broke: try again at once, then back off. */
-static void link_broken(pg_state *st, pg_link *l, const char *what, const char *cause)
-{
-    link_drop(l);
-    char who[32];
-    snprintf(who, sizeof(who), "%s connection", what);
-    reign_backend_link_lost(st->cfg, &l->pace, who, cause);
-}
-
-static void link_failed(pg_state *st, pg_link *l, const char *what, int status, const char *cause)
-{
-    char who[32];
-    snprintf(who, sizeof(who), "%s connection", what);
-    reign_backend_link_failed(st->cfg, &l->pace, who, status, cause);
-}
-
-static void link_up(pg_state *st, pg_link *l, PGconn *c, const char *what)
-{
-    l->conn = c;
-    char who[32];
-    snprintf(who, sizeof(who), "%s connection", what);
-    reign_backend_link_up(st->cfg, &l->pace, who);
-}
-
-/* PQescapeIdentifier → malloc'd copy (libpq's must go with PQfreemem). */
-static char *quote_ident(PGconn *c, const char *s, size_t len)
-{
-    char *q = PQescapeIdentifier(c, s, len);
-    if (q == NULL) {
-        return NULL;
-    }
-    char *copy = strdup(q);
-    PQfreemem(q);
-    return copy;
-}
-
-/* The table's quoted name and the SQL that uses it, once: quoting needs a
- * connection (its encoding). */
-static int build_sql(pg_state *st, PGconn *c, char *err, size_t err_size)
-{
-    if (st->quoted != NULL) {
-        return REIGN_OK;
-    }
-    char *schema = NULL, *name = NULL;
-    int rc = REIGN_ENOMEM;
-    if (st->schema_len > 0) {
-        schema = quote_ident(c, st->table, st->schema_len);
-        name =
-            quote_ident(c, st->table + st->schema_len + 1, strlen(st->table) - st->schema_len - 1);
-    } else {
-        name = quote_ident(c, st->table, strlen(st->table));
-    }
-    if (name == NULL || (st->schema_len > 0 && schema == NULL)) {
-        goto out;
-    }
-    size_t qlen = strlen(name) + (schema != NULL ? strlen(schema) + 1 : 0) + 1;
-    st->quoted = malloc(qlen);
-    st->channel_quoted = quote_ident(c, st->table, strlen(st->table));
-    if (st->quoted == NULL || st->channel_quoted == NULL) {
-        goto out;
-    }
-    snprintf(st->quoted, qlen, "%s%s%s", schema != NULL ? schema : "", schema != NULL ? "." : "",
-             name);
-    st->create_sql = reign_pg_sql_create(st->quoted);
-    if (st->create_sql == NULL) {
-        goto out;
-    }
-    for (int s = 0; s < REIGN_PG_N_STMTS; s++) {
-        st->sql[s] = reign_pg_sql((reign_pg_stmt)s, st->quoted);
-        if (st->sql[s] == NULL) {
-            goto out;
-        }
-    }
-    rc = REIGN_OK;
-out:
-    free(schema);
-    free(name);
-    if (rc != REIGN_OK) {
-        snprintf(err, err_size, "out of memory building SQL");
-        free(st->quoted);
-        st->quoted = NULL;
-    }
-    return rc;
-}
-
-/* Run cmds on c; on success every result is checked for an error, the first
- * of which is returned (with `what` naming the step). */
-static int run_setup(pg_state *st, PGconn *c, reign_pg_cmd *cmds, size_t n, int64_t deadline_ms,
-                     const char *what, const char *ignore_a, const char *ignore_b, char *err,
-                     size_t err_size)
-{
-    size_t answered = 0;
-    char cause[PG_ERR_SIZE];
-    int rc =
-        reign_pg_pipeline(c, cmds, n, deadline_ms, st->secret, &answered, cause, sizeof(cause));
-    if (rc != REIGN_OK) {
-        snprintf(err, err_size, "%s: %s", what, cause);
-        if (rc == REIGN_ETIMEDOUT) {
-            rc = REIGN_EBACKEND; /* nothing of the caller's batch ran yet */
-        }
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ExecStatusType s = PQresultStatus(cmds[i].res);
-        if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
-            continue;
-        }
-        const char *state = reign_pg_result_sqlstate(cmds[i].res);
-        if ((ignore_a != NULL && strcmp(state, ignore_a) == 0) ||
-            (ignore_b != NULL && strcmp(state, ignore_b) == 0)) {
-            continue;
-        }
-        rc = reign_pg_result_error(cmds[i].res, st->secret, cause, sizeof(cause));
-        snprintf(err, err_size, "%s: %s", what, cause);
-        goto out;
-    }
-out:
-    return rc;
-}
-
-static void clear_results(reign_pg_cmd *cmds, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (cmds[i].res != NULL) {
-            PQclear(cmds[i].res);
-            cmds[i].res = NULL;
-        }
-    }
-}
-
-static reign_pg_cmd prepare_cmd(const pg_state *st, reign_pg_stmt s)
-{
-    return (reign_pg_cmd){.kind = REIGN_PG_CMD_PREPARE,
-                          .name = reign_pg_stmt_name(s),
-                          .sql = st->sql[s],
-                          .n_params = reign_pg_stmt_n_params(s),
-                          .types = reign_pg_stmt_types(s)};
-}
-
-/* After connecting: session settings, a privilege check and the prepared
- * statements in one round trip; two more when the table has to be created
- * first. */
-static int cmd_setup(pg_state *st, PGconn *c, int64_t deadline_ms, char *err, size_t err_size)
-{
-    int rc = REIGN_OK;
-    reign_pg_cmd cmds[2 + REIGN_PG_N_STMTS];
-    size_t n = 0;
-    memset(cmds, 0, sizeof(cmds));
-
-    int version = PQserverVersion(c);
-    if (version < PG_MIN_SERVER_VERSION) {
-        snprintf(err, err_size,
-                 "server version %d is too old: reign needs PostgreSQL 9.5 or later "
-                 "(INSERT … ON CONFLICT)",
-                 version);
-        return REIGN_EBACKEND;
-    }
-    /* instance ID and metadata go into text columns */
-    const char *enc = PQparameterStatus(c, "client_encoding");
-    if (enc != NULL && strcmp(enc, "UTF8") == 0) {
-        if (!reign_pg_utf8_valid(st->holder, strlen(st->holder))) {
-            snprintf(err, err_size,
-                     "the instance ID is not valid UTF-8, which a text column of "
-                     "this UTF8 database refuses");
-            return REIGN_EINVAL;
-        }
-        if (!reign_pg_utf8_valid(st->metadata, strlen(st->metadata))) {
-            snprintf(err, err_size,
-                     "the metadata is not valid UTF-8, which a text column of "
-                     "this UTF8 database refuses");
-            return REIGN_EINVAL;
-        }
-    }
-    rc = build_sql(st, c, err, err_size);
-    if (rc != REIGN_OK) {
-        return rc;
-    }
-
-    /* 1: session settings and the statements, in one round trip, since the
-     * table is there nearly always. Hash and merge joins are off for the
-     * session: RENEW and RELEASE join a batch of up to 4,096 resources
-     * against the table, and the planner, counting the live leases (all of
-     * them, on a busy table), picks a hash join over a scan of the whole
-     * table for every chunk; an index probe per resource is 3x faster at
-     * 100,000 leases (35 vs 112 ms a chunk) and does not grow with the
-     * table. ACQUIRE and READ look up one row by key either way.
-     * PREPARE parses and plans against the
-     * table: a missing one shows as 42P01, and a table of another shape
-     * fails here, at connect, not at the first lease. A role needs CREATE
-     * on the schema only when the table is missing. */
-    const char *v_timeout[] = {st->timeout_arg};
-    bool missing[REIGN_PG_N_STMTS] = {false};
-    cmds[0] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
-                             .sql = "SELECT set_config('statement_timeout', $1, false), "
-                                    "set_config('enable_hashjoin', 'off', false), "
-                                    "set_config('enable_mergejoin', 'off', false)",
-                             .n_params = 1,
-                             .values = v_timeout};
-    /* PREPARE checks no privileges: ask, so that a role without them is
-     * told at open rather than at its first lease (one call per privilege:
-     * with a list, has_table_privilege is true if any is held) */
-    const char *v_table[] = {st->quoted};
-    cmds[1] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
-                             .sql = "SELECT has_table_privilege($1, 'SELECT') AND "
-                                    "has_table_privilege($1, 'INSERT') AND "
-                                    "has_table_privilege($1, 'UPDATE')",
-                             .n_params = 1,
-                             .values = v_table};
-    for (int k = 0; k < REIGN_PG_N_STMTS; k++) {
-        cmds[2 + k] = prepare_cmd(st, (reign_pg_stmt)k);
-    }
-    n = 2 + REIGN_PG_N_STMTS;
-    rc = run_setup(st, c, cmds, n, deadline_ms, "session setup", "42P01", NULL, err, err_size);
-    if (rc != REIGN_OK) {
-        goto hint;
-    }
-    if (PQresultStatus(cmds[1].res) == PGRES_TUPLES_OK && PQntuples(cmds[1].res) == 1 &&
-        strcmp(PQgetvalue(cmds[1].res, 0, 0), "f") == 0) {
-        snprintf(err, err_size,
-                 "role %s lacks SELECT, INSERT or UPDATE on table %s: GRANT SELECT, INSERT, "
-                 "UPDATE ON %s TO %s",
-                 PQuser(c), st->quoted, st->quoted, PQuser(c));
-        rc = REIGN_EAUTH;
-        goto out;
-    }
-    bool any_missing = false;
-    for (int k = 0; k < REIGN_PG_N_STMTS; k++) {
-        missing[k] = strcmp(reign_pg_result_sqlstate(cmds[2 + k].res), "42P01") == 0;
-        any_missing |= missing[k];
-    }
-    clear_results(cmds, n);
-    n = 0;
-    if (!any_missing) {
-        goto out;
-    }
-
-    /* 2: the schema. Two instances creating it at once may race inside IF
-     * NOT EXISTS (42P07, or 23505 on the catalog): either way the table is
-     * there afterwards. */
-    cmds[0] = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS, .sql = st->create_sql};
-    n = 1;
-    rc = run_setup(st, c, cmds, n, deadline_ms, "creating the lease table", "42P07", "23505", err,
-                   err_size);
-    if (rc != REIGN_OK) {
-        goto out;
-    }
-    reign_backend_log(st->cfg, REIGN_LOG_INFO, "created lease table %s (%s)", st->quoted,
-                      st->cfg->uri_redacted);
-    clear_results(cmds, n);
-    n = 0;
-
-    /* 3: the statements that failed for want of the table */
-    for (int k = 0; k < REIGN_PG_N_STMTS; k++) {
-        if (missing[k]) {
-            cmds[n++] = prepare_cmd(st, (reign_pg_stmt)k);
-        }
-    }
-    rc = run_setup(st, c, cmds, n, deadline_ms, "preparing statements", NULL, NULL, err, err_size);
-hint:
-    if (rc == REIGN_EINVAL || rc == REIGN_EBACKEND) {
-        size_t len = strlen(err);
-        if (len + 1 < err_size && strstr(err, "SQLSTATE 42") != NULL) {
-            snprintf(err + len, err_size - len,
-                     "; does table %s have the columns reign needs (resource bytea primary key, "
-                     "holder text, term bigint, expires_at timestamptz, metadata text)?",
-                     st->quoted);
-        }
-    }
-out:
-    clear_results(cmds, n);
-    return rc;
-}
-
-static int cmd_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
-{
-    PGconn *c = NULL;
-    char cause[PG_ERR_SIZE];
-    int rc =
-        reign_pg_connect((const char *const *)st->ci.keywords, (const char *const *)st->ci.values,
-                         deadline_ms, st->secret, &c, cause, sizeof(cause));
-    if (rc != REIGN_OK) {
-        snprintf(err, err_size, "cannot connect: %s", cause);
-        return rc;
-    }
-    PQsetNoticeProcessor(c, on_notice, st);
-    rc = cmd_setup(st, c, deadline_ms, err, err_size);
-    if (rc != REIGN_OK) {
-        PQfinish(c);
-        return rc;
-    }
-    link_up(st, &st->cmd, c, "command");
-    return REIGN_OK;
-}
-
-/* Make sure the command connection is up before a batch. */
-static int cmd_ensure(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
-{
-    if (st->cmd.conn != NULL) {
-        if (reign_pg_idle_ok(st->cmd.conn)) {
-            return REIGN_OK;
-        }
-        /* Closed while idle (restart, pg_terminate_backend, idle timeout):
-         * nothing of this batch was sent yet, so reconnect at once. */
-        char msg[PG_ERR_SIZE];
-        reign_pg_clean_message(PQerrorMessage(st->cmd.conn), st->secret, msg, sizeof(msg));
-        link_broken(st, &st->cmd, "command", msg[0] != '\0' ? msg : "closed while idle");
-    }
-    int64_t now = reign_monotonic_ms();
-    if (!reign_backend_link_may_try(&st->cmd.pace, now)) {
-        return reign_backend_link_refusal(&st->cmd.pace, now, err, err_size);
-    }
-    int rc = cmd_connect(st, deadline_ms, err, err_size);
-    if (rc != REIGN_OK) {
-        link_failed(st, &st->cmd, "command", rc, err);
-    }
-    return rc;
-}
-
-/* ---- 3. The LISTEN connection ------------------------------------------------------- */
-
-static int listen_connect(pg_state *st, int64_t deadline_ms, char *err, size_t err_size)
-{
-    PGconn *c = NULL;
-    reign_pg_cmd cmd;
-    char cause[PG_ERR_SIZE];
-    char *sql = NULL;
-    int rc = REIGN_OK;
-    memset(&cmd, 0, sizeof(cmd));
-
-    /* the same parameters, shown as reign-listen unless the user named it */
-    size_t n = st->ci.n;
-    const char **vals = calloc(n + 1, sizeof(*vals));
-    if (vals == NULL) {
-        snprintf(err, err_size, "out of memory");
-        return REIGN_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        vals[i] = st->ci.values[i];
-        if (strcmp(st->ci.keywords[i], "fallback_application_name") == 0 &&
-            strcmp(st->ci.values[i], REIGN_PG_APP_NAME) == 0) {
-            vals[i] = REIGN_PG_LISTEN_APP_NAME;
-        }
-    }
-    rc = reign_pg_connect((const char *const *)st->ci.keywords, vals, deadline_ms, st->secret, &c,
-                          cause, sizeof(cause));
-    if (rc != REIGN_OK) {
-        snprintf(err, err_size, "cannot connect: %s", cause);
-        goto out;
-    }
-    PQsetNoticeProcessor(c, on_notice, st);
-    if (st->channel_quoted == NULL) {
-        rc = build_sql(st, c, err, err_size);
-        if (rc != REIGN_OK) {
-            goto out;
-        }
-    }
-    size_t len = strlen(st->channel_quoted) + 8;
-    sql = malloc(len);
-    if (sql == NULL) {
-        snprintf(err, err_size, "out of memory");
-        rc = REIGN_ENOMEM;
-        goto out;
-    }
-    snprintf(sql, len, "LISTEN %s", st->channel_quoted);
-    cmd = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS, .sql = sql};
-    rc = run_setup(st, c, &cmd, 1, deadline_ms, "LISTEN", NULL, NULL, err, err_size);
-    if (rc != REIGN_OK) {
-        goto out;
-    }
-    if (st->observing) {
-        clear_results(&cmd, 1);
-        cmd = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS,
-                             .sql = "LISTEN " REIGN_PG_CHANGED_CHANNEL};
-        rc = run_setup(st, c, &cmd, 1, deadline_ms, "LISTEN", NULL, NULL, err, err_size);
-        if (rc != REIGN_OK) {
-            goto out;
-        }
-    }
-    link_up(st, &st->lsn, c, "LISTEN");
-    c = NULL;
-out:
-    clear_results(&cmd, 1);
-    free(sql);
-    free(vals);
-    if (c != NULL) {
-        PQfinish(c);
-    }
-    return rc;
-}
-
-/* Bring the LISTEN connection back if it is down and its backoff passed. */
-static void listen_maintain(pg_state *st, int64_t deadline_ms)
-{
-    int64_t now = reign_monotonic_ms();
-    if (st->lsn.conn != NULL || !reign_backend_link_may_try(&st->lsn.pace, now) ||
-        now >= deadline_ms) {
-        return;
-    }
-    char err[PG_ERR_SIZE];
-    int rc = listen_connect(st, deadline_ms, err, sizeof(err));
-    if (rc != REIGN_OK) {
-        link_failed(st, &st->lsn, "LISTEN", rc, err);
-    }
-}
+/* ---- 2. The LISTEN connection as the notification source -------------------------- */
 
 static int pg_notify_fd(void *state)
 {
@@ -571,12 +118,12 @@ static void pg_notify_drain(void *state, reign_released_fn released, void *ctx)
          * notify_fd says -1 meanwhile): have every candidate try now. */
         char msg[PG_ERR_SIZE];
         reign_pg_clean_message(PQerrorMessage(st->lsn.conn), st->secret, msg, sizeof(msg));
-        link_broken(st, &st->lsn, "LISTEN", msg[0] != '\0' ? msg : "closed");
+        reign_pg_link_broken(st, &st->lsn, "LISTEN", msg[0] != '\0' ? msg : "closed");
         released(ctx, NULL, 0);
     }
 }
 
-/* ---- 4. Execute --------------------------------------------------------------------- */
+/* ---- 3. Execute --------------------------------------------------------------------- */
 
 /* Parameter formats: 1 = binary (bytea and arrays), 0 = text. */
 static const int fmt_acquire[] = {1, 0, 0, 0, 0};
@@ -692,7 +239,7 @@ static int pg_execute(void *state, reign_batch *batch)
     for (int g = 0; g < 4; g++) {
         grp[g] = idx + (reign_batch_group(batch, kinds[g], &cnt[g]) - ops);
     }
-    rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
+    rc = reign_pg_cmd_ensure(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         for (int g = 0; g < 4; g++) {
             for (size_t k = 0; k < cnt[g]; k++) {
@@ -792,8 +339,8 @@ static int pg_execute(void *state, reign_batch *batch)
         }
         char cause[PG_ERR_SIZE];
         snprintf(cause, sizeof(cause), "%s", err);
-        link_broken(st, &st->cmd, "command", cause);
-        if (cmd_ensure(st, deadline_ms, cause, sizeof(cause)) != REIGN_OK) {
+        reign_pg_link_broken(st, &st->cmd, "command", cause);
+        if (reign_pg_cmd_ensure(st, deadline_ms, cause, sizeof(cause)) != REIGN_OK) {
             break; /* fail the rest below with the first cause */
         }
     }
@@ -817,15 +364,15 @@ static int pg_execute(void *state, reign_batch *batch)
             }
         }
         if (st->cmd.conn != NULL) {
-            link_broken(st, &st->cmd, "command", cause);
+            reign_pg_link_broken(st, &st->cmd, "command", cause);
         }
         rc = status;
     } else if (drop) {
-        link_broken(st, &st->cmd, "command", "the server asked for a new session");
+        reign_pg_link_broken(st, &st->cmd, "command", "the server asked for a new session");
     }
-    clear_results(cmds, n_so);
+    reign_pg_results_clear(cmds, n_so);
     if (st->cmd.conn != NULL) {
-        listen_maintain(st, deadline_ms);
+        reign_pg_listen_maintain(st, deadline_ms);
     }
 out:
     for (int b = 0; b < 4; b++) {
@@ -837,7 +384,7 @@ out:
     return rc;
 }
 
-/* ---- 4b. Observers: LISTEN to the changes channel, set_metadata --------------------- */
+/* ---- 4. Observers: LISTEN to the changes channel, set_metadata --------------------- */
 
 static int pg_observe(void *state, int on)
 {
@@ -850,7 +397,7 @@ static int pg_observe(void *state, int on)
      * execute; the core reads everything observed once the notification
      * fd is back, so nothing falls into the gap. */
     if (st->lsn.conn != NULL) {
-        link_drop(&st->lsn);
+        reign_pg_link_drop(&st->lsn);
         reign_backend_link_retry_now(&st->lsn.pace);
     }
     return REIGN_OK;
@@ -867,7 +414,7 @@ static int pg_set_metadata(void *state, const char *resource, size_t len, uint64
     memset(&cmd, 0, sizeof(cmd));
     reign_printable(resource, len, shown, sizeof(shown));
     int64_t deadline_ms = deadline_ns / 1000000;
-    int rc = cmd_ensure(st, deadline_ms, err, sizeof(err));
+    int rc = reign_pg_cmd_ensure(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         reign_backend_error("postgres: set_metadata %s: %s (%s)", shown, err, st->cfg->uri_redacted);
         return rc;
@@ -891,19 +438,19 @@ static int pg_set_metadata(void *state, const char *resource, size_t len, uint64
     int lengths[] = {(int)len, 0, 0, 0, 0};
     cmd = (reign_pg_cmd){.kind = REIGN_PG_CMD_PARAMS, .sql = sql, .n_params = 5, .types = types,
                          .values = values, .lengths = lengths, .formats = fmt_acquire};
-    rc = run_setup(st, st->cmd.conn, &cmd, 1, deadline_ms, "set_metadata", NULL, NULL, err,
+    rc = reign_pg_run_setup(st, st->cmd.conn, &cmd, 1, deadline_ms, "set_metadata", NULL, NULL, err,
                    sizeof(err));
     if (rc != REIGN_OK) {
         reign_backend_error("postgres: set_metadata %s: %s (%s)", shown, err, st->cfg->uri_redacted);
         if (cmd.res == NULL) {
-            link_broken(st, &st->cmd, "command", err); /* out of step: start over */
+            reign_pg_link_broken(st, &st->cmd, "command", err); /* out of step: start over */
         }
     } else if (PQntuples(cmd.res) != 1) {
         reign_backend_error("postgres: set_metadata %s: the lease of term %s is not ours (%s)",
                             shown, t, st->cfg->uri_redacted);
         rc = REIGN_ENOTMASTER;
     }
-    clear_results(&cmd, 1);
+    reign_pg_results_clear(&cmd, 1);
     free(sql);
     return rc;
 }
@@ -916,8 +463,8 @@ static void pg_close(void *state)
     reign_backend_log(st->cfg, REIGN_LOG_DEBUG,
                       "closing: %" PRIu64 " statements in %" PRIu64 " round trips (%s)",
                       st->statements, st->round_trips, st->cfg->uri_redacted);
-    link_drop(&st->cmd);
-    link_drop(&st->lsn);
+    reign_pg_link_drop(&st->cmd);
+    reign_pg_link_drop(&st->lsn);
     reign_pg_conninfo_free(&st->ci);
     free(st->quoted);
     free(st->channel_quoted);
@@ -954,14 +501,14 @@ static int pg_open(const reign_backend_config *cfg, void **state_out)
     }
     snprintf(st->changed_prefix, plen, "%s:", st->table);
     int64_t deadline_ms = cfg->open_deadline_ns / 1000000;
-    rc = cmd_connect(st, deadline_ms, err, sizeof(err));
+    rc = reign_pg_cmd_connect(st, deadline_ms, err, sizeof(err));
     if (rc != REIGN_OK) {
         reign_backend_error("postgres: %s (%s)", err, cfg->uri_redacted);
         goto out;
     }
     /* Without LISTEN we still work, only slower to notice releases: it is
      * retried at later batches. */
-    listen_maintain(st, deadline_ms);
+    reign_pg_listen_maintain(st, deadline_ms);
     *state_out = st;
     st = NULL;
 out:
