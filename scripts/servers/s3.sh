@@ -193,7 +193,7 @@ CONF
 }
 
 start() {
-  local d=$1 port=${2:-} missing="" b attempt rc
+  local d=$1 port=${2:-} missing="" b attempt rc chosen=0
   for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool ceph curl setsid; do
     command -v "$b" >/dev/null || missing="$missing $b"
   done
@@ -203,6 +203,7 @@ start() {
     [ "$port" -ge 1024 ] && [ "$port" -le 65534 ] || { echo "PORT must be 1024..65534" >&2; exit 2; }
   else
     port=$(random_free_port)
+    chosen=1
   fi
   mkdir -p "$d"
   d=$(cd "$d" && pwd)
@@ -214,9 +215,13 @@ start() {
     "$BASH" "$0" start-once "$d" "$port" || rc=$?
     case "$rc" in
       0) print_env "$port" "$d"; return 0 ;;
-      2 | 3) exit "$rc" ;; # usage, port in use: no retry
+      2) exit 2 ;;                            # usage: no retry
+      3) [ "$chosen" = 1 ] || exit 3 ;;       # a port the caller gave is in use: no retry
     esac
     [ "$attempt" = 3 ] || echo "s3.sh: retrying start ($attempt failed)" >&2
+    # a port we picked may have been taken between the check and the bind
+    # (RGW: "failed to bind address"): pick another
+    [ "$chosen" = 0 ] || port=$(random_free_port)
   done
   exit 1
 }
