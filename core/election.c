@@ -140,18 +140,14 @@ bool reign_election_is_master(const reign_election *e)
  * when not master now. */
 static int read_mastership(const reign_election *e, int64_t *deadline_ns, uint64_t *term)
 {
-    for (;;) {
-        int64_t d1 = atomic_load(&e->deadline_ns);
-        uint64_t t = atomic_load(&e->term);
-        int64_t d2 = atomic_load(&e->deadline_ns);
-        if (d1 != d2)
-            continue; /* changed under us: read again */
-        if (d1 == 0 || reign_clock_now_ns() >= d1)
-            return reign_error_set(REIGN_ENOTMASTER, "election %s: not master", e->shown);
-        *deadline_ns = d1;
-        *term = t;
-        return REIGN_OK;
-    }
+    reign_mono_ns deadline;
+    uint64_t t;
+    reign_engine_view(e, &deadline, &t);
+    if (deadline == 0 || reign_clock_now_ns() >= deadline)
+        return reign_error_set(REIGN_ENOTMASTER, "election %s: not master", e->shown);
+    *deadline_ns = deadline; /* the outputs stay untouched on failure */
+    *term = t;
+    return REIGN_OK;
 }
 
 int reign_election_term(const reign_election *e, uint64_t *out)

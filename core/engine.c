@@ -259,13 +259,11 @@ static int batch_push(batch *b, reign_op_kind kind, const char *res, size_t len,
     return REIGN_OK;
 }
 
-/* The contract's order of kinds in a batch: releases first, so a RELEASE
- * and an ACQUIRE of one resource go in that order. */
-static const reign_op_kind kind_order[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
-                                            REIGN_OP_READ};
+static const reign_op_kind kind_order[4] = REIGN_BATCH_ORDER;
 
-/* Reorder b (stably) into the contract's groups. */
-static void group_by_kind(batch *b)
+/* Reorder b (stably) into the contract's groups (REIGN_BATCH_ORDER);
+ * returns how many RENEWs it has. */
+static size_t group_by_kind(batch *b)
 {
     size_t next[REIGN_OP_READ + 1] = {0}, count[REIGN_OP_READ + 1] = {0};
     for (size_t i = 0; i < b->n; i++)
@@ -287,6 +285,7 @@ static void group_by_kind(batch *b)
     b->ops = b->spare_ops, b->spare_ops = ops;
     b->owners = b->spare_owners, b->spare_owners = owners;
     b->reads = b->spare_reads, b->spare_reads = reads;
+    return count[REIGN_OP_RENEW];
 }
 
 static reign_mono_ns min_ns(reign_mono_ns a, reign_mono_ns b)
@@ -464,13 +463,10 @@ reign_mono_ns reign_engine_gather(reign_factory *f, reign_mono_ns now, reign_eng
 {
     pthread_mutex_lock(&f->mu);
     reign_mono_ns next = gather_locked(f, now, b);
-    group_by_kind(b);
-    bool has_renew = false;
-    for (size_t i = 0; i < b->n; i++)
-        has_renew |= b->ops[i].kind == REIGN_OP_RENEW;
+    size_t renewals = group_by_kind(b);
     if (b->n > 0) {
         f->stats.batches++;
-        f->stats.renew_batches += has_renew;
+        f->stats.renew_batches += renewals > 0;
     }
     pthread_mutex_unlock(&f->mu);
     return next;
@@ -540,10 +536,8 @@ static void log_op_error(reign_factory *f, const reign_election *e, const reign_
     f->stats.op_errors++;
     if (op->kind >= REIGN_OP_ACQUIRE && op->kind <= REIGN_OP_READ)
         f->metrics.op_errors[op->kind]++;
-    char res[200];
-    reign_printable(e->resource, e->resource_len, res, sizeof res);
     reign_log(&f->logger, REIGN_LOG_DEBUG, "engine", "%s %s failed: %s",
-              reign_op_kind_name(op->kind), res,
+              reign_op_kind_name(op->kind), e->shown,
               op->out_error != NULL ? op->out_error : reign_status_str(op->out_status));
 }
 
@@ -567,12 +561,10 @@ static void acquire_failed(reign_factory *f, reign_election *e, reign_op *op, re
     m->last_acquire_status = op->out_status != REIGN_OK ? op->out_status : REIGN_EBACKEND;
     if (!m->acquire_warned) {
         m->acquire_warned = true;
-        char res[200];
-        reign_printable(e->resource, e->resource_len, res, sizeof res);
         reign_log(&f->logger, REIGN_LOG_WARN, "engine",
                   "ACQUIRE %s failed: %s (further failures at debug level until one succeeds; "
                   "retries back off up to %d s)",
-                  res,
+                  e->shown,
                   op->out_error != NULL ? op->out_error : reign_status_str(op->out_status),
                   ENGINE_ACQUIRE_BACKOFF_MAX_MS / 1000);
     }

@@ -187,8 +187,7 @@ static int factory_open(const reign_backend *backend, const char *uri,
         rc = reign_registry_find(f->uri.scheme, &f->backend);
     } else if ((rc = reign_registry_check(backend)) == REIGN_OK) {
         f->backend = backend;
-        if (strcmp(backend->scheme, f->uri.scheme) != 0 &&
-            (backend->scheme_alt == NULL || strcmp(backend->scheme_alt, f->uri.scheme) != 0))
+        if (!reign_registry_serves(backend, f->uri.scheme))
             rc = reign_error_set(REIGN_EURI, "uri %s: scheme '%s://' is not the backend's (%s://)",
                                  f->uri.redacted, f->uri.scheme, backend->scheme);
     }

@@ -30,12 +30,17 @@ int reign_registry_check(const reign_backend *b)
     return REIGN_OK;
 }
 
+bool reign_registry_serves(const reign_backend *b, const char *scheme)
+{
+    return strcmp(b->scheme, scheme) == 0 || (b->scheme_alt && strcmp(b->scheme_alt, scheme) == 0);
+}
+
 int reign_registry_find(const char *scheme, const reign_backend **out)
 {
     char known[256] = "";
     for (size_t i = 0; registry[i] != NULL; i++) {
         const reign_backend *b = registry[i];
-        if (strcmp(b->scheme, scheme) == 0 || (b->scheme_alt && strcmp(b->scheme_alt, scheme) == 0)) {
+        if (reign_registry_serves(b, scheme)) {
             int rc = reign_registry_check(b);
             if (rc != REIGN_OK)
                 return rc;

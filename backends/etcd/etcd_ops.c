@@ -752,7 +752,7 @@ int reign_etcd_execute_batch(etcd_state *s, reign_batch *batch_in)
     batch b = {.s = s, .ops = ops, .n_ops = n_ops, .lease_alive = -1, .t0 = t0};
     /* Leave a little time for parsing and results after the last answer. */
     int64_t left_ns = batch_in->deadline_ns - t0;
-    int64_t slack_ns = left_ns / 20 < 20000000 ? left_ns / 20 : 20000000;
+    int64_t slack_ns = left_ns <= 0 ? 0 : left_ns / 20 < 20000000 ? left_ns / 20 : 20000000;
     b.deadline_ns = batch_in->deadline_ns - slack_ns;
     int rc = REIGN_OK;
     size_t n_acquire = 0;

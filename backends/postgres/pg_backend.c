@@ -232,8 +232,7 @@ static int pg_execute(void *state, reign_batch *batch)
         idx[i] = i;
     }
     /* The core hands the ops grouped in this order: grp[g] indexes group g. */
-    static const reign_op_kind kinds[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
-                                           REIGN_OP_READ};
+    static const reign_op_kind kinds[4] = REIGN_BATCH_ORDER;
     size_t *grp[4];
     size_t cnt[4];
     for (int g = 0; g < 4; g++) {

@@ -94,11 +94,15 @@ typedef struct reign_batch {
     int64_t deadline_ns;
 } reign_batch;
 
+/* The order of the groups in a batch (an initializer of 4 reign_op_kind):
+ * releases first, so a RELEASE and an ACQUIRE of one resource go in that
+ * order. */
+#define REIGN_BATCH_ORDER {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE, REIGN_OP_READ}
+
 /* The ops of one kind in b: *n of them from the returned one on. */
 static inline reign_op *reign_batch_group(const reign_batch *b, reign_op_kind kind, size_t *n)
 {
-    static const reign_op_kind order[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
-                                           REIGN_OP_READ};
+    static const reign_op_kind order[4] = REIGN_BATCH_ORDER;
     size_t first = 0;
     for (size_t i = 0; i < 4 && order[i] != kind; i++)
         first += b->count[order[i]];

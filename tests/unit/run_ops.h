@@ -12,8 +12,7 @@
 static inline int run_ops(const reign_backend *b, void *state, reign_op *ops, size_t n,
                           int64_t timeout_ms)
 {
-    static const reign_op_kind order[4] = {REIGN_OP_RELEASE, REIGN_OP_RENEW, REIGN_OP_ACQUIRE,
-                                           REIGN_OP_READ};
+    static const reign_op_kind order[4] = REIGN_BATCH_ORDER;
     reign_op *grouped = calloc(n ? n : 1, sizeof *grouped);
     size_t *from = calloc(n ? n : 1, sizeof *from);
     if (grouped == NULL || from == NULL) {
